@@ -1,0 +1,9 @@
+//! pythond: runs DataKit `pythond` collector scripts in embedded CPython and
+//! ships what they report to DataKit.
+//!
+//! Data flows one way: [`config`] → [`discover`] → [`python`] runtime →
+//! [`point`] → [`lineproto`] → [`writer`] → DataKit.
+
+pub mod lineproto;
+pub mod point;
+pub mod writer;

@@ -1,0 +1,1 @@
+//! A fake DataKit HTTP API for tests and benches.
