@@ -4,11 +4,11 @@
 //! the interpreter sees another `sys.prefix` and another `site-packages`.
 fn main() {
     let cfg = pyo3_build_config::get();
-    if let Some(dir) = &cfg.lib_dir {
+    if let Some(dir) = cfg.lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         println!("cargo:rustc-env=PYTHOND_PYTHON_LIBDIR={dir}");
     }
-    if let Some(exe) = &cfg.executable {
+    if let Some(exe) = cfg.executable() {
         println!("cargo:rustc-env=PYTHOND_BUILD_PYTHON={exe}");
     }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
