@@ -5,5 +5,8 @@
 //! [`point`] → [`lineproto`] → [`writer`] → DataKit.
 
 pub mod lineproto;
+pub mod python;
+pub mod sink;
+pub mod testmode;
 pub mod point;
 pub mod writer;

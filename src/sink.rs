@@ -1,0 +1,84 @@
+//! Where the Python side hands its points: the seam between the embedded
+//! runtime and delivery.
+//!
+//! The runtime only knows [`Sink`]. In `run` mode it is the [`crate::writer`]
+//! (batched, retried posts to DataKit or the local `--output`); in `test` mode
+//! it is a [`Collector`] that keeps every point for printing and sends nothing.
+
+use std::sync::Mutex;
+
+use crate::point::Point;
+use crate::writer::{Route, Target};
+
+/// Why a sink refused points.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("pythond's in-memory queue is full ({0} points held); this call's points were dropped")]
+    QueueFull(usize),
+    #[error("pythond is shutting down; this call's points were dropped")]
+    Closed,
+}
+
+/// Takes what scripts report. Every method returns without waiting on the
+/// network except [`Sink::post`], which scripts call expecting an answer.
+pub trait Sink: Send + Sync {
+    fn submit(&self, route: Route, points: Vec<Point>) -> Result<(), SinkError>;
+    /// Send what is batched now (a script's `run()` returned).
+    fn flush(&self);
+    /// Queue a `POST /v1/lasterror` for `input`.
+    fn lasterror(&self, target: Option<Target>, input: &str, message: &str);
+    /// POST `body` to `url` and return the response body. Blocks the calling
+    /// thread (never call it attached to Python).
+    fn post(&self, url: &str, body: String, json: bool) -> Result<String, String>;
+}
+
+/// One thing a script did, as test mode records it.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Points(Route, Vec<Point>),
+    LastError { input: String, message: String },
+}
+
+/// Test mode's sink: keeps everything, sends nothing.
+#[derive(Default)]
+pub struct Collector {
+    items: Mutex<Vec<Recorded>>,
+}
+
+impl Collector {
+    pub fn new() -> Collector {
+        Collector::default()
+    }
+
+    /// Everything recorded so far, emptied.
+    pub fn take(&self) -> Vec<Recorded> {
+        std::mem::take(&mut self.items.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, r: Recorded) {
+        self.items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r);
+    }
+}
+
+impl Sink for Collector {
+    fn submit(&self, route: Route, points: Vec<Point>) -> Result<(), SinkError> {
+        self.push(Recorded::Points(route, points));
+        Ok(())
+    }
+
+    fn flush(&self) {}
+
+    fn lasterror(&self, _target: Option<Target>, input: &str, message: &str) {
+        self.push(Recorded::LastError {
+            input: input.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    fn post(&self, url: &str, _body: String, _json: bool) -> Result<String, String> {
+        Err(format!("test mode sends nothing (POST {url} not sent)"))
+    }
+}
