@@ -5,8 +5,10 @@
 //! [`point`] → [`lineproto`] → [`writer`] → DataKit.
 
 pub mod lineproto;
+pub mod point;
 pub mod python;
+pub mod python_env;
+pub mod scheduler;
 pub mod sink;
 pub mod testmode;
-pub mod point;
 pub mod writer;

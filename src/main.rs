@@ -33,13 +33,21 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test { format, paths } => {
             let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
             let (mods, sys_path) = pythond::testmode::simple_modules(&refs);
-            let setup = pythond::python::InterpreterSetup { site_dirs: vec![], sys_path };
+            let setup = pythond::python::InterpreterSetup {
+                site_dirs: vec![],
+                sys_path,
+            };
             let outcome = pythond::testmode::run_once(&mods, &setup, false)?;
             let fmt = match format {
                 FormatArg::Human => pythond::testmode::Format::Human,
                 FormatArg::Json => pythond::testmode::Format::Json,
             };
-            pythond::testmode::print(&outcome, fmt, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+            pythond::testmode::print(
+                &outcome,
+                fmt,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?;
             std::process::exit(if outcome.failed() { 1 } else { 0 });
         }
     }

@@ -13,7 +13,9 @@ use crate::writer::{Route, Target};
 /// Why a sink refused points.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("pythond's in-memory queue is full ({0} points held); this call's points were dropped")]
+    #[error(
+        "pythond's in-memory queue is full ({0} points held); this call's points were dropped"
+    )]
     QueueFull(usize),
     #[error("pythond is shutting down; this call's points were dropped")]
     Closed,
@@ -56,10 +58,7 @@ impl Collector {
     }
 
     fn push(&self, r: Recorded) {
-        self.items
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(r);
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).push(r);
     }
 }
 

@@ -114,7 +114,8 @@ pub fn datakit_notes(category: &Category, p: &Point) -> Vec<String> {
             }
         }
     }
-    let has = |key: &str| p.tags.iter().any(|(k, _)| k == key) || p.fields.iter().any(|(k, _)| k == key);
+    let has =
+        |key: &str| p.tags.iter().any(|(k, _)| k == key) || p.fields.iter().any(|(k, _)| k == key);
     if *category == Category::Logging && !has("status") {
         notes.push("no \"status\": DataKit will set status=unknown".into());
     }
@@ -132,11 +133,27 @@ fn line_of(p: &Point) -> String {
 }
 
 /// Print the outcome: points to `out`, errors and tracebacks to `err`.
-pub fn print(outcome: &TestOutcome, format: Format, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+pub fn print(
+    outcome: &TestOutcome,
+    format: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     for f in &outcome.load_failures {
         match &f.class {
-            None => writeln!(err, "error: {}: module {} failed to load:\n{}", f.path.display(), f.module, f.error)?,
-            Some(c) => writeln!(err, "error: {}: class {c} could not be instantiated:\n{}", f.path.display(), f.error)?,
+            None => writeln!(
+                err,
+                "error: {}: module {} failed to load:\n{}",
+                f.path.display(),
+                f.module,
+                f.error
+            )?,
+            Some(c) => writeln!(
+                err,
+                "error: {}: class {c} could not be instantiated:\n{}",
+                f.path.display(),
+                f.error
+            )?,
         }
     }
     for p in &outcome.problems {
@@ -144,7 +161,11 @@ pub fn print(outcome: &TestOutcome, format: Format, out: &mut dyn Write, err: &m
     }
     for r in &outcome.runs {
         if let Some(e) = &r.error {
-            writeln!(err, "error: script {} ({}.{}) raised in run():\n{e}", r.script, r.module, r.class)?;
+            writeln!(
+                err,
+                "error: script {} ({}.{}) raised in run():\n{e}",
+                r.script, r.module, r.class
+            )?;
         }
     }
     match format {
@@ -174,20 +195,34 @@ pub fn print(outcome: &TestOutcome, format: Format, out: &mut dyn Write, err: &m
             }
         }
         Format::Human => {
-            let mut by_cat: BTreeMap<&str, Vec<(&RunRecord, &crate::writer::Route, &Point)>> = BTreeMap::new();
+            let mut by_cat: BTreeMap<&str, Vec<(&RunRecord, &crate::writer::Route, &Point)>> =
+                BTreeMap::new();
             for r in &outcome.runs {
                 for rec in &r.recorded {
                     if let Recorded::Points(route, points) = rec {
                         for p in points {
-                            by_cat.entry(route.category.as_str()).or_default().push((r, route, p));
+                            by_cat
+                                .entry(route.category.as_str())
+                                .or_default()
+                                .push((r, route, p));
                         }
                     }
                 }
             }
             for (cat, items) in &by_cat {
-                writeln!(out, "== {cat} ({} point{}) ==", items.len(), if items.len() == 1 { "" } else { "s" })?;
+                writeln!(
+                    out,
+                    "== {cat} ({} point{}) ==",
+                    items.len(),
+                    if items.len() == 1 { "" } else { "s" }
+                )?;
                 for (r, route, p) in items {
-                    let input = route.query.input.as_deref().map(|i| format!(" input={i}")).unwrap_or_default();
+                    let input = route
+                        .query
+                        .input
+                        .as_deref()
+                        .map(|i| format!(" input={i}"))
+                        .unwrap_or_default();
                     writeln!(out, "[{}{input}] {}", r.script, line_of(p))?;
                     for n in datakit_notes(&route.category, p) {
                         writeln!(out, "    note: {n}")?;
@@ -218,14 +253,20 @@ pub fn print(outcome: &TestOutcome, format: Format, out: &mut dyn Write, err: &m
 
 /// Quick resolution used until discovery is wired in: a file is a module by
 /// its stem, a directory contributes its `.py` files.
-pub fn simple_modules(paths: &[&Path]) -> (Vec<(String, std::path::PathBuf)>, Vec<std::path::PathBuf>) {
+pub fn simple_modules(
+    paths: &[&Path],
+) -> (Vec<(String, std::path::PathBuf)>, Vec<std::path::PathBuf>) {
     let mut mods = Vec::new();
     let mut sys_path = Vec::new();
     for p in paths {
         if p.is_dir() {
             sys_path.push(p.to_path_buf());
             if let Ok(rd) = std::fs::read_dir(p) {
-                let mut files: Vec<_> = rd.flatten().map(|e| e.path()).filter(|f| f.extension().is_some_and(|e| e == "py")).collect();
+                let mut files: Vec<_> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|f| f.extension().is_some_and(|e| e == "py"))
+                    .collect();
                 files.sort();
                 for f in files {
                     mods.push((f.file_stem().unwrap().to_string_lossy().into_owned(), f));
@@ -233,7 +274,10 @@ pub fn simple_modules(paths: &[&Path]) -> (Vec<(String, std::path::PathBuf)>, Ve
             }
         } else {
             sys_path.push(p.parent().unwrap_or(Path::new(".")).to_path_buf());
-            mods.push((p.file_stem().unwrap().to_string_lossy().into_owned(), p.to_path_buf()));
+            mods.push((
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                p.to_path_buf(),
+            ));
         }
     }
     (mods, sys_path)

@@ -3,7 +3,9 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
 
 use crate::point::{RawPoint, RawValue};
 
@@ -84,10 +86,7 @@ fn raw_int(v: &Bound<'_, PyAny>) -> RawValue {
 }
 
 /// A dict's items as (key, value) pairs. A non-str key is an error naming it.
-pub fn raw_map(
-    d: &Bound<'_, PyDict>,
-    out: &mut Vec<(String, RawValue)>,
-) -> Result<(), String> {
+pub fn raw_map(d: &Bound<'_, PyDict>, out: &mut Vec<(String, RawValue)>) -> Result<(), String> {
     out.reserve(d.len());
     for (k, v) in d.iter() {
         let key = match k.cast::<PyString>() {
@@ -100,10 +99,7 @@ pub fn raw_map(
                     .repr()
                     .map(|r| r.to_string())
                     .unwrap_or_else(|_| "?".into());
-                return Err(format!(
-                    "keys must be str, got {} {repr}",
-                    type_name(&k)
-                ));
+                return Err(format!("keys must be str, got {} {repr}", type_name(&k)));
             }
         };
         out.push((key, raw_value(&v)));
@@ -138,12 +134,17 @@ pub fn raw_point(v: &Bound<'_, PyAny>) -> Result<RawPoint, String> {
         )
     })?;
     let mut p = RawPoint::default();
-    if let Some(m) = d.get_item(intern!(py, "measurement")).map_err(|e| e.to_string())? {
+    if let Some(m) = d
+        .get_item(intern!(py, "measurement"))
+        .map_err(|e| e.to_string())?
+    {
         p.measurement = raw_value(&m);
     }
     let tags = d.get_item(intern!(py, "tags")).map_err(|e| e.to_string())?;
     optional_map(tags.as_ref(), "\"tags\"", &mut p.tags)?;
-    let fields = d.get_item(intern!(py, "fields")).map_err(|e| e.to_string())?;
+    let fields = d
+        .get_item(intern!(py, "fields"))
+        .map_err(|e| e.to_string())?;
     optional_map(fields.as_ref(), "\"fields\"", &mut p.fields)?;
     if let Some(t) = d.get_item(intern!(py, "time")).map_err(|e| e.to_string())? {
         p.time = raw_value(&t);

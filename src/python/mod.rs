@@ -202,9 +202,10 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
             .and_then(|n| n.extract::<String>())
             .unwrap_or_else(|_| "?".into());
         let described = cls.call0().and_then(|obj| {
-            let (sname, interval, timeout) = loader
-                .call_method1("describe", (&obj,))?
-                .extract::<(String, f64, Option<f64>)>()?;
+            let (sname, interval, timeout) =
+                loader
+                    .call_method1("describe", (&obj,))?
+                    .extract::<(String, f64, Option<f64>)>()?;
             Ok((obj, sname, interval, timeout))
         });
         match described {

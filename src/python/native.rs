@@ -178,7 +178,9 @@ fn report(target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
     let target = route_target(target);
     let mut batches = Vec::new();
     for key in Category::REPORT_KEYS {
-        let Some(list) = data.get_item(key)? else { continue };
+        let Some(list) = data.get_item(key)? else {
+            continue;
+        };
         if list.is_none() {
             continue;
         }
@@ -196,7 +198,8 @@ fn report(target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
         let mut raws = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             raws.push(
-                raw_point(item).map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?,
+                raw_point(item)
+                    .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?,
             );
         }
         let points = convert_all(&ctx, &what, raws, &opts)?;
@@ -265,7 +268,12 @@ fn feed(
     let input = match input {
         Some(v) if !v.is_none() => Some(
             v.cast::<PyString>()
-                .map_err(|_| err(format!("argument \"input\" must be a str, got {}", type_name(&v))))?
+                .map_err(|_| {
+                    err(format!(
+                        "argument \"input\" must be a str, got {}",
+                        type_name(&v)
+                    ))
+                })?
                 .to_str()?
                 .to_owned(),
         )
@@ -292,7 +300,11 @@ fn feed(
 
 /// `set_lasterror(input, message)`: queued, answered with "".
 #[pyfunction]
-fn lasterror(target: Option<String>, input: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<String> {
+fn lasterror(
+    target: Option<String>,
+    input: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<String> {
     let ctx = context()?;
     let input = input.str()?.to_string();
     let message = message.str()?.to_string();
