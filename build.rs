@@ -11,6 +11,9 @@ fn main() {
     if let Some(exe) = cfg.executable() {
         println!("cargo:rustc-env=PYTHOND_BUILD_PYTHON={exe}");
     }
+    let v = cfg.version();
+    println!("cargo:rustc-env=PYTHOND_PY_MAJOR={}", v.major);
+    println!("cargo:rustc-env=PYTHOND_PY_MINOR={}", v.minor);
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -19,6 +19,8 @@ pub enum SinkError {
     QueueFull(usize),
     #[error("pythond is shutting down; this call's points were dropped")]
     Closed,
+    #[error("points refused: {0}")]
+    Refused(String),
 }
 
 /// Takes what scripts report. Every method returns without waiting on the

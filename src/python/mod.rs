@@ -50,12 +50,17 @@ pub struct InterpreterSetup {
     pub sys_path: Vec<PathBuf>,
 }
 
-/// The version of the CPython this binary embeds, as `(major, minor)`.
-pub fn embedded_version() -> (u8, u8) {
-    Python::attach(|py| {
-        let v = py.version_info();
-        (v.major, v.minor)
-    })
+/// The `(major, minor)` of the CPython this binary was built for and embeds.
+pub const EMBEDDED_VERSION: (u8, u8) = (
+    parse_u8(env!("PYTHOND_PY_MAJOR")),
+    parse_u8(env!("PYTHOND_PY_MINOR")),
+);
+
+const fn parse_u8(s: &str) -> u8 {
+    match u8::from_str_radix(s, 10) {
+        Ok(v) => v,
+        Err(_) => panic!("build.rs emits numeric Python versions"),
+    }
 }
 
 /// Start the interpreter and install `datakit_framework`. Call once.

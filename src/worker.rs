@@ -1,0 +1,257 @@
+//! One worker process: one `[[inputs.pythond]]` block, one embedded CPython.
+//!
+//! The supervisor starts `pythond worker` with a [`WorkerSpec`] (JSON in the
+//! `PYTHOND_WORKER_SPEC` environment variable) and the block's `envs` already
+//! in the environment, so they are in place before the interpreter starts.
+//! The worker imports the modules, instantiates the plugin classes, runs them
+//! on their intervals and delivers their points through its own writer. On
+//! SIGTERM/SIGINT it stops ticking, lets runs finish within the grace period,
+//! flushes, and exits 0 without finalizing Python.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::python;
+use crate::scheduler::{self, Job, Scheduled};
+use crate::sink::Sink;
+use crate::writer::{Target, Writer, WriterConfig};
+
+/// The environment variable carrying the spec from supervisor to worker.
+pub const SPEC_ENV: &str = "PYTHOND_WORKER_SPEC";
+
+/// Everything a worker needs, decided by the supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    /// The block's `name`.
+    pub input: String,
+    pub cmd: String,
+    /// `(module name, file)` to import, in order.
+    pub modules: Vec<(String, PathBuf)>,
+    pub sys_path: Vec<PathBuf>,
+    pub tags: Vec<(String, String)>,
+    pub numbers_as_float: bool,
+    /// DataKit (`http://…`, `unix:/path`) or a local output (`-`, `file:/path`).
+    pub target: String,
+    /// Replace every script's own ip/port too (set with `--output`).
+    pub force_target: bool,
+    pub grace_secs: f64,
+}
+
+/// Parse the target notation of [`WorkerSpec::target`].
+pub fn parse_target(s: &str) -> Target {
+    if s == "-" {
+        Target::Stdout
+    } else if let Some(p) = s.strip_prefix("file:") {
+        Target::File(PathBuf::from(p))
+    } else if let Some(p) = s.strip_prefix("unix:") {
+        Target::Unix(PathBuf::from(p))
+    } else {
+        Target::Http(s.trim_end_matches('/').to_owned())
+    }
+}
+
+/// The writer as the scripts' sink.
+pub struct WriterSink {
+    pub writer: Writer,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl Sink for WriterSink {
+    fn submit(
+        &self,
+        route: crate::writer::Route,
+        points: Vec<crate::point::Point>,
+    ) -> Result<(), crate::sink::SinkError> {
+        self.writer
+            .submit(route, points)
+            .map_err(|e| crate::sink::SinkError::Refused(e.to_string()))
+    }
+
+    fn flush(&self) {
+        self.writer.flush();
+    }
+
+    fn lasterror(&self, target: Option<Target>, input: &str, message: &str) {
+        let writer = self.writer.clone();
+        let (input, message) = (input.to_owned(), message.to_owned());
+        self.handle.spawn(async move {
+            if let Err(e) = writer.post_lasterror(target.as_ref(), &input, &message).await {
+                tracing::warn!(target: "pythond::writer", input = %input, "POST /v1/lasterror failed: {e}");
+            }
+        });
+    }
+
+    fn post(&self, url: &str, body: String, json: bool) -> Result<String, String> {
+        let writer = self.writer.clone();
+        let url = url.to_owned();
+        self.handle
+            .block_on(async move {
+                if json {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    writer.post_json(&url, &v).await.map_err(|e| e.to_string())
+                } else {
+                    writer.post_raw(&url, body).await.map_err(|e| e.to_string())
+                }
+            })
+    }
+}
+
+/// One plugin instance as a scheduler job.
+pub struct ScriptJob {
+    pub script: python::Script,
+    pub sink: Arc<dyn Sink>,
+}
+
+impl Job for ScriptJob {
+    fn name(&self) -> &str {
+        &self.script.name
+    }
+
+    fn interval(&self) -> Duration {
+        self.script.interval
+    }
+
+    fn run(&self) -> Result<(), String> {
+        let result = python::run(&self.script);
+        self.sink.flush();
+        if let Err(tb) = &result {
+            tracing::error!(
+                script = %self.script.name,
+                module = %self.script.module,
+                "run() raised:\n{tb}"
+            );
+            self.sink.lasterror(None, &self.script.name, tb);
+        }
+        result
+    }
+}
+
+/// Run a worker to the end; returns the process exit code.
+pub fn main(spec: WorkerSpec) -> i32 {
+    let span = tracing::info_span!("input", name = %spec.input);
+    let _g = span.enter();
+    let embedded = crate::python::EMBEDDED_VERSION;
+    let env = match crate::python_env::resolve(&spec.cmd, embedded) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let setup = python::InterpreterSetup {
+        site_dirs: env.site_dirs,
+        sys_path: spec.sys_path.clone(),
+    };
+    if let Err(e) = python::init(&setup) {
+        tracing::error!("{e}");
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    let target = parse_target(&spec.target);
+    let writer = {
+        let _e = rt.enter();
+        Writer::spawn(WriterConfig {
+            force_target: spec.force_target.then(|| target.clone()),
+            target,
+            ..WriterConfig::default()
+        })
+    };
+    let sink: Arc<dyn Sink> = Arc::new(WriterSink {
+        writer: writer.clone(),
+        handle: rt.handle().clone(),
+    });
+    python::set_context(python::Context {
+        sink: sink.clone(),
+        input_tags: spec.tags.clone(),
+        numbers_as_float: spec.numbers_as_float,
+    });
+    let loaded = python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    for f in &loaded.failures {
+        match &f.class {
+            None => tracing::error!(module = %f.module, file = %f.path.display(), "module failed to load:\n{}", f.error),
+            Some(c) => tracing::error!(module = %f.module, class = %c, file = %f.path.display(), "class could not be instantiated:\n{}", f.error),
+        }
+    }
+    for (m, p) in &loaded.empty_modules {
+        tracing::warn!(module = %m, file = %p.display(), "module defines no DataKitFramework subclass with a run() method");
+    }
+    if loaded.scripts.is_empty() {
+        tracing::error!("no script to run in this input");
+        return 3;
+    }
+    for s in &loaded.scripts {
+        tracing::info!(script = %s.name, module = %s.module, class = %s.class, interval_secs = s.interval.as_secs_f64(), "scheduled");
+    }
+    let jobs: Vec<Scheduled<ScriptJob>> = loaded
+        .scripts
+        .into_iter()
+        .map(|script| {
+            Scheduled::new(Arc::new(ScriptJob {
+                script,
+                sink: sink.clone(),
+            }))
+        })
+        .collect();
+    let grace = Duration::from_secs_f64(spec.grace_secs.max(0.0));
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        let stats: Vec<_> = jobs.iter().map(|j| (j.job.script.name.clone(), j.stats.clone())).collect();
+        let t0 = Instant::now();
+        let busy = scheduler::run(jobs, rx, grace).await;
+        if !busy.is_empty() {
+            tracing::warn!(?busy, "runs still going after the grace period; their points so far are flushed");
+        }
+        let report = writer.shutdown(grace.max(Duration::from_secs(1))).await;
+        tracing::info!(?report, uptime_secs = t0.elapsed().as_secs_f64(), "writer shut down");
+        log_summary(&stats);
+    });
+    0
+}
+
+fn log_summary(stats: &[(Arc<str>, Arc<scheduler::JobStats>)]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, s) in stats {
+        let mut j = s.jitter_samples();
+        j.sort_unstable();
+        let p = |q: f64| j.get(((j.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+        tracing::info!(
+            script = %name,
+            runs = s.runs.load(Relaxed),
+            failures = s.failures.load(Relaxed),
+            skipped = s.skipped.load(Relaxed),
+            jitter_p50_us = p(0.5),
+            jitter_p99_us = p(0.99),
+            jitter_max_us = j.last().copied().unwrap_or(0),
+            "script summary"
+        );
+    }
+}
+
+/// SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
