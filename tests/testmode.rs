@@ -1,0 +1,320 @@
+//! `pythond test`: the seed demo's points, the script API, class selection,
+//! and bad scripts reported without losing the good ones.
+
+use crate::util::*;
+
+fn points_of(vals: &[serde_json::Value], script: &str) -> Vec<(String, Option<String>, Seen)> {
+    vals.iter()
+        .filter(|v| v["script"] == script && v.get("line").is_some())
+        .map(|v| {
+            (
+                v["category"].as_str().unwrap().to_owned(),
+                v["input"].as_str().map(str::to_owned),
+                parse_line(v["line"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn seed_demo_report_variant_gives_two_metrics_with_input() {
+    let (out, vals) = test_json(&[&repo().join("python.d/demo/demo.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "Demo");
+    assert_eq!(pts.len(), 2, "{vals:?}");
+    for ((cat, input, p), m) in pts.iter().zip(["abc", "def"]) {
+        assert_eq!(cat, "metric");
+        assert_eq!(input.as_deref(), Some("datakitpy"));
+        assert_eq!(p.measurement, m);
+        assert_eq!(p.tags, kv(&[("t1", "b"), ("t2", "d")]));
+        assert_eq!(
+            p.fields,
+            kv(&[("f1", "i:123"), ("f2", "f:3.4"), ("f3", "s:strval")])
+        );
+        assert!(p.time.unwrap() > 1_600_000_000_000_000_000, "stamped in ns");
+    }
+}
+
+#[test]
+fn seed_demo_event_variant_gives_one_user_event_from_positional_args() {
+    let (out, vals) = test_json(&[&repo().join("python.d/demo/demo_event.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "DemoEvent");
+    assert_eq!(pts.len(), 1);
+    let (cat, input, p) = &pts[0];
+    assert_eq!(cat, "keyevent");
+    assert_eq!(input, &None);
+    assert_eq!(p.measurement, "measurement");
+    assert_eq!(p.tags, kv(&[("tag1", "val1"), ("tag2", "val2")]));
+    assert_eq!(
+        p.fields,
+        kv(&[
+            ("df_date_range", "i:10"),
+            ("df_source", "s:user"),
+            ("df_user_id", "s:user_id"),
+            ("df_status", "s:info"),
+            ("df_event_id", "s:event_id"),
+            ("df_title", "s:title"),
+            ("df_message", "s:message"),
+            ("custom_key1", "s:custom_value1"),
+            ("custom_key2", "s:custom_value2"),
+            ("custom_key3", "s:custom_value3"),
+        ])
+    );
+}
+
+#[test]
+fn seed_demo_feed_variant_gives_one_metric_with_kwargs_as_fields() {
+    let (out, vals) = test_json(&[&repo().join("python.d/demo/demo_feed.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "DemoFeed");
+    assert_eq!(pts.len(), 1);
+    let (cat, _, p) = &pts[0];
+    assert_eq!(cat, "metric");
+    assert_eq!(p.measurement, "mydata");
+    assert_eq!(
+        p.fields,
+        kv(&[
+            ("custom_field1", "s:val1"),
+            ("custom_field2", "i:1000"),
+            ("custom_key1", "s:custom_value1"),
+            ("custom_key2", "s:custom_value2"),
+            ("custom_key3", "s:custom_value3"),
+        ])
+    );
+}
+
+#[test]
+fn human_format_groups_by_category_and_flags_what_datakit_rewrites() {
+    let dir = tree(&[(
+        "s.py",
+        r#"
+from datakit_framework import DataKitFramework
+class S(DataKitFramework):
+    name = 'S'
+    def run(self):
+        self.feed_logging(source='app', message='hi', **{'a.b': 1})
+        self.feed_object(cls='host', fields={'x': 1})
+        self.feed_metric(measurement='m', fields={'s': 'text', 'n': 1})
+"#,
+    )]);
+    let out = pythond()
+        .arg("test")
+        .arg(dir.path().join("s.py"))
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("== logging (1 point) =="), "{text}");
+    assert!(text.contains("== metric (1 point) =="), "{text}");
+    assert!(text.contains("== object (1 point) =="), "{text}");
+    assert!(
+        text.contains("key \"a.b\" will be renamed \"a_b\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("no \"status\": DataKit will set status=unknown"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no \"name\": DataKit will set name=default"),
+        "{text}"
+    );
+    assert!(
+        text.contains("string field \"s\" will be dropped"),
+        "{text}"
+    );
+}
+
+#[test]
+fn types_are_kept_bool_before_int_and_big_ints_unsigned() {
+    let dir = tree(&[(
+        "t.py",
+        r#"
+from datakit_framework import DataKitFramework
+class T(DataKitFramework):
+    def run(self):
+        self.feed_metric(measurement='m', tags={'n': 5, 'b': True},
+            fields={'i': 7, 'f': 1.0, 'b': False, 'u': 2**64 - 1, 'neg': -3, 'none': None})
+"#,
+    )]);
+    let (out, vals) = test_json(&[&dir.path().join("t.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = &points_of(&vals, "T")[0].2;
+    assert_eq!(p.tags, kv(&[("n", "5"), ("b", "true")]));
+    assert_eq!(
+        p.fields,
+        kv(&[
+            ("i", "i:7"),
+            ("f", "f:1"),
+            ("b", "b:false"),
+            ("u", "u:18446744073709551615"),
+            ("neg", "i:-3")
+        ])
+    );
+}
+
+#[test]
+fn report_precision_converts_time_to_nanoseconds() {
+    let dir = tree(&[(
+        "p.py",
+        r#"
+from datakit_framework import DataKitFramework
+class P(DataKitFramework):
+    def run(self):
+        self.report({'M': [{'measurement': 'm', 'fields': {'v': 1}, 'time': 1716544492}], 'precision': 's'})
+        self.report({'L': [{'measurement': 'l', 'fields': {'message': 'x'}, 'time': 1716544492000}]})
+"#,
+    )]);
+    let (out, vals) = test_json(&[&dir.path().join("p.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "P");
+    assert_eq!(pts[0].2.time, Some(1_716_544_492_000_000_000));
+    assert_eq!(
+        pts[1].2.time,
+        Some(1_716_544_492_000_000_000),
+        "ms guessed from magnitude"
+    );
+}
+
+#[test]
+fn bad_point_raises_value_error_naming_index_and_key_and_queues_nothing_of_that_call() {
+    let dir = tree(&[(
+        "v.py",
+        r#"
+from datakit_framework import DataKitFramework
+class V(DataKitFramework):
+    def run(self):
+        try:
+            self.report({'M': [{'measurement': 'ok', 'fields': {'a': 1}},
+                               {'measurement': 'bad', 'fields': {'x': float('nan')}}]})
+        except ValueError as e:
+            self.feed_metric(measurement='caught', fields={'msg': str(e)})
+"#,
+    )]);
+    let (out, vals) = test_json(&[&dir.path().join("v.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "V");
+    assert_eq!(
+        pts.len(),
+        1,
+        "the good point of the failed call is not queued: {pts:?}"
+    );
+    assert_eq!(pts[0].2.measurement, "caught");
+    let msg = &pts[0].2.fields[0].1;
+    assert!(msg.contains("point 1"), "{msg}");
+    assert!(msg.contains("\"x\""), "{msg}");
+}
+
+#[test]
+fn event_methods_validate_required_arguments_and_status() {
+    let dir = tree(&[(
+        "e.py",
+        r#"
+from datakit_framework import DataKitFramework
+class E(DataKitFramework):
+    def run(self):
+        errs = []
+        for call in (
+            lambda: self.feed_user_event(None, None, 10, 'info', 'id', 'title'),
+            lambda: self.feed_system_event(None, 10, 'bogus', 'id', 'title'),
+            lambda: self.feed_monitor_event('', None, 10, 'ok', 'id', 'title'),
+        ):
+            try:
+                call()
+            except ValueError as e:
+                errs.append(str(e))
+        self.feed_system_event(None, 5, 'ok', 'id', 'title')
+        self.feed_metric(measurement='errs', fields={'e%d' % i: s for i, s in enumerate(errs)})
+"#,
+    )]);
+    let (out, vals) = test_json(&[&dir.path().join("e.py")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pts = points_of(&vals, "E");
+    assert_eq!(pts.len(), 2, "{pts:?}");
+    assert_eq!(pts[0].0, "keyevent");
+    assert_eq!(pts[0].2.tags, vec![], "tags=None means no tags");
+    let errs = &pts[1].2.fields;
+    assert_eq!(errs[0].1, "s:arguments missing \"df_user_id\"");
+    assert!(
+        errs[1]
+            .1
+            .starts_with("s:argument \"df_status\" must be one of ok, info"),
+        "{errs:?}"
+    );
+    assert_eq!(errs[2].1, "s:arguments missing \"df_dimension_tags\"");
+}
+
+#[test]
+fn only_classes_defined_in_the_module_that_override_run_are_instantiated() {
+    let dir = tree(&[
+        (
+            "base.py",
+            r#"
+from datakit_framework import DataKitFramework
+class Base(DataKitFramework):
+    name = 'Base'
+    def helper(self):
+        return 1
+class Real(DataKitFramework):
+    name = 'Real'
+    def run(self):
+        self.feed_metric(measurement='real', fields={'v': 1})
+"#,
+        ),
+        (
+            "child.py",
+            r#"
+from base import Base, Real
+class Child(Base):
+    name = 'Child'
+    def run(self):
+        self.feed_metric(measurement='child', fields={'v': self.helper()})
+"#,
+        ),
+    ]);
+    let (out, vals) = test_json(&[dir.path()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<&str> = vals.iter().map(|v| v["script"].as_str().unwrap()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "Real").count(),
+        1,
+        "imported class not run twice: {names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "Child").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"Base"),
+        "base class without run() is not instantiated: {names:?}"
+    );
+}
+
+#[test]
+fn broken_scripts_fail_the_test_and_name_their_file_but_others_still_run() {
+    let dir = tree(&[
+        ("good.py", "from datakit_framework import DataKitFramework\nclass G(DataKitFramework):\n    def run(self):\n        self.feed_metric(measurement='g', fields={'v': 1})\n"),
+        ("syntax.py", "def oops(:\n"),
+        ("missing.py", "import no_such_module_xyz\n"),
+        ("raises.py", "from datakit_framework import DataKitFramework\nclass R(DataKitFramework):\n    def run(self):\n        raise RuntimeError('boom in run')\n"),
+    ]);
+    let (out, vals) = test_json(&[dir.path()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("syntax.py") && err.contains("SyntaxError"),
+        "{err}"
+    );
+    assert!(
+        err.contains("missing.py")
+            && err.contains("ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("RuntimeError: boom in run") && err.contains("Traceback"),
+        "{err}"
+    );
+    assert_eq!(points_of(&vals, "G").len(), 1, "the good script still ran");
+}

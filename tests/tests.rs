@@ -1,0 +1,7 @@
+//! End-to-end tests of the `pythond` binary: real processes, real embedded
+//! CPython on real script files, a real HTTP server on 127.0.0.1. One test
+//! binary (modules below) keeps link time down.
+
+mod util;
+
+mod testmode;
