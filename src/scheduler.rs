@@ -1,4 +1,4 @@
-//! Fixed-rate scheduling of script runs.
+//! Fixed-rate scheduling of script runs, with timeouts and backoff.
 //!
 //! Every job runs once right after start, then on ticks of its interval
 //! measured from that start, so a slow run never makes the schedule drift. A
@@ -6,6 +6,12 @@
 //! counted): one job never runs twice at once. Runs execute on tokio's
 //! blocking pool, because they hold Python and may block for their whole
 //! duration; the tick loops themselves are cheap async tasks.
+//!
+//! A run longer than its timeout is interrupted ([`Job::interrupt`]); one that
+//! still has not returned `hang_grace` later is declared *hung*: the job is no
+//! longer scheduled (its thread is lost to it) and the others go on. A job
+//! whose runs keep failing waits `interval × 2^(failures-1)` (capped) before
+//! its next run, back to its normal ticks after the first success.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +25,38 @@ pub trait Job: Send + Sync + 'static {
     /// For logs.
     fn name(&self) -> &str;
     fn interval(&self) -> Duration;
+    /// Longest a run may take before it is interrupted; `None`: no limit.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
     /// Run once, blocking the calling (blocking-pool) thread. `Err` carries a
     /// message that has already been reported by the job itself.
     fn run(&self) -> Result<(), String>;
+    /// Ask the run in progress to stop (called from another thread).
+    fn interrupt(&self) {}
+    /// The run did not stop after being interrupted: the job is abandoned.
+    fn hung(&self) {}
+}
+
+/// Scheduler-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long an interrupted run may take to stop before it is hung.
+    pub hang_grace: Duration,
+    /// Longest wait between retries of a failing job.
+    pub backoff_cap: Duration,
+    /// How long shutdown waits for runs in progress.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            hang_grace: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Counters of one job.
@@ -29,7 +64,13 @@ pub trait Job: Send + Sync + 'static {
 pub struct JobStats {
     pub runs: AtomicU64,
     pub failures: AtomicU64,
+    /// Ticks skipped because the previous run was still going.
     pub skipped: AtomicU64,
+    /// Ticks skipped because the job is backing off after failures.
+    pub backed_off: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub consecutive_failures: AtomicU64,
+    pub hung: AtomicBool,
     /// Start delays after the tick, microseconds (bounded sample).
     jitter_us: Mutex<Vec<u64>>,
 }
@@ -58,6 +99,8 @@ pub struct Scheduled<J: Job> {
     pub job: Arc<J>,
     pub stats: Arc<JobStats>,
     running: Arc<AtomicBool>,
+    /// Incremented at every run start: tells a watchdog which run it watches.
+    generation: Arc<AtomicU64>,
 }
 
 impl<J: Job> Clone for Scheduled<J> {
@@ -66,6 +109,7 @@ impl<J: Job> Clone for Scheduled<J> {
             job: self.job.clone(),
             stats: self.stats.clone(),
             running: self.running.clone(),
+            generation: self.generation.clone(),
         }
     }
 }
@@ -76,6 +120,7 @@ impl<J: Job> Scheduled<J> {
             job,
             stats: Arc::default(),
             running: Arc::default(),
+            generation: Arc::default(),
         }
     }
 
@@ -84,17 +129,32 @@ impl<J: Job> Scheduled<J> {
     }
 }
 
-/// Drive every job until `shutdown` turns true, then wait up to `grace` for
-/// runs in progress. Returns the names of jobs still running at the deadline.
+/// The wait after `failures` consecutive failures.
+pub fn backoff_delay(interval: Duration, failures: u64, cap: Duration) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    interval.saturating_mul(factor).min(cap.max(interval))
+}
+
+/// Drive every job until `shutdown` turns true, then wait up to the shutdown
+/// grace for runs in progress (hung ones excepted). Returns the names of jobs
+/// still running at the deadline.
 pub async fn run<J: Job>(
     jobs: Vec<Scheduled<J>>,
     mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
+    settings: Settings,
 ) -> Vec<String> {
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(jobs.len());
     for s in &jobs {
-        tasks.push(tokio::spawn(tick_loop(s.clone(), start, shutdown.clone())));
+        tasks.push(tokio::spawn(tick_loop(
+            s.clone(),
+            start,
+            settings,
+            shutdown.clone(),
+        )));
     }
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -104,11 +164,11 @@ pub async fn run<J: Job>(
     for t in &tasks {
         t.abort();
     }
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::now() + settings.shutdown_grace;
     loop {
         let busy: Vec<String> = jobs
             .iter()
-            .filter(|s| s.is_running())
+            .filter(|s| s.is_running() && !s.stats.hung.load(Ordering::Acquire))
             .map(|s| s.job.name().to_owned())
             .collect();
         if busy.is_empty() || Instant::now() >= deadline {
@@ -118,16 +178,23 @@ pub async fn run<J: Job>(
     }
 }
 
-async fn tick_loop<J: Job>(s: Scheduled<J>, start: Instant, mut shutdown: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval_at(start, s.job.interval());
+async fn tick_loop<J: Job>(
+    s: Scheduled<J>,
+    start: Instant,
+    settings: Settings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let interval = s.job.interval();
+    let mut ticker = tokio::time::interval_at(start, interval);
     // Ticks missed while the process was stalled are skipped, not bunched.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut not_before = start;
     loop {
         let tick = tokio::select! {
             t = ticker.tick() => t,
             _ = shutdown.changed() => return,
         };
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || s.stats.hung.load(Ordering::Acquire) {
             return;
         }
         if s.running.swap(true, Ordering::AcqRel) {
@@ -138,18 +205,101 @@ async fn tick_loop<J: Job>(s: Scheduled<J>, start: Instant, mut shutdown: watch:
             );
             continue;
         }
+        if tick < not_before {
+            s.running.store(false, Ordering::Release);
+            s.stats.backed_off.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let s2 = s.clone();
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             s2.stats
                 .record_jitter(Instant::now().saturating_duration_since(tick));
             let ok = s2.job.run().is_ok();
             s2.stats.runs.fetch_add(1, Ordering::Relaxed);
-            if !ok {
+            if ok {
+                s2.stats.consecutive_failures.store(0, Ordering::Relaxed);
+            } else {
                 s2.stats.failures.fetch_add(1, Ordering::Relaxed);
+                s2.stats
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed);
             }
             s2.running.store(false, Ordering::Release);
+            ok
         });
+        if let Some(timeout) = s.job.timeout() {
+            tokio::spawn(watchdog(
+                s.clone(),
+                generation,
+                timeout,
+                settings.hang_grace,
+            ));
+        }
+        // Learn the outcome without holding up the ticks.
+        let s3 = s.clone();
+        let cap = settings.backoff_cap;
+        let outcome = tokio::spawn(async move {
+            let ok = done.await.unwrap_or(false);
+            let n = s3.stats.consecutive_failures.load(Ordering::Relaxed);
+            (ok, n, cap)
+        });
+        // The next tick comes at least `interval` later; by then most runs
+        // are done and their outcome decides a backoff.
+        if let Ok(Ok((ok, n, cap))) = tokio::time::timeout(interval, outcome).await {
+            if !ok {
+                let wait = backoff_delay(interval, n, cap);
+                not_before = tick + wait;
+                if n > 1 {
+                    tracing::warn!(
+                        script = s.job.name(),
+                        consecutive_failures = n,
+                        next_run_in_secs = wait.as_secs_f64(),
+                        "run keeps failing: backing off"
+                    );
+                }
+            } else {
+                not_before = tick;
+            }
+        }
     }
+}
+
+/// Interrupt the run `generation` if it outlives `timeout`; declare the job
+/// hung if it then outlives `hang_grace` too.
+async fn watchdog<J: Job>(
+    s: Scheduled<J>,
+    generation: u64,
+    timeout: Duration,
+    hang_grace: Duration,
+) {
+    let same_run =
+        |s: &Scheduled<J>| s.is_running() && s.generation.load(Ordering::Acquire) == generation;
+    tokio::time::sleep(timeout).await;
+    if !same_run(&s) {
+        return;
+    }
+    s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        script = s.job.name(),
+        timeout_secs = timeout.as_secs_f64(),
+        "run() exceeded its timeout: interrupting it"
+    );
+    let job = s.job.clone();
+    // Interrupting needs the interpreter; never block an async worker on it.
+    tokio::task::spawn_blocking(move || job.interrupt());
+    tokio::time::sleep(hang_grace).await;
+    if !same_run(&s) {
+        return;
+    }
+    s.stats.hung.store(true, Ordering::Release);
+    tracing::error!(
+        script = s.job.name(),
+        "run() did not stop after being interrupted (blocked outside Python?): \
+         the script is hung and will not be scheduled again until the worker restarts"
+    );
+    let job = s.job.clone();
+    tokio::task::spawn_blocking(move || job.hung());
 }
 
 #[cfg(test)]
@@ -196,9 +346,17 @@ mod tests {
         }))
     }
 
+    fn settings(shutdown_ms: u64) -> Settings {
+        Settings {
+            hang_grace: Duration::from_millis(200),
+            backoff_cap: Duration::from_millis(400),
+            shutdown_grace: Duration::from_millis(shutdown_ms),
+        }
+    }
+
     async fn run_for(jobs: Vec<Scheduled<Sleepy>>, dur: Duration) -> Vec<String> {
         let (tx, rx) = watch::channel(false);
-        let h = tokio::spawn(run(jobs, rx, Duration::from_secs(2)));
+        let h = tokio::spawn(run(jobs, rx, settings(2000)));
         tokio::time::sleep(dur).await;
         tx.send(true).unwrap();
         h.await.unwrap()
@@ -227,18 +385,128 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn failures_are_counted_and_schedule_goes_on() {
+    async fn failing_job_backs_off_exponentially_up_to_the_cap() {
+        // interval 100 ms, cap 400 ms: runs at 0, 100, 300, 700 ms, then 1100.
         let s = sleepy(100, 1, true);
-        run_for(vec![s.clone()], Duration::from_millis(350)).await;
+        run_for(vec![s.clone()], Duration::from_millis(1050)).await;
         assert_eq!(s.stats.runs.load(Ordering::SeqCst), 4);
         assert_eq!(s.stats.failures.load(Ordering::SeqCst), 4);
+        assert!(s.stats.backed_off.load(Ordering::SeqCst) >= 5);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_interval_and_stops_at_the_cap() {
+        let i = Duration::from_secs(10);
+        let cap = Duration::from_secs(300);
+        assert_eq!(backoff_delay(i, 0, cap), Duration::ZERO);
+        assert_eq!(backoff_delay(i, 1, cap), Duration::from_secs(10));
+        assert_eq!(backoff_delay(i, 3, cap), Duration::from_secs(40));
+        assert_eq!(backoff_delay(i, 10, cap), cap);
+        assert_eq!(backoff_delay(i, 1000, cap), cap);
+    }
+
+    /// Sleeps in small steps until interrupted (like Python noticing an
+    /// async exception), or ignores interrupts entirely (blocked in C).
+    struct Stubborn {
+        name: &'static str,
+        interval: Duration,
+        work: Duration,
+        obeys: bool,
+        interrupted: AtomicBool,
+        runs: AtomicUsize,
+        hung_called: AtomicBool,
+    }
+
+    impl Job for Stubborn {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn interval(&self) -> Duration {
+            self.interval
+        }
+        fn timeout(&self) -> Option<Duration> {
+            Some(Duration::from_millis(100))
+        }
+        fn run(&self) -> Result<(), String> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let end = std::time::Instant::now() + self.work;
+            while std::time::Instant::now() < end {
+                if self.obeys && self.interrupted.swap(false, Ordering::SeqCst) {
+                    return Err("interrupted".into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        }
+        fn interrupt(&self) {
+            self.interrupted.store(true, Ordering::SeqCst);
+        }
+        fn hung(&self) {
+            self.hung_called.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn stubborn(name: &'static str, work_ms: u64, obeys: bool) -> Scheduled<Stubborn> {
+        Scheduled::new(Arc::new(Stubborn {
+            name,
+            interval: Duration::from_millis(1000),
+            work: Duration::from_millis(work_ms),
+            obeys,
+            interrupted: AtomicBool::new(false),
+            runs: AtomicUsize::new(0),
+            hung_called: AtomicBool::new(false),
+        }))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_past_its_timeout_is_interrupted_and_not_hung() {
+        let s = stubborn("slow", 10_000, true);
+        let (tx, rx) = watch::channel(false);
+        let h = tokio::spawn(run(vec![s.clone()], rx, settings(100)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!s.is_running(), "interrupted run returned");
+        assert_eq!(s.stats.timeouts.load(Ordering::SeqCst), 1);
+        assert!(!s.stats.hung.load(Ordering::SeqCst));
+        tx.send(true).unwrap();
+        assert!(h.await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_ignoring_interrupts_is_declared_hung_and_others_keep_ticking() {
+        let stuck = stubborn("stuck", 1_500, false);
+        let (tx, rx) = watch::channel(false);
+        let other = sleepy(100, 1, false);
+        let stuck2 = stuck.clone();
+        let other2 = other.clone();
+        let h = tokio::spawn(async move {
+            // Two job types: run each under its own scheduler call.
+            let a = tokio::spawn(run(vec![stuck2], rx.clone(), settings(50)));
+            let b = tokio::spawn(run(vec![other2], rx, settings(50)));
+            (a.await.unwrap(), b.await.unwrap())
+        });
+        tokio::time::sleep(Duration::from_millis(550)).await;
+        assert!(stuck.stats.hung.load(Ordering::SeqCst), "declared hung");
+        assert!(stuck.job.hung_called.load(Ordering::SeqCst));
+        assert_eq!(stuck.job.runs.load(Ordering::SeqCst), 1);
+        let others = other.stats.runs.load(Ordering::SeqCst);
+        assert!(
+            (5..=6).contains(&others),
+            "other job kept its ticks: {others}"
+        );
+        tx.send(true).unwrap();
+        let (busy_stuck, busy_other) = h.await.unwrap();
+        assert!(
+            busy_stuck.is_empty(),
+            "a hung job does not hold up shutdown"
+        );
+        assert!(busy_other.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_waits_for_running_runs_up_to_grace() {
         let s = sleepy(1000, 300, false);
         let (tx, rx) = watch::channel(false);
-        let h = tokio::spawn(run(vec![s.clone()], rx, Duration::from_millis(50)));
+        let h = tokio::spawn(run(vec![s.clone()], rx, settings(50)));
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send(true).unwrap();
         let busy = h.await.unwrap();
