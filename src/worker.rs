@@ -104,6 +104,13 @@ impl Sink for WriterSink {
 pub struct ScriptJob {
     pub script: python::Script,
     pub sink: Arc<dyn Sink>,
+    pub timeout: Duration,
+}
+
+/// The run timeout when neither the class nor the config gives one: a run
+/// may miss one tick, never less than 30 s.
+pub fn default_timeout(interval: Duration) -> Duration {
+    (interval * 2).max(Duration::from_secs(30))
 }
 
 impl Job for ScriptJob {
@@ -113,6 +120,23 @@ impl Job for ScriptJob {
 
     fn interval(&self) -> Duration {
         self.script.interval
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+
+    fn interrupt(&self) {
+        python::interrupt(&self.script);
+    }
+
+    fn hung(&self) {
+        let msg = format!(
+            "run() did not return {}s after its timeout was reached and it was interrupted; \
+             the script is no longer scheduled until pythond restarts this input",
+            self.timeout.as_secs_f64()
+        );
+        self.sink.lasterror(None, &self.script.name, &msg);
     }
 
     fn run(&self) -> Result<(), String> {

@@ -8,6 +8,11 @@ import traceback
 import datakit_framework
 
 
+class RunTimeout(BaseException):
+    """Raised inside a run() that outlived its timeout. A BaseException, like
+    KeyboardInterrupt, so that `except Exception:` in a script cannot swallow it."""
+
+
 def load_module(name, path):
     """Import the file at `path` as module `name` (exactly that file, even when
     a module of that name exists elsewhere on sys.path, e.g. stdlib `test`)."""

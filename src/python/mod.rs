@@ -19,6 +19,7 @@ mod native;
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,6 +129,10 @@ pub struct Script {
     /// The class's optional `timeout` attribute.
     pub timeout: Option<Duration>,
     obj: Py<PyAny>,
+    /// Python thread ident of the thread running `run()`, 0 when idle.
+    /// Written and read only while attached, so an interrupt can never reach
+    /// a thread that has moved on.
+    running_thread: AtomicU64,
 }
 
 impl std::fmt::Debug for Script {
@@ -222,6 +227,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
                 interval: Duration::from_secs_f64(interval),
                 timeout: timeout.map(Duration::from_secs_f64),
                 obj: obj.unbind(),
+                running_thread: AtomicU64::new(0),
             }),
             Err(e) => out.failures.push(fail(Some(class), &e)),
         }
@@ -241,15 +247,42 @@ pub fn current_script() -> Arc<str> {
 pub fn run(script: &Script) -> Result<(), String> {
     CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
     let result = Python::attach(|py| {
+        // SAFETY: plain query of the current thread's ident.
+        let tid = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+        script.running_thread.store(tid as u64, Ordering::Release);
         let r = script
             .obj
             .bind(py)
             .call_method0(pyo3::intern!(py, "run"))
             .map(drop)
             .map_err(|e| format_err(py, &e));
+        script.running_thread.store(0, Ordering::Release);
+        // An interrupt that arrived after the last bytecode must not fire in
+        // whatever this thread runs next.
+        // SAFETY: clearing this thread's own pending async exception.
+        unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, std::ptr::null_mut()) };
         native::flush_output();
         r
     });
     CURRENT.with(|c| *c.borrow_mut() = None);
     result
+}
+
+/// Raise `RunTimeout` inside the thread running `script.run()`, if any. It
+/// takes effect at the next bytecode that thread executes; code blocked in C
+/// (a `sleep`, a socket read) is not reached until it returns.
+pub fn interrupt(script: &Script) -> bool {
+    Python::attach(|py| {
+        let tid = script.running_thread.load(Ordering::Acquire);
+        if tid == 0 {
+            return false;
+        }
+        let Ok(exc) = loader(py).getattr("RunTimeout") else {
+            return false;
+        };
+        // SAFETY: `exc` is a live exception type; `tid` is a thread that is
+        // inside run() (checked under the GIL, see `running_thread`).
+        let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, exc.as_ptr()) };
+        n == 1
+    })
 }
