@@ -37,6 +37,9 @@ pub struct Backoff {
     pub max: Duration,
     /// A worker up this long is considered healthy: the backoff resets.
     pub healthy_after: Duration,
+    /// A worker silent on its heartbeat pipe this long is stuck (its
+    /// interpreter cannot be entered): it is killed and restarted.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Backoff {
@@ -45,6 +48,7 @@ impl Default for Backoff {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(60),
             healthy_after: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -89,7 +93,9 @@ async fn keep_running(
         }
         let started = Instant::now();
         let exit = match start(&launch, &lines) {
-            Ok(child) => wait_or_stop(child, &launch.input, grace, &mut shutdown).await,
+            Ok((child, beats)) => {
+                wait_or_stop(child, beats, &launch.input, grace, backoff.stall_timeout, &mut shutdown).await
+            }
             Err(e) => {
                 tracing::error!(input = %launch.input, "cannot start worker: {e}");
                 None
@@ -115,11 +121,33 @@ async fn keep_running(
     }
 }
 
-fn start(launch: &Launch, lines: &LineSink) -> Result<Child, String> {
+/// The fd number heartbeats arrive on in the worker.
+const HEARTBEAT_FD: i32 = 3;
+
+fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     let spec = (launch.prepare)()?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills the array with two new fds, owned below.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both fds are fresh and owned by nothing else.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let mut cmd = Command::new(exe);
+    let child_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
+    // SAFETY: only async-signal-safe dup2 between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(child_fd, HEARTBEAT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd.arg("worker")
+        .env(crate::worker::HEARTBEAT_FD_ENV, HEARTBEAT_FD.to_string())
         .env(SPEC_ENV, serde_json::to_string(&spec).map_err(|e| e.to_string())?)
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -127,6 +155,8 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<Child, String> {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    drop(write_end);
+    let beats = tokio::fs::File::from_std(std::fs::File::from(read_end));
     tracing::info!(input = %launch.input, pid = child.id(), "worker started");
     for pipe in [
         child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
@@ -144,17 +174,42 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<Child, String> {
             }
         });
     }
-    Ok(child)
+    Ok((child, beats))
+}
+
+/// Resolves when no heartbeat arrived for `stall` (or the pipe closed and
+/// stayed quiet that long).
+async fn stalled(mut beats: tokio::fs::File, stall: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(stall, beats.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            Ok(_) => {
+                // Closed: the worker is exiting; let `wait` see it.
+                tokio::time::sleep(stall).await;
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 async fn wait_or_stop(
     mut child: Child,
+    beats: tokio::fs::File,
     input: &str,
     grace: Duration,
+    stall: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<std::process::ExitStatus> {
     tokio::select! {
         s = child.wait() => s.ok(),
+        _ = stalled(beats, stall) => {
+            tracing::error!(input = %input, stall_secs = stall.as_secs_f64(), "worker stopped making progress (no heartbeat): killing it");
+            let _ = child.kill().await;
+            child.wait().await.ok()
+        }
         _ = shutdown.changed() => {
             if let Some(pid) = child.id() {
                 // SAFETY: plain kill(2) on our own child's pid.

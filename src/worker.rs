@@ -22,6 +22,34 @@ use crate::writer::{Target, Writer, WriterConfig};
 /// The environment variable carrying the spec from supervisor to worker.
 pub const SPEC_ENV: &str = "PYTHOND_WORKER_SPEC";
 
+/// The file descriptor a worker writes its heartbeats to (set up by the
+/// supervisor; absent when a worker is run by hand).
+pub const HEARTBEAT_FD_ENV: &str = "PYTHOND_HEARTBEAT_FD";
+
+/// Every second, prove that the interpreter can still be entered (no C code
+/// holds the GIL forever) by writing a byte to the supervisor's pipe. The
+/// supervisor restarts a worker whose heartbeats stop.
+fn start_heartbeat() {
+    let Some(fd) = std::env::var(HEARTBEAT_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || loop {
+            pyo3::Python::attach(|_| ());
+            // SAFETY: writing one byte from a live buffer to our own fd.
+            let n = unsafe { libc::write(fd, b"h".as_ptr().cast(), 1) };
+            if n < 0 {
+                return; // supervisor gone
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        })
+        .expect("spawn heartbeat thread");
+}
+
 /// Everything a worker needs, decided by the supervisor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerSpec {
@@ -174,6 +202,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         tracing::error!("{e}");
         return 2;
     }
+    start_heartbeat();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
