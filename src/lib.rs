@@ -10,5 +10,6 @@ pub mod python;
 pub mod python_env;
 pub mod scheduler;
 pub mod sink;
+pub mod spool;
 pub mod testmode;
 pub mod writer;
