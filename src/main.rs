@@ -29,6 +29,13 @@ enum FormatArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PYTHOND_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     match cli.cmd {
         Cmd::Test { format, paths } => {
             let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
