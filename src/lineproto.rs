@@ -4,8 +4,10 @@
 //!
 //! Escape sets follow influxdata's line-protocol crate: the measurement escapes
 //! comma and space; tag keys, tag values and field keys escape comma, equals and
-//! space; string field values escape double quote. A backslash is escaped
-//! everywhere so that a value ending in `\` cannot swallow the next separator.
+//! space; string field values escape double quote and backslash. Elsewhere a
+//! backslash is written as it is (line protocol reads `\\` before a character
+//! that needs no escape literally); a name *ending* in a backslash cannot be
+//! expressed at all, so [`crate::point`] refuses it.
 //! The encoder trusts its input: [`crate::point`] has already refused newlines
 //! in names, non-finite floats and mixed arrays.
 
@@ -191,4 +193,259 @@ pub fn encode_point(p: &Point, out: &mut Vec<u8>) {
     out.push(b' ');
     write_i64(out, p.time_ns);
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every line we write is read back by influxdata's `influxdb-line-protocol`
+    //! parser (an independent implementation) and compared value by value.
+    //! That parser does not know DataKit's arrays and `"..."b` binary fields:
+    //! those are checked byte for byte against DataKit's documented form, and
+    //! the rest of such a line still goes through the parser.
+    use super::*;
+    use crate::point::{ArrayValue, FieldValue, Point};
+    use influxdb_line_protocol::{parse_lines, FieldValue as PF};
+    use proptest::prelude::*;
+
+    fn point(m: &str, tags: &[(&str, &str)], fields: Vec<(&str, FieldValue)>) -> Point {
+        Point {
+            measurement: m.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            time_ns: 1_700_000_000_123_456_789,
+        }
+    }
+
+    fn line(p: &Point) -> String {
+        let mut out = Vec::new();
+        encode_point(p, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Parse with the independent parser and compare with the point.
+    fn roundtrip(p: &Point) {
+        let text = line(p);
+        let parsed: Vec<_> = parse_lines(&text).collect();
+        assert_eq!(parsed.len(), 1, "{text:?}");
+        let l = parsed
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(l.series.measurement.to_string(), p.measurement, "{text:?}");
+        let tags: Vec<(String, String)> = l
+            .series
+            .tag_set
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(tags, p.tags, "{text:?}");
+        assert_eq!(l.field_set.len(), p.fields.len(), "{text:?}");
+        for ((k, v), (pk, pv)) in l.field_set.iter().zip(&p.fields) {
+            assert_eq!(&k.to_string(), pk, "{text:?}");
+            match (v, pv) {
+                (PF::I64(a), FieldValue::I64(b)) => assert_eq!(a, b),
+                (PF::U64(a), FieldValue::U64(b)) => assert_eq!(a, b),
+                (PF::F64(a), FieldValue::F64(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{text:?}")
+                }
+                (PF::Boolean(a), FieldValue::Bool(b)) => assert_eq!(a, b),
+                (PF::String(a), FieldValue::Str(b)) => assert_eq!(&a.to_string(), b, "{text:?}"),
+                (a, b) => panic!("type changed: {a:?} vs {b:?} in {text:?}"),
+            }
+        }
+        assert_eq!(l.timestamp, Some(p.time_ns));
+    }
+
+    #[test]
+    fn typical_point_roundtrips_with_types() {
+        roundtrip(&point(
+            "cpu",
+            &[("host", "h1"), ("region", "eu")],
+            vec![
+                ("i", FieldValue::I64(-42)),
+                ("u", FieldValue::U64(u64::MAX)),
+                ("f", FieldValue::F64(3.25)),
+                ("b", FieldValue::Bool(true)),
+                ("s", FieldValue::Str("text".into())),
+            ],
+        ));
+    }
+
+    #[test]
+    fn integral_float_stays_a_float() {
+        let p = point("m", &[], vec![("f", FieldValue::F64(3.0))]);
+        assert!(line(&p).contains("f=3.0 "), "{}", line(&p));
+        roundtrip(&p);
+    }
+
+    #[test]
+    fn measurement_escapes_comma_and_space() {
+        let p = point("a,b c", &[], vec![("f", FieldValue::I64(1))]);
+        assert!(line(&p).starts_with("a\\,b\\ c "));
+        roundtrip(&p);
+    }
+
+    #[test]
+    fn tag_key_and_value_escape_comma_equals_and_space() {
+        let p = point(
+            "m",
+            &[("k,=k y", "v,=v w")],
+            vec![("f", FieldValue::I64(1))],
+        );
+        assert!(
+            line(&p).starts_with("m,k\\,\\=k\\ y=v\\,\\=v\\ w "),
+            "{}",
+            line(&p)
+        );
+        roundtrip(&p);
+    }
+
+    #[test]
+    fn field_key_escapes_comma_equals_and_space() {
+        roundtrip(&point("m", &[], vec![("a b,c=d", FieldValue::I64(1))]));
+    }
+
+    #[test]
+    fn string_field_escapes_quote_and_backslash_and_keeps_newlines() {
+        let p = point(
+            "m",
+            &[],
+            vec![("s", FieldValue::Str("say \"hi\"\\ \nnext, x=y".into()))],
+        );
+        assert!(line(&p).contains(r#"s="say \"hi\"\\ "#), "{}", line(&p));
+        roundtrip(&p);
+    }
+
+    #[test]
+    fn backslashes_inside_names_are_kept() {
+        roundtrip(&point(
+            "m\\x",
+            &[("a\\b", "C:\\dir\\x"), ("b", "y")],
+            vec![("f\\g", FieldValue::I64(1))],
+        ));
+    }
+
+    #[test]
+    fn backslash_before_an_escaped_character_is_kept() {
+        roundtrip(&point(
+            "m",
+            &[("a", "x\\,y\\ z")],
+            vec![("f", FieldValue::I64(1))],
+        ));
+    }
+
+    #[test]
+    fn binary_is_base64_with_b_suffix() {
+        let p = point(
+            "m",
+            &[],
+            vec![
+                ("bin", FieldValue::Bytes(b"\x00\xffhi".to_vec())),
+                ("f", FieldValue::I64(1)),
+            ],
+        );
+        assert_eq!(line(&p), "m bin=\"AP9oaQ==\"b,f=1i 1700000000123456789\n");
+    }
+
+    #[test]
+    fn arrays_are_bracketed_with_typed_elements() {
+        let p = point(
+            "m",
+            &[],
+            vec![
+                ("i", FieldValue::Array(ArrayValue::I64(vec![1, -2]))),
+                ("u", FieldValue::Array(ArrayValue::U64(vec![3]))),
+                ("f", FieldValue::Array(ArrayValue::F64(vec![1.5, 2.0]))),
+                ("b", FieldValue::Array(ArrayValue::Bool(vec![true, false]))),
+                (
+                    "s",
+                    FieldValue::Array(ArrayValue::Str(vec!["a\"".into(), "b".into()])),
+                ),
+            ],
+        );
+        assert_eq!(
+            line(&p),
+            "m i=[1i,-2i],u=[3u],f=[1.5,2.0],b=[true,false],s=[\"a\\\"\",\"b\"] 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_guessed_by_magnitude_or_converted() {
+        assert_eq!(
+            normalize_time(1_716_544_492, None),
+            Some(1_716_544_492_000_000_000)
+        );
+        assert_eq!(
+            normalize_time(1_716_544_492_000, None),
+            Some(1_716_544_492_000_000_000)
+        );
+        assert_eq!(
+            normalize_time(1_716_544_492_000_000, None),
+            Some(1_716_544_492_000_000_000)
+        );
+        assert_eq!(
+            normalize_time(1_716_544_492_000_000_000, None),
+            Some(1_716_544_492_000_000_000)
+        );
+        assert_eq!(
+            normalize_time(2, Some(Precision::Hours)),
+            Some(7_200_000_000_000)
+        );
+        assert_eq!(
+            normalize_time(i64::MAX / 10, Some(Precision::Seconds)),
+            None
+        );
+        assert_eq!(Precision::parse("ms"), Some(Precision::Millis));
+        assert_eq!(Precision::parse("x"), None);
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        // Any unicode but C0 controls (the point rules refuse \n \r \t; the
+        // independent parser also refuses NUL in a measurement), non-empty,
+        // not ending in a backslash: what the point rules let through.
+        "[^\x00-\x1f]{1,12}"
+            .prop_filter("valid name", |s| !s.starts_with('#') && !s.ends_with('\\'))
+    }
+
+    fn scalar() -> impl Strategy<Value = FieldValue> {
+        prop_oneof![
+            any::<i64>().prop_map(FieldValue::I64),
+            (i64::MAX as u64..=u64::MAX).prop_map(FieldValue::U64),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(FieldValue::F64),
+            any::<bool>().prop_map(FieldValue::Bool),
+            ".{0,20}".prop_map(FieldValue::Str),
+            "[\"\\\\,= \n]{0,8}".prop_map(FieldValue::Str),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_point_roundtrips_through_the_independent_parser(
+            m in name(),
+            tags in proptest::collection::btree_map(name(), name(), 0..4),
+            fields in proptest::collection::btree_map(name(), scalar(), 1..5),
+        ) {
+            // Trailing/leading whitespace is trimmed by some parsers only in
+            // keys starting a line; measurement never starts with space here.
+            prop_assume!(!m.starts_with(' '));
+            let p = Point {
+                measurement: m,
+                tags: tags.into_iter().collect(),
+                fields: fields.into_iter().collect(),
+                time_ns: 1_700_000_000_000_000_000,
+            };
+            roundtrip(&p);
+        }
+    }
 }

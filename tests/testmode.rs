@@ -134,14 +134,14 @@ fn types_are_kept_bool_before_int_and_big_ints_unsigned() {
 from datakit_framework import DataKitFramework
 class T(DataKitFramework):
     def run(self):
-        self.feed_metric(measurement='m', tags={'n': 5, 'b': True},
+        self.feed_metric(measurement='m', tags={'n': 5, 'flag': True},
             fields={'i': 7, 'f': 1.0, 'b': False, 'u': 2**64 - 1, 'neg': -3, 'none': None})
 "#,
     )]);
     let (out, vals) = test_json(&[&dir.path().join("t.py")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let p = &points_of(&vals, "T")[0].2;
-    assert_eq!(p.tags, kv(&[("n", "5"), ("b", "true")]));
+    assert_eq!(p.tags, kv(&[("n", "5"), ("flag", "true")]));
     assert_eq!(
         p.fields,
         kv(&[

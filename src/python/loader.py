@@ -48,7 +48,9 @@ def describe(instance):
     """(name, interval seconds, timeout seconds or None) of an instance, with
     the original's fallback of 10 s for a missing or non-positive interval."""
     name = getattr(instance, "name", None)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name or name == datakit_framework.DataKitFramework.name:
+        # A script that does not set `name` is known by its class name rather
+        # than by the base class's placeholder.
         name = type(instance).__name__
     interval = getattr(instance, "interval", 10)
     try:
