@@ -11,5 +11,7 @@ pub mod python_env;
 pub mod scheduler;
 pub mod sink;
 pub mod spool;
+pub mod supervisor;
 pub mod testmode;
+pub mod worker;
 pub mod writer;

@@ -94,7 +94,15 @@ async fn keep_running(
         let started = Instant::now();
         let exit = match start(&launch, &lines) {
             Ok((child, beats)) => {
-                wait_or_stop(child, beats, &launch.input, grace, backoff.stall_timeout, &mut shutdown).await
+                wait_or_stop(
+                    child,
+                    beats,
+                    &launch.input,
+                    grace,
+                    backoff.stall_timeout,
+                    &mut shutdown,
+                )
+                .await
             }
             Err(e) => {
                 tracing::error!(input = %launch.input, "cannot start worker: {e}");
@@ -134,7 +142,8 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), 
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: both fds are fresh and owned by nothing else.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let mut cmd = Command::new(exe);
     let child_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
     // SAFETY: only async-signal-safe dup2 between fork and exec.
@@ -148,7 +157,10 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), 
     }
     cmd.arg("worker")
         .env(crate::worker::HEARTBEAT_FD_ENV, HEARTBEAT_FD.to_string())
-        .env(SPEC_ENV, serde_json::to_string(&spec).map_err(|e| e.to_string())?)
+        .env(
+            SPEC_ENV,
+            serde_json::to_string(&spec).map_err(|e| e.to_string())?,
+        )
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -159,8 +171,14 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), 
     let beats = tokio::fs::File::from_std(std::fs::File::from(read_end));
     tracing::info!(input = %launch.input, pid = child.id(), "worker started");
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
     ]
     .into_iter()
     .flatten()

@@ -65,7 +65,15 @@ pub struct WorkerSpec {
     pub target: String,
     /// Replace every script's own ip/port too (set with `--output`).
     pub force_target: bool,
+    /// Shutdown grace: how long running runs and the final flush may take.
     pub grace_secs: f64,
+    /// The block's `timeout` (a class's own `timeout` attribute wins).
+    pub timeout_secs: Option<f64>,
+    /// How long an interrupted run may take to stop before it is hung.
+    pub hang_grace_secs: f64,
+    /// This input's spool directory; `None`: no spool (memory only).
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_bytes: u64,
 }
 
 /// Parse the target notation of [`WorkerSpec::target`].
@@ -115,16 +123,15 @@ impl Sink for WriterSink {
     fn post(&self, url: &str, body: String, json: bool) -> Result<String, String> {
         let writer = self.writer.clone();
         let url = url.to_owned();
-        self.handle
-            .block_on(async move {
-                if json {
-                    let v: serde_json::Value =
-                        serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                    writer.post_json(&url, &v).await.map_err(|e| e.to_string())
-                } else {
-                    writer.post_raw(&url, body).await.map_err(|e| e.to_string())
-                }
-            })
+        self.handle.block_on(async move {
+            if json {
+                let v: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                writer.post_json(&url, &v).await.map_err(|e| e.to_string())
+            } else {
+                writer.post_raw(&url, body).await.map_err(|e| e.to_string())
+            }
+        })
     }
 }
 
@@ -215,13 +222,43 @@ pub fn main(spec: WorkerSpec) -> i32 {
         }
     };
     let target = parse_target(&spec.target);
+    let spool = match &spec.spool_dir {
+        None => None,
+        Some(dir) => {
+            let limits = crate::spool::SpoolLimits {
+                max_bytes: spec.spool_max_bytes,
+                ..crate::spool::SpoolLimits::default()
+            };
+            match crate::spool::Spool::open(dir, limits) {
+                Ok(s) => {
+                    let st = s.stats();
+                    if st.records > 0 {
+                        tracing::info!(
+                            records = st.records,
+                            bytes = st.bytes,
+                            "spool holds undelivered data: replaying it"
+                        );
+                    }
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::error!("{e}; running without a spool");
+                    None
+                }
+            }
+        }
+    };
     let writer = {
         let _e = rt.enter();
-        Writer::spawn(WriterConfig {
-            force_target: spec.force_target.then(|| target.clone()),
-            target,
-            ..WriterConfig::default()
-        })
+        Writer::spawn_with_spool(
+            WriterConfig {
+                force_target: spec.force_target.then(|| target.clone()),
+                target,
+                input: Some(spec.input.clone()),
+                ..WriterConfig::default()
+            },
+            spool,
+        )
     };
     let sink: Arc<dyn Sink> = Arc::new(WriterSink {
         writer: writer.clone(),
@@ -235,8 +272,12 @@ pub fn main(spec: WorkerSpec) -> i32 {
     let loaded = python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
     for f in &loaded.failures {
         match &f.class {
-            None => tracing::error!(module = %f.module, file = %f.path.display(), "module failed to load:\n{}", f.error),
-            Some(c) => tracing::error!(module = %f.module, class = %c, file = %f.path.display(), "class could not be instantiated:\n{}", f.error),
+            None => {
+                tracing::error!(module = %f.module, file = %f.path.display(), "module failed to load:\n{}", f.error)
+            }
+            Some(c) => {
+                tracing::error!(module = %f.module, class = %c, file = %f.path.display(), "class could not be instantiated:\n{}", f.error)
+            }
         }
     }
     for (m, p) in &loaded.empty_modules {
@@ -253,9 +294,14 @@ pub fn main(spec: WorkerSpec) -> i32 {
         .scripts
         .into_iter()
         .map(|script| {
+            let timeout = script
+                .timeout
+                .or(spec.timeout_secs.map(Duration::from_secs_f64))
+                .unwrap_or_else(|| default_timeout(script.interval));
             Scheduled::new(Arc::new(ScriptJob {
                 script,
                 sink: sink.clone(),
+                timeout,
             }))
         })
         .collect();
@@ -266,14 +312,29 @@ pub fn main(spec: WorkerSpec) -> i32 {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        let stats: Vec<_> = jobs.iter().map(|j| (j.job.script.name.clone(), j.stats.clone())).collect();
+        let stats: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.job.script.name.clone(), j.stats.clone()))
+            .collect();
         let t0 = Instant::now();
-        let busy = scheduler::run(jobs, rx, grace).await;
+        let settings = scheduler::Settings {
+            hang_grace: Duration::from_secs_f64(spec.hang_grace_secs.max(0.0)),
+            shutdown_grace: grace,
+            ..scheduler::Settings::default()
+        };
+        let busy = scheduler::run(jobs, rx, settings).await;
         if !busy.is_empty() {
-            tracing::warn!(?busy, "runs still going after the grace period; their points so far are flushed");
+            tracing::warn!(
+                ?busy,
+                "runs still going after the grace period; their points so far are flushed"
+            );
         }
         let report = writer.shutdown(grace.max(Duration::from_secs(1))).await;
-        tracing::info!(?report, uptime_secs = t0.elapsed().as_secs_f64(), "writer shut down");
+        tracing::info!(
+            ?report,
+            uptime_secs = t0.elapsed().as_secs_f64(),
+            "writer shut down"
+        );
         log_summary(&stats);
     });
     0
@@ -284,7 +345,11 @@ fn log_summary(stats: &[(Arc<str>, Arc<scheduler::JobStats>)]) {
     for (name, s) in stats {
         let mut j = s.jitter_samples();
         j.sort_unstable();
-        let p = |q: f64| j.get(((j.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+        let p = |q: f64| {
+            j.get(((j.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         tracing::info!(
             script = %name,
             runs = s.runs.load(Relaxed),
