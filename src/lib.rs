@@ -4,6 +4,8 @@
 //! Data flows one way: [`config`] → [`discover`] → [`python`] runtime →
 //! [`point`] → [`lineproto`] → [`writer`] → DataKit.
 
+pub mod config;
+pub mod discover;
 pub mod lineproto;
 pub mod point;
 pub mod python;
