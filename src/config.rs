@@ -413,10 +413,8 @@ fn expand(v: &str, lookup: &impl Fn(&str) -> Option<String>) -> String {
                 break;
             }
         }
-        if braced {
-            if chars.peek().is_some_and(|(_, c)| *c == '}') {
-                chars.next();
-            }
+        if braced && chars.peek().is_some_and(|(_, c)| *c == '}') {
+            chars.next();
         }
         if name.is_empty() {
             out.push('$');

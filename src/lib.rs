@@ -7,6 +7,7 @@
 pub mod config;
 pub mod discover;
 pub mod lineproto;
+pub mod logs;
 pub mod point;
 pub mod python;
 pub mod python_env;

@@ -53,8 +53,17 @@ impl Default for Backoff {
     }
 }
 
+/// Which of a worker's pipes a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Points written with `--output -`, and anything C code prints.
+    Stdout,
+    /// The worker's log.
+    Stderr,
+}
+
 /// A function receiving each line workers print, with the input name.
-pub type LineSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub type LineSink = Arc<dyn Fn(&str, Stream, &str) + Send + Sync>;
 
 /// Supervise every launch until `shutdown`; returns when all workers are gone.
 pub async fn supervise(
@@ -170,25 +179,30 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), 
     drop(write_end);
     let beats = tokio::fs::File::from_std(std::fs::File::from(read_end));
     tracing::info!(input = %launch.input, pid = child.id(), "worker started");
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let pipes = [
+        (
+            Stream::Stdout,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+        (
+            Stream::Stderr,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+    ];
+    for (stream, pipe) in pipes {
+        let Some(pipe) = pipe else { continue };
         let lines = lines.clone();
         let input = launch.input.clone();
         tokio::spawn(async move {
             let mut r = BufReader::new(pipe).lines();
             while let Ok(Some(line)) = r.next_line().await {
-                lines(&input, &line);
+                lines(&input, stream, &line);
             }
         });
     }

@@ -74,6 +74,76 @@ pub struct WorkerSpec {
     /// This input's spool directory; `None`: no spool (memory only).
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: u64,
+    /// Where the input's framework log file goes.
+    pub log_dir: PathBuf,
+    pub log_level: String,
+}
+
+/// Start the embedded interpreter for `spec`: the `cmd` environment's
+/// site-packages, the scripts' folders on `sys.path`.
+fn start_python(spec: &WorkerSpec) -> Result<(), String> {
+    let env = crate::python_env::resolve(&spec.cmd, python::EMBEDDED_VERSION)
+        .map_err(|e| e.to_string())?;
+    let setup = python::InterpreterSetup {
+        site_dirs: env.site_dirs,
+        sys_path: spec.sys_path.clone(),
+    };
+    python::init(&setup).map_err(|e| e.to_string())
+}
+
+/// `pythond check`'s view of an input: load the scripts (nothing runs, nothing
+/// is sent) and print one line per class that would run.
+pub fn list(spec: WorkerSpec) -> i32 {
+    if let Err(e) = start_python(&spec) {
+        println!("error: {e}");
+        return 2;
+    }
+    python::set_context(python::Context {
+        sink: Arc::new(crate::sink::Collector::new()),
+        input_tags: Vec::new(),
+        numbers_as_float: false,
+    });
+    let loaded = python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    for s in &loaded.scripts {
+        let timeout = s
+            .timeout
+            .or(spec.timeout_secs.map(Duration::from_secs_f64))
+            .unwrap_or_else(|| default_timeout(s.interval));
+        println!(
+            "{}.{}  name={:?}  interval={}s  timeout={}s  ({})",
+            s.module,
+            s.class,
+            &*s.name,
+            s.interval.as_secs_f64(),
+            timeout.as_secs_f64(),
+            s.path.display()
+        );
+    }
+    for (m, p) in &loaded.empty_modules {
+        println!(
+            "warning: module {m} ({}) defines no DataKitFramework subclass with run()",
+            p.display()
+        );
+    }
+    for f in &loaded.failures {
+        println!(
+            "error: {} ({}){}:",
+            f.module,
+            f.path.display(),
+            f.class
+                .as_ref()
+                .map(|c| format!(" class {c}"))
+                .unwrap_or_default()
+        );
+        for line in f.error.lines() {
+            println!("    {line}");
+        }
+    }
+    if loaded.failures.is_empty() && !loaded.scripts.is_empty() {
+        0
+    } else {
+        1
+    }
 }
 
 /// Parse the target notation of [`WorkerSpec::target`].
@@ -193,19 +263,7 @@ impl Job for ScriptJob {
 pub fn main(spec: WorkerSpec) -> i32 {
     let span = tracing::info_span!("input", name = %spec.input);
     let _g = span.enter();
-    let embedded = crate::python::EMBEDDED_VERSION;
-    let env = match crate::python_env::resolve(&spec.cmd, embedded) {
-        Ok(env) => env,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 2;
-        }
-    };
-    let setup = python::InterpreterSetup {
-        site_dirs: env.site_dirs,
-        sys_path: spec.sys_path.clone(),
-    };
-    if let Err(e) = python::init(&setup) {
+    if let Err(e) = start_python(&spec) {
         tracing::error!("{e}");
         return 2;
     }

@@ -1,0 +1,241 @@
+//! Log files users are told to read (SPEC §6), and tracing setup.
+//!
+//! - stderr: everything at the chosen level.
+//! - `_datakit_pythond_cli.log`: the runner's log. In `run` mode the
+//!   supervisor writes it, with every line its workers print (so one process
+//!   owns the file and rotation never races).
+//! - `_datakit_pythond_framework_<name>_.log`: per input, written by its
+//!   worker: send errors (events of target `pythond::writer`).
+//!
+//! Files rotate at 100 kB, 10 files kept (`f`, `f.1` … `f.9`), mode 0600.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{filter, EnvFilter, Layer};
+
+pub const MAX_BYTES: u64 = 100_000;
+pub const KEEP: usize = 10;
+
+/// A file that rotates by size. Cheap to clone; thread-safe.
+#[derive(Clone)]
+pub struct RotatingFile {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: u64,
+    keep: usize,
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+impl RotatingFile {
+    pub fn new(path: PathBuf, max_bytes: u64, keep: usize) -> io::Result<RotatingFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            inner: Arc::new(Mutex::new(Inner {
+                path,
+                file: Some(file),
+                size,
+                max_bytes,
+                keep: keep.max(1),
+            })),
+        })
+    }
+
+    /// Append `buf`, rotating first if it would pass the size limit.
+    pub fn append(&self, buf: &[u8]) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.size > 0 && g.size + buf.len() as u64 > g.max_bytes {
+            g.rotate()?;
+        }
+        let f = match g.file.as_mut() {
+            Some(f) => f,
+            None => {
+                let f = open(&g.path)?;
+                g.file.insert(f)
+            }
+        };
+        f.write_all(buf)?;
+        g.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        let name = |i: usize| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{i}"));
+            PathBuf::from(p)
+        };
+        let _ = std::fs::remove_file(name(self.keep - 1));
+        for i in (1..self.keep - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        if self.keep > 1 {
+            let _ = std::fs::rename(&self.path, name(1));
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.file = Some(open(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.append(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for RotatingFile {
+    type Writer = RotatingFile;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The runner's log file in `dir`.
+pub fn cli_log_path(dir: &Path) -> PathBuf {
+    dir.join("_datakit_pythond_cli.log")
+}
+
+/// An input's framework log file in `dir`.
+pub fn framework_log_path(dir: &Path, input: &str) -> PathBuf {
+    let safe: String = input
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    dir.join(format!("_datakit_pythond_framework_{safe}_.log"))
+}
+
+/// The default log directory: `$HOME`, else the current directory.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// How a process logs.
+pub struct LogOptions {
+    /// `info`, `debug`, ... or a full filter; `PYTHOND_LOG` wins when set.
+    pub level: String,
+    /// Write the runner's log file here (`None`: stderr only).
+    pub cli_log: Option<RotatingFile>,
+    /// Write this input's framework log file (worker processes).
+    pub framework_log: Option<RotatingFile>,
+}
+
+/// Install the tracing subscriber for this process. Call once.
+pub fn init(opts: LogOptions) {
+    let filter =
+        || EnvFilter::try_from_env("PYTHOND_LOG").unwrap_or_else(|_| EnvFilter::new(&opts.level));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_ansi(false)
+        .with_filter(filter());
+    let cli = opts.cli_log.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(f)
+            .with_ansi(false)
+            .with_filter(filter())
+    });
+    let framework = opts.framework_log.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(f)
+            .with_ansi(false)
+            .with_filter(
+                filter::Targets::new().with_target("pythond::writer", tracing::Level::INFO),
+            )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(cli)
+        .with(framework)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn rotates_by_size_and_keeps_ten_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        let f = RotatingFile::new(p.clone(), 1000, 10).unwrap();
+        let line = [b'a'; 99];
+        for _ in 0..300 {
+            f.append(&line).unwrap();
+            f.append(b"\n").unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 10, "{names:?}");
+        assert!(names.contains(&"x.log.9".to_string()) && !names.contains(&"x.log.10".to_string()));
+        for n in &names {
+            let meta = std::fs::metadata(d.path().join(n)).unwrap();
+            assert!(meta.len() <= 1000, "{n}: {}", meta.len());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{n}");
+        }
+    }
+
+    #[test]
+    fn appends_to_an_existing_file_counting_its_size() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("y.log");
+        std::fs::write(&p, vec![b'x'; 900]).unwrap();
+        let f = RotatingFile::new(p.clone(), 1000, 3).unwrap();
+        f.append(&[b'y'; 200]).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 200);
+        assert_eq!(
+            std::fs::metadata(d.path().join("y.log.1")).unwrap().len(),
+            900
+        );
+    }
+
+    #[test]
+    fn file_names_are_the_originals() {
+        let d = Path::new("/home/u");
+        assert_eq!(
+            cli_log_path(d),
+            Path::new("/home/u/_datakit_pythond_cli.log")
+        );
+        assert_eq!(
+            framework_log_path(d, "some-python-inputs"),
+            Path::new("/home/u/_datakit_pythond_framework_some-python-inputs_.log")
+        );
+    }
+}
