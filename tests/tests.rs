@@ -4,5 +4,6 @@
 
 mod util;
 
+mod run;
 mod testmode;
 mod writer;

@@ -106,3 +106,103 @@ pub fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// A DataKit install dir for a test: `python.d/`, `conf.d/`, `datakit.conf`
+/// pointing at `listen`.
+pub struct DataKitDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl DataKitDir {
+    pub fn new(listen: &str, scripts: &[(&str, &str)], conf: &str) -> DataKitDir {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, content: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        };
+        for (rel, content) in scripts {
+            w(&format!("python.d/{rel}"), content);
+        }
+        w("conf.d/pythond/pythond.conf", conf);
+        w(
+            "conf.d/datakit.conf",
+            &format!("[http_api]\n  listen = \"{listen}\"\n"),
+        );
+        DataKitDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A running `pythond run`; killed if still running when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log_dir: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(dk: &DataKitDir, extra: &[&str]) -> Daemon {
+        let log_dir = dk.path().join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        // A file, not a pipe: a pipe nobody reads would fill and stall pythond.
+        let stderr = std::fs::File::create(dk.path().join("stderr.txt")).unwrap();
+        let child = pythond()
+            .arg("run")
+            .arg("--config")
+            .arg(dk.path().join("conf.d"))
+            .arg("--datakit-dir")
+            .arg(dk.path())
+            .arg("--log-dir")
+            .arg(&log_dir)
+            .args(["--restart-delay-secs", "0.2"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            stderr_path: dk.path().join("stderr.txt"),
+            log_dir,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status and stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.stderr());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pythond did not stop after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn cli_log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.join("_datakit_pythond_cli.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

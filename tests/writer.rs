@@ -28,7 +28,7 @@ fn cfg(target: Target) -> WriterConfig {
 fn pts(prefix: &str, n: usize) -> Vec<Point> {
     (0..n)
         .map(|i| Point {
-            measurement: format!("{prefix}"),
+            measurement: prefix.to_string(),
             tags: vec![("host".into(), "h1".into())],
             fields: vec![
                 ("seq".into(), FieldValue::I64(i as i64)),

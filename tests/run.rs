@@ -1,0 +1,261 @@
+//! `pythond run` end to end: real supervisor and worker processes, real
+//! embedded CPython on real script files, a real HTTP server on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use testkit::FakeDataKit;
+
+use crate::util::*;
+
+const DEMO: &[&str] = &["demo.py", "demo_event.py", "demo_feed.py"];
+
+fn demo_scripts() -> Vec<(String, String)> {
+    DEMO.iter()
+        .map(|f| {
+            (
+                format!("demo/{f}"),
+                std::fs::read_to_string(repo().join("python.d/demo").join(f)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn conf(blocks: &[(&str, &str)]) -> String {
+    blocks
+        .iter()
+        .map(|(name, dirs)| {
+            format!(
+                "[[inputs.pythond]]\n  name = '{name}'\n  cmd = \"python3\"\n  dirs = [{dirs}]\n\n"
+            )
+        })
+        .collect()
+}
+
+fn measurement_of(line: &str) -> String {
+    parse_line(line).measurement
+}
+
+#[test]
+fn seed_demo_arrives_at_datakit_with_paths_and_input_and_stops_cleanly_on_sigterm() {
+    let dk = FakeDataKit::start();
+    let scripts = demo_scripts();
+    let refs: Vec<(&str, &str)> = scripts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &refs,
+        &conf(&[("some-python-inputs", "\"demo\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(4, Duration::from_secs(20)),
+        "stderr: {}",
+        d.stderr()
+    );
+    let reqs = dk.accepted();
+    let with_input: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.path == "/v1/write/metric" && r.query_value("input") == Some("datakitpy"))
+        .flat_map(|r| r.lines())
+        .map(|l| measurement_of(&l))
+        .collect();
+    assert_eq!(with_input, vec!["abc", "def"]);
+    let feed: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.path == "/v1/write/metric" && r.query_value("input").is_none())
+        .flat_map(|r| r.lines())
+        .map(|l| measurement_of(&l))
+        .collect();
+    assert_eq!(feed, vec!["mydata"]);
+    let events: Vec<String> = dk.lines("/v1/write/keyevent");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains("df_source=\"user\""), "{}", events[0]);
+    assert!(reqs.iter().all(|r| r.query_value("precision") == Some("n")));
+    let (status, _) = d.stop();
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
+}
+
+#[test]
+fn print_output_is_logged_with_the_script_name() {
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("p/talk.py", "from datakit_framework import DataKitFramework\nclass Talk(DataKitFramework):\n    name = 'talker'\n    interval = 60\n    def run(self):\n        print('hello from the script')\n        import sys\n        print('to stderr', file=sys.stderr)\n        self.feed_metric(measurement='m', fields={'v': 1})\n")],
+        &conf(&[("in", "\"p\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(dk.wait_for_lines(1, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = d.cli_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hello from the script"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("script=talker"), "{line}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("to stderr") && l.contains("script=talker")),
+        "{log}"
+    );
+    assert!(d.stop().0.success());
+}
+
+#[test]
+fn two_inputs_with_the_same_module_name_stay_apart() {
+    let dk = FakeDataKit::start();
+    let script = |m: &str| {
+        format!("from datakit_framework import DataKitFramework\nclass S(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_metric(input='x', measurement='{m}', fields={{'v': 1}})\n")
+    };
+    let (a, b) = (script("from_a"), script("from_b"));
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("a/same.py", a.as_str()), ("b/same.py", b.as_str())],
+        &conf(&[("input-a", "\"a\""), ("input-b", "\"b\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(2, Duration::from_secs(20)),
+        "{}",
+        d.stderr()
+    );
+    let mut got: Vec<String> = dk.all_lines().iter().map(|l| measurement_of(l)).collect();
+    got.sort();
+    assert_eq!(got, vec!["from_a", "from_b"]);
+    assert!(d.stop().0.success());
+}
+
+#[test]
+fn broken_scripts_do_not_stop_the_others_and_errors_reach_lasterror() {
+    let dk = FakeDataKit::start();
+    let good = "from datakit_framework import DataKitFramework\nclass Good(DataKitFramework):\n    name = 'good'\n    interval = 0.5\n    def run(self):\n        self.feed_metric(measurement='good', fields={'v': 1})\n";
+    let raises = "from datakit_framework import DataKitFramework\nclass Bad(DataKitFramework):\n    name = 'bad'\n    interval = 0.5\n    def run(self):\n        raise RuntimeError('boom every run')\n";
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[
+            ("s/good.py", good),
+            ("s/raises.py", raises),
+            ("s/syntax.py", "def broken(:\n"),
+            ("s/missing.py", "import no_such_module_anywhere\n"),
+        ],
+        &conf(&[("mixed", "\"s\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    std::thread::sleep(Duration::from_millis(2600));
+    let good_runs = dk.lines("/v1/write/metric").len();
+    assert!(
+        (4..=7).contains(&good_runs),
+        "good script kept its schedule: {good_runs} runs"
+    );
+    let lasterrors: Vec<serde_json::Value> = dk
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/lasterror")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(lasterrors.len() >= 2, "{lasterrors:?}");
+    assert_eq!(lasterrors[0]["input"], "bad");
+    assert!(lasterrors[0]["err_content"]
+        .as_str()
+        .unwrap()
+        .contains("RuntimeError: boom every run"));
+    let (status, err) = d.stop();
+    assert!(status.success());
+    assert!(
+        err.contains("syntax.py") && err.contains("SyntaxError"),
+        "{err}"
+    );
+    assert!(
+        err.contains("No module named 'no_such_module_anywhere'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("script=bad") && err.contains("Traceback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fifty_instances_at_one_second_run_ten_or_eleven_times_each_without_overlap() {
+    let dk = FakeDataKit::start();
+    let mut src = String::from("import time, threading\nfrom datakit_framework import DataKitFramework\n_active = {}\n_lock = threading.Lock()\n");
+    for i in 0..50 {
+        src.push_str(&format!(
+            "class S{i}(DataKitFramework):\n    name = 's{i}'\n    interval = 1\n    def run(self):\n        with _lock:\n            n = _active.get(self.name, 0)\n            _active[self.name] = n + 1\n        time.sleep(0.05)\n        self.feed_metric(measurement='tick', tags={{'s': self.name}}, fields={{'overlap': n}})\n        with _lock:\n            _active[self.name] -= 1\n"
+        ));
+    }
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("many/many.py", &src)],
+        &conf(&[("many", "\"many\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    // Wait for the first run of all 50, then count over 10 s from there.
+    assert!(
+        dk.wait_for_lines(50, Duration::from_secs(20)),
+        "{}",
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(9_600));
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for l in dk.lines("/v1/write/metric") {
+        let p = parse_line(&l);
+        assert_eq!(
+            p.fields[0].1, "i:0",
+            "a run overlapped the previous one: {l}"
+        );
+        *per.entry(p.tags[0].1.clone()).or_default() += 1;
+    }
+    assert_eq!(per.len(), 50);
+    for (s, n) in &per {
+        assert!((10..=11).contains(n), "{s} ran {n} times");
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.conf");
+    std::fs::write(&f, "[[inputs.cpu]]\n\n[[inputs.pythond]]\n  name = 'x'\n  cmd = 'python3'\n  dirs = 'not-a-list'\n").unwrap();
+    let out = pythond()
+        .args(["check", "--config"])
+        .arg(&f)
+        .arg("--datakit-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:6: [[inputs.pythond]] #1 (\"x\"): key \"dirs\": expected an array of strings, got string", f.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_lists_inputs_modules_classes_and_intervals() {
+    let out = pythond()
+        .args(["check", "--config"])
+        .arg(repo().join("conf.d"))
+        .arg("--datakit-dir")
+        .arg(repo())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("input \"demo\""), "{text}");
+    for (m, c) in [
+        ("demo", "Demo"),
+        ("demo_event", "DemoEvent"),
+        ("demo_feed", "DemoFeed"),
+    ] {
+        assert!(
+            text.contains(&format!("{m}.{c}  name=\"{c}\"  interval=10s")),
+            "{text}"
+        );
+    }
+}
