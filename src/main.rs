@@ -54,9 +54,9 @@ enum Cmd {
         /// Where each input's disk spool lives (default: <datakit-dir>/cache/pythond).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Largest spool per input, in MiB.
-        #[arg(long, default_value_t = 512)]
-        spool_max_mb: u64,
+        /// Largest disk spool per input, in bytes; past it the oldest data is dropped (logged).
+        #[arg(long, default_value_t = 512 << 20)]
+        spool_max_bytes: u64,
         /// On SIGTERM: how long runs in progress and the final flush may take.
         #[arg(long, default_value_t = 5.0)]
         grace_secs: f64,
@@ -170,7 +170,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<i32> {
             output,
             log_dir,
             data_dir,
-            spool_max_mb,
+            spool_max_bytes,
             grace_secs,
             hang_grace_secs,
             stall_timeout_secs,
@@ -193,7 +193,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<i32> {
                 log_dir,
                 log_level: cli.log_level,
                 data_dir,
-                spool_max_bytes: spool_max_mb << 20,
+                spool_max_bytes,
                 grace_secs,
                 hang_grace_secs,
                 backoff: Backoff {

@@ -161,6 +161,12 @@ fn start(launch: &Launch, lines: &LineSink) -> Result<(Child, tokio::fs::File), 
             if libc::dup2(child_fd, HEARTBEAT_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // If the supervisor dies (even by kill -9), the worker gets
+            // SIGTERM: it spools what it holds and exits instead of running
+            // on as an orphan nobody supervises.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -283,9 +283,10 @@ pub fn main(spec: WorkerSpec) -> i32 {
     let spool = match &spec.spool_dir {
         None => None,
         Some(dir) => {
+            // Segments small enough that the bound drops a fraction, not all.
             let limits = crate::spool::SpoolLimits {
                 max_bytes: spec.spool_max_bytes,
-                ..crate::spool::SpoolLimits::default()
+                segment_bytes: (spec.spool_max_bytes / 8).clamp(4096, 8 << 20),
             };
             match crate::spool::Spool::open(dir, limits) {
                 Ok(s) => {

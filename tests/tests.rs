@@ -4,6 +4,7 @@
 
 mod util;
 
+mod faults;
 mod run;
 mod testmode;
 mod writer;

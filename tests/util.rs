@@ -206,3 +206,66 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Worker pids of a running daemon, with their input names.
+pub fn workers(supervisor: i32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{supervisor}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(kids) = std::fs::read_to_string(t.path().join("children")) else {
+            continue;
+        };
+        for pid in kids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let env = String::from_utf8_lossy(&env);
+            if let Some(i) = env.find("\"input\":\"") {
+                let rest = &env[i + 9..];
+                let name = rest[..rest.find('"').unwrap_or(0)].to_owned();
+                out.push((pid, name));
+            }
+        }
+    }
+    out
+}
+
+/// Wait until `f` returns Some, or panic after `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A script module: class `name` reporting `seq` = 0, 1, 2... each run.
+pub fn counter_script(class: &str, measurement: &str, interval: f64) -> String {
+    format!(
+        "from datakit_framework import DataKitFramework\n\
+         class {class}(DataKitFramework):\n    name = '{class}'\n    interval = {interval}\n    seq = 0\n    def run(self):\n        \
+         for _ in range(5):\n            self.feed_metric(measurement='{measurement}', fields={{'seq': type(self).seq}})\n            type(self).seq += 1\n"
+    )
+}
+
+/// `seq` values of the lines of one measurement, in arrival order.
+pub fn seq_of(lines: &[String], measurement: &str) -> Vec<i64> {
+    lines
+        .iter()
+        .map(|l| parse_line(l))
+        .filter(|p| p.measurement == measurement)
+        .map(|p| {
+            let (_, v) = p.fields.iter().find(|(k, _)| k == "seq").unwrap();
+            v.trim_start_matches("i:").parse().unwrap()
+        })
+        .collect()
+}

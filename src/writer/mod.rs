@@ -115,7 +115,7 @@ impl Default for WriterConfig {
             gzip_min_bytes: 16 << 10,
             request_timeout: Duration::from_secs(10),
             retry_initial: Duration::from_millis(100),
-            retry_max: Duration::from_secs(10),
+            retry_max: Duration::from_secs(5),
             retry_max_attempts: 10,
             queue_max_points: 1_000_000,
             user_agent: format!("pythond/{}", env!("CARGO_PKG_VERSION")),
@@ -237,6 +237,8 @@ struct Shared {
     closed: AtomicBool,
     abort: AtomicBool,
     abort_notify: Notify,
+    /// The replayer's last attempt succeeded: the spool is draining.
+    replay_ok: AtomicBool,
 }
 
 /// Handle to a running writer. Cheap to clone; usable from any thread.
@@ -269,6 +271,7 @@ impl Writer {
             closed: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             abort_notify: Notify::new(),
+            replay_ok: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch(shared.clone(), rx));
@@ -319,9 +322,18 @@ impl Writer {
     /// spool (or, without a spool, drop and count) the rest.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.shared.closed.store(true, Relaxed);
-        let drained = tokio::time::timeout(deadline, self.flush_and_wait())
+        let end = Instant::now() + deadline;
+        let mut drained = tokio::time::timeout(deadline, self.flush_and_wait())
             .await
             .is_ok();
+        // While DataKit takes the spooled data, let it drain within the deadline.
+        if let Some(s) = &self.shared.spool {
+            while !s.spool.is_empty() && self.shared.replay_ok.load(Relaxed) && Instant::now() < end
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drained &= s.spool.is_empty();
+        }
         if !drained {
             self.shared.abort.store(true, Relaxed);
             self.shared.abort_notify.notify_waiters();
@@ -828,10 +840,17 @@ async fn replay(shared: Arc<Shared>) {
             }
             Verdict::Retry(reason) => {
                 attempt = attempt.saturating_add(1);
+                shared.replay_ok.store(false, Relaxed);
                 shared.counters.requests_retried.fetch_add(1, Relaxed);
                 tracing::debug!(target: "pythond::writer", "spool replay waiting for DataKit: {reason}");
-                let wait = retry::backoff(attempt.min(30), cfg.retry_initial, cfg.retry_max)
-                    .max(cfg.retry_initial);
+                // Probe at least once a second: data waits on disk, and
+                // DataKit coming back should be noticed quickly.
+                let wait = retry::backoff(
+                    attempt.min(30),
+                    cfg.retry_initial,
+                    cfg.retry_max.min(Duration::from_secs(1)),
+                )
+                .max(cfg.retry_initial);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shared.abort_notify.notified() => {}
