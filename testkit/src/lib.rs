@@ -38,6 +38,8 @@ pub struct Received {
     pub gzip: bool,
     /// The status this request was answered with.
     pub status: u16,
+    /// Lines in the body (counted even when bodies are not kept).
+    pub line_count: usize,
 }
 
 impl Received {
@@ -80,6 +82,8 @@ struct State {
     always: Mutex<Option<u16>>,
     delay: Mutex<Option<Duration>>,
     connections: AtomicUsize,
+    /// Benchmarks turn this off: count lines, keep no bodies.
+    drop_bodies: std::sync::atomic::AtomicBool,
 }
 
 /// A running fake DataKit. Stops when dropped.
@@ -212,7 +216,11 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let body = decode(gzip, &wire);
+    let mut body = decode(gzip, &wire);
+    let line_count = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
     let delay = *state.delay.lock().unwrap();
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -234,6 +242,9 @@ async fn handle(
     } else {
         (200, String::new())
     };
+    if state.drop_bodies.load(Ordering::Relaxed) {
+        body = Vec::new();
+    }
     state.received.lock().unwrap().push(Received {
         method,
         path,
@@ -243,6 +254,7 @@ async fn handle(
         wire_len: wire.len(),
         gzip,
         status,
+        line_count,
     });
     Ok(Response::builder()
         .status(status)
@@ -337,6 +349,23 @@ impl FakeDataKit {
     /// Answer a DataKit-style 400 to any body containing `marker`.
     pub fn reject_bodies_containing(&self, marker: &str) {
         *self.state.reject_marker.lock().unwrap() = Some(marker.to_owned());
+    }
+
+    /// Keep only line counts, not bodies (for benchmarks).
+    pub fn drop_bodies(&self, drop: bool) {
+        self.state.drop_bodies.store(drop, Ordering::Relaxed);
+    }
+
+    /// Accepted write lines, counted (works with [`FakeDataKit::drop_bodies`]).
+    pub fn line_count(&self) -> usize {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status) && r.path.starts_with("/v1/write/"))
+            .map(|r| r.line_count)
+            .sum()
     }
 
     /// Wait this long before answering each request.

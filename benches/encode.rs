@@ -1,0 +1,82 @@
+//! Encoding throughput: a typical point (3 tags, 4 fields of mixed types) to
+//! line protocol, and the point rules (`RawPoint::into_point`) for the same.
+//!
+//! `cargo bench --bench encode`
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pythond::lineproto::encode_point;
+use pythond::point::{ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+
+fn typical() -> Point {
+    Point {
+        measurement: "cpu".into(),
+        tags: vec![
+            ("host".into(), "web-01.example.com".into()),
+            ("region".into(), "eu-west-1".into()),
+            ("service".into(), "checkout".into()),
+        ],
+        fields: vec![
+            ("usage_user".into(), FieldValue::F64(12.345678)),
+            ("procs".into(), FieldValue::I64(312)),
+            ("state".into(), FieldValue::Str("running".into())),
+            ("healthy".into(), FieldValue::Bool(true)),
+        ],
+        time_ns: 1_716_544_492_123_456_789,
+    }
+}
+
+fn raw_typical() -> RawPoint {
+    let s = |v: &str| RawValue::Str(v.to_owned());
+    RawPoint {
+        measurement: s("cpu"),
+        tags: vec![
+            ("host".into(), s("web-01.example.com")),
+            ("region".into(), s("eu-west-1")),
+            ("service".into(), s("checkout")),
+        ],
+        fields: vec![
+            ("usage_user".into(), RawValue::Float(12.345678)),
+            ("procs".into(), RawValue::Int(312)),
+            ("state".into(), s("running")),
+            ("healthy".into(), RawValue::Bool(true)),
+        ],
+        time: RawValue::None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let points: Vec<Point> = (0..N).map(|_| typical()).collect();
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("typical_point_x10k", |b| {
+        let mut out = Vec::with_capacity(N * 160);
+        b.iter(|| {
+            out.clear();
+            for p in &points {
+                encode_point(p, &mut out);
+            }
+            std::hint::black_box(out.len())
+        })
+    });
+    let opts = ConvertOptions {
+        numbers_as_float: false,
+        precision: None,
+        now_ns: 1_716_544_492_000_000_000,
+    };
+    g.bench_function("into_point_x10k", |b| {
+        b.iter_batched(
+            || (0..N).map(|_| raw_typical()).collect::<Vec<_>>(),
+            |raws| {
+                for (i, r) in raws.into_iter().enumerate() {
+                    std::hint::black_box(r.into_point(i, &opts).unwrap());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
