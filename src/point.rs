@@ -368,14 +368,17 @@ fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
     }))
 }
 
-/// Characters line protocol reads as line or token breaks in names.
-const BREAKS: [char; 3] = ['\n', '\r', '\t'];
+/// Whether `s` holds a character line protocol reads as a line or token
+/// break in names (`\n`, `\r`, `\t`). A byte scan: this runs for every key.
+fn has_break(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t'))
+}
 
 fn check_key(key: &str, what: &'static str) -> Result<(), PointErrorKind> {
     if key.is_empty() {
         return Err(PointErrorKind::EmptyKey);
     }
-    if key.contains(BREAKS) {
+    if has_break(key) {
         return Err(PointErrorKind::Newline(what));
     }
     if key.ends_with('\\') {
@@ -411,7 +414,7 @@ impl RawPoint {
                 ))
             }
         };
-        if measurement.contains(BREAKS) {
+        if has_break(&measurement) {
             return Err(err(None, PointErrorKind::Newline("measurement")));
         }
         if measurement.ends_with('\\') {
@@ -422,7 +425,7 @@ impl RawPoint {
             check_key(&k, "tag key").map_err(|r| err(Some(&k), r))?;
             match tag_value(v) {
                 Ok(Some(v)) => {
-                    if v.contains(BREAKS) {
+                    if has_break(&v) {
                         return Err(err(Some(&k), PointErrorKind::Newline("tag value")));
                     }
                     if v.ends_with('\\') {
