@@ -248,13 +248,29 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// A script module: class `name` reporting `seq` = 0, 1, 2... each run.
+/// A script module: class `name` reporting 5 points a run with `seq` = 0,
+/// 1, 2..., and keeping the number produced so far in `produced_<class>`
+/// beside the script.
 pub fn counter_script(class: &str, measurement: &str, interval: f64) -> String {
     format!(
-        "from datakit_framework import DataKitFramework\n\
+        "import os\nfrom datakit_framework import DataKitFramework\n\
          class {class}(DataKitFramework):\n    name = '{class}'\n    interval = {interval}\n    seq = 0\n    def run(self):\n        \
-         for _ in range(5):\n            self.feed_metric(measurement='{measurement}', fields={{'seq': type(self).seq}})\n            type(self).seq += 1\n"
+         for _ in range(5):\n            self.feed_metric(measurement='{measurement}', fields={{'seq': type(self).seq}})\n            type(self).seq += 1\n        \
+         with open(os.path.join(os.path.dirname(__file__), 'produced_{class}'), 'w') as f:\n            f.write(str(type(self).seq))\n"
     )
+}
+
+/// What a [`counter_script`] in `python.d/<dir>` says it produced.
+pub fn produced(dk: &DataKitDir, dir: &str, class: &str) -> usize {
+    std::fs::read_to_string(dk.path().join(format!("python.d/{dir}/produced_{class}")))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One line of the README's reliability table, printed with `--nocapture`.
+pub fn report_outcome(scenario: &str, what: &str, produced: usize, arrived: usize) {
+    eprintln!("RELIABILITY | {scenario} | {what} | {produced} | {arrived} |");
 }
 
 /// `seq` values of the lines of one measurement, in arrival order.
