@@ -77,13 +77,24 @@ fn cpu_secs(pid: u32) -> f64 {
         / ticks
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+fn status_kib(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// Proportional set size: shared pages (the same binary and libpython
+/// mapped in supervisor and worker) are split between the processes instead
+/// of counted in each.
+fn pss_kib(pid: u32) -> u64 {
+    status_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
 
 /// Fields of the `bench_result` point the script reported.
@@ -233,12 +244,14 @@ fn main() {
         let sup = rss_kib(d.id());
         let workers: Vec<u32> = children(d.id());
         let w: u64 = workers.iter().map(|p| rss_kib(*p)).sum();
+        let pss: u64 = pss_kib(d.id()) + workers.iter().map(|p| pss_kib(*p)).sum::<u64>();
         stop(d);
         rows.push(format!(
-            "| idle RSS, one input (seed demo), after 12 s | supervisor {:.1} MiB + worker {:.1} MiB = **{:.1} MiB** | | |",
+            "| idle memory, one input (seed demo), after 12 s | RSS: supervisor {:.1} MiB + worker {:.1} MiB = {:.1} MiB (shared pages counted twice) | **PSS of the process tree: {:.1} MiB** | |",
             sup as f64 / 1024.0,
             w as f64 / 1024.0,
-            (sup + w) as f64 / 1024.0
+            (sup + w) as f64 / 1024.0,
+            pss as f64 / 1024.0
         ));
     }
 

@@ -366,8 +366,8 @@ fn run(at: &Where, opts: RunOptions, cli_log: RotatingFile) -> anyhow::Result<i3
             }
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The supervisor only waits on pipes, timers and children: one thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let backoff = opts.backoff;
