@@ -1,7 +1,9 @@
 //! Fixed-rate scheduling of script runs, with timeouts and backoff.
 //!
 //! Every job runs once right after start, then on ticks of its interval
-//! measured from that start, so a slow run never makes the schedule drift. A
+//! measured from that start, so a slow run never makes the schedule drift.
+//! The jobs' first ticks are spread over the first second (at most their
+//! interval), so 200 scripts at 1 s start 5 ms apart instead of all at once. A
 //! run still going when its next tick comes makes that tick *skipped* (and
 //! counted): one job never runs twice at once. Runs execute on tokio's
 //! blocking pool, because they hold Python and may block for their whole
@@ -148,10 +150,16 @@ pub async fn run<J: Job>(
 ) -> Vec<String> {
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(jobs.len());
-    for s in &jobs {
+    let n = jobs.len().max(1) as u32;
+    for (i, s) in jobs.iter().enumerate() {
+        // Spread the jobs' phases over the first second (or their interval,
+        // if shorter) so that many scripts with the same interval do not all
+        // queue for the GIL at the same instant.
+        let spread = s.job.interval().min(Duration::from_secs(1));
+        let phase = spread * i as u32 / n;
         tasks.push(tokio::spawn(tick_loop(
             s.clone(),
-            start,
+            start + phase,
             settings,
             shutdown.clone(),
         )));
