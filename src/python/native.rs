@@ -195,14 +195,17 @@ fn report(target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
                 type_name(&list)
             )));
         };
-        let mut raws = Vec::with_capacity(items.len());
+        // Describe and check each point while its dict is hot in cache.
+        let mut points = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            raws.push(
-                raw_point(item)
-                    .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?,
+            let mut raw = raw_point(item)
+                .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?;
+            add_input_tags(&ctx, &mut raw);
+            points.push(
+                raw.into_point(i, &opts)
+                    .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?,
             );
         }
-        let points = convert_all(&ctx, &what, raws, &opts)?;
         let category = Category::from_report_key(key).expect("REPORT_KEYS are categories");
         batches.push((category, points));
     }
