@@ -443,3 +443,39 @@ fn spool_bound_drops_the_oldest_and_says_so() {
         got.len(),
     );
 }
+
+#[test]
+fn a_worker_whose_interpreter_is_wedged_is_killed_and_restarted() {
+    let dk = FakeDataKit::start();
+    // libc sleep() called through PyDLL keeps the GIL: nothing else in that
+    // interpreter can run, not even the heartbeat.
+    let wedge = "import ctypes, os\nfrom datakit_framework import DataKitFramework\nclass Wedge(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_metric(measurement='wedge_start', fields={'pid': os.getpid()})\n        import time; time.sleep(0.5)  # let the batch delay send the point\n        ctypes.PyDLL(None).sleep(3600)\n";
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("w/w.py", wedge)],
+        &conf_block("w", "\"w\"", ""),
+    );
+    let d = Daemon::start(&dir, &["--stall-timeout-secs", "2"]);
+    // Two starts, from two different processes: the first was killed.
+    let pids = eventually(30, "a restart after the stall", || {
+        let mut pids: Vec<String> = seq_pids(&dk.all_lines());
+        pids.dedup();
+        (pids.len() >= 2).then_some(pids)
+    });
+    assert_ne!(pids[0], pids[1]);
+    let (status, err) = d.stop();
+    assert!(status.success());
+    assert!(
+        err.contains("stopped making progress (no heartbeat)"),
+        "{err}"
+    );
+}
+
+fn seq_pids(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| parse_line(l))
+        .filter(|p| p.measurement == "wedge_start")
+        .map(|p| p.fields[0].1.clone())
+        .collect()
+}

@@ -259,3 +259,40 @@ fn check_lists_inputs_modules_classes_and_intervals() {
         );
     }
 }
+
+#[test]
+fn ip_and_port_given_to_init_route_that_instance_and_envs_reach_the_interpreter() {
+    let main_dk = FakeDataKit::start();
+    let other_dk = FakeDataKit::start();
+    let routed = format!(
+        "import os\nfrom datakit_framework import DataKitFramework\nclass Routed(DataKitFramework):\n    interval = 60\n    def __init__(self, **kwargs):\n        super().__init__(ip='127.0.0.1', port={})\n    def run(self):\n        self.feed_metric(measurement='routed', fields={{'env': os.environ.get('PYTHOND_TEST_ENV', 'missing')}})\n",
+        other_dk.addr().port()
+    );
+    let plain = "from datakit_framework import DataKitFramework\nclass Plain(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_metric(measurement='plain', fields={'v': 1})\n";
+    let conf = "[[inputs.pythond]]\n  name = 'r'\n  cmd = \"python3\"\n  dirs = [\"r\"]\n  envs = ['PYTHOND_TEST_ENV=from-envs:$HOME']\n";
+    let dir = DataKitDir::new(
+        &main_dk.addr().to_string(),
+        &[("r/routed.py", &routed), ("r/plain.py", plain)],
+        conf,
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        other_dk.wait_for_lines(1, Duration::from_secs(20)),
+        "{}",
+        d.stderr()
+    );
+    assert!(main_dk.wait_for_lines(1, Duration::from_secs(20)));
+    let routed = other_dk.all_lines();
+    assert_eq!(routed.len(), 1);
+    let p = parse_line(&routed[0]);
+    assert_eq!(p.measurement, "routed");
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(p.fields[0].1, format!("s:from-envs:{home}"));
+    let main: Vec<String> = main_dk
+        .all_lines()
+        .iter()
+        .map(|l| measurement_of(l))
+        .collect();
+    assert_eq!(main, vec!["plain"]);
+    assert!(d.stop().0.success());
+}
