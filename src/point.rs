@@ -15,6 +15,14 @@
 //!   whole request; converting scalars keeps the data, rejecting containers
 //!   names the mistake.
 //! - A point with no field left (after dropping `None`) is an error.
+//! - Names follow DataKit's parser (influxdb1 `models`, GuanceCloud's fork),
+//!   not the influx 2/3 one: trailing backslashes are stripped from the
+//!   measurement, keys and tag values (no escape can express them there, and
+//!   DataKit's own checker strips them too); an empty tag value, also after
+//!   stripping, is dropped (DataKit answers `k=` with a 400 for the whole
+//!   request); a measurement starting with `#` is refused (read as a comment,
+//!   silently dropped); a field key with an odd run of backslashes right
+//!   before `,` `=` or space is refused (DataKit's field scanner misreads it).
 
 use std::fmt;
 
@@ -201,8 +209,10 @@ pub enum PointErrorKind {
     ArrayElement(String),
     #[error("newline, carriage return and tab are not allowed in {0}")]
     Newline(&'static str),
-    #[error("{0} may not end with a backslash (line protocol cannot express it)")]
-    TrailingBackslash(&'static str),
+    #[error("measurement may not start with '#' (DataKit drops such a line as a comment)")]
+    CommentMeasurement,
+    #[error("a field key cannot have a backslash right before ',', '=' or space (DataKit's parser misreads it)")]
+    FieldKeyBackslash,
     #[error("key is empty")]
     EmptyKey,
     #[error("key is both a tag and a field")]
@@ -374,17 +384,46 @@ fn has_break(s: &str) -> bool {
     s.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t'))
 }
 
-fn check_key(key: &str, what: &'static str) -> Result<(), PointErrorKind> {
+/// Remove trailing backslashes: DataKit's parser decides whether a separator
+/// is escaped by the byte before it, so a name ending in `\` would swallow the
+/// next `,`/`=`/space whatever we write. DataKit's own point checker strips
+/// them the same way.
+fn strip_trailing_backslashes(s: &mut String) {
+    while s.ends_with('\\') {
+        s.pop();
+    }
+}
+
+fn check_key(key: &mut String, what: &'static str) -> Result<(), PointErrorKind> {
+    strip_trailing_backslashes(key);
     if key.is_empty() {
         return Err(PointErrorKind::EmptyKey);
     }
     if has_break(key) {
         return Err(PointErrorKind::Newline(what));
     }
-    if key.ends_with('\\') {
-        return Err(PointErrorKind::TrailingBackslash(what));
-    }
     Ok(())
+}
+
+/// In the field section DataKit's scanner skips backslash pairs, so an odd
+/// run of backslashes right before `,` `=` or space in a field key escapes
+/// the wrong byte. Tag keys and values are scanned differently and are fine.
+fn field_key_misread(key: &str) -> bool {
+    if !key.contains('\\') {
+        return false;
+    }
+    let mut run = 0usize;
+    for b in key.bytes() {
+        match b {
+            b'\\' => run += 1,
+            b',' | b'=' | b' ' if run % 2 == 1 => return true,
+            _ => run = 0,
+        }
+        if b != b'\\' {
+            run = 0;
+        }
+    }
+    false
 }
 
 /// Whether `key` is among the first `n` keys of `pairs` (linear for the usual
@@ -414,35 +453,41 @@ impl RawPoint {
                 ))
             }
         };
+        let mut measurement = measurement;
+        strip_trailing_backslashes(&mut measurement);
+        if measurement.is_empty() {
+            return Err(err(None, PointErrorKind::EmptyMeasurement));
+        }
         if has_break(&measurement) {
             return Err(err(None, PointErrorKind::Newline("measurement")));
         }
-        if measurement.ends_with('\\') {
-            return Err(err(None, PointErrorKind::TrailingBackslash("measurement")));
+        if measurement.starts_with('#') {
+            return Err(err(None, PointErrorKind::CommentMeasurement));
         }
         let mut tags = Vec::with_capacity(self.tags.len());
-        for (k, v) in self.tags {
-            check_key(&k, "tag key").map_err(|r| err(Some(&k), r))?;
+        for (mut k, v) in self.tags {
+            check_key(&mut k, "tag key").map_err(|r| err(Some(&k), r))?;
             match tag_value(v) {
-                Ok(Some(v)) => {
+                Ok(Some(mut v)) => {
                     if has_break(&v) {
                         return Err(err(Some(&k), PointErrorKind::Newline("tag value")));
                     }
-                    if v.ends_with('\\') {
-                        return Err(err(
-                            Some(&k),
-                            PointErrorKind::TrailingBackslash("tag value"),
-                        ));
+                    strip_trailing_backslashes(&mut v);
+                    // DataKit refuses `k=` (the whole request): dropped like None.
+                    if !v.is_empty() {
+                        tags.push((k, v));
                     }
-                    tags.push((k, v));
                 }
                 Ok(None) => {}
                 Err(r) => return Err(err(Some(&k), r)),
             }
         }
         let mut fields = Vec::with_capacity(self.fields.len());
-        for (k, v) in self.fields {
-            check_key(&k, "field key").map_err(|r| err(Some(&k), r))?;
+        for (mut k, v) in self.fields {
+            check_key(&mut k, "field key").map_err(|r| err(Some(&k), r))?;
+            if field_key_misread(&k) {
+                return Err(err(Some(&k), PointErrorKind::FieldKeyBackslash));
+            }
             match field_value(v, opts.numbers_as_float) {
                 Ok(Some(v)) => fields.push((k, v)),
                 Ok(None) => {}
@@ -661,13 +706,44 @@ mod tests {
     }
 
     #[test]
-    fn names_ending_in_a_backslash_are_refused() {
+    fn trailing_backslashes_are_stripped_and_empty_tag_values_dropped() {
+        let mut p = raw(vec![("a\\\\", RawValue::Int(1))]);
+        p.measurement = s("disk\\");
+        p.tags = vec![
+            ("path".into(), s("C:\\dir\\")),
+            ("empty".into(), s("")),
+            ("only_bs".into(), s("\\")),
+        ];
+        let p = p.into_point(0, &opts()).unwrap();
+        assert_eq!(p.measurement, "disk");
+        assert_eq!(p.tags, vec![("path".to_owned(), "C:\\dir".to_owned())]);
+        assert_eq!(p.fields[0].0, "a");
         let mut p = raw(vec![("a", RawValue::Int(1))]);
-        p.tags = vec![("path".into(), s("C:\\dir\\"))];
-        assert_eq!(
-            err_text(p),
-            "point 3 key \"path\": tag value may not end with a backslash (line protocol cannot express it)"
-        );
+        p.tags = vec![("\\".into(), s("v"))];
+        assert_eq!(err_text(p), "point 3 key \"\": key is empty");
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("\\");
+        assert_eq!(err_text(p), "point 3: measurement is missing or empty");
+    }
+
+    #[test]
+    fn comment_measurements_and_misread_field_keys_are_refused() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("#cpu");
+        assert!(err_text(p).contains("may not start with '#'"));
+        assert!(err_text(raw(vec![("a\\ b", RawValue::Int(1))]))
+            .contains("field key cannot have a backslash"));
+        assert!(err_text(raw(vec![("a\\\\\\=b", RawValue::Int(1))]))
+            .contains("field key cannot have a backslash"));
+        // An even run, or a backslash before anything else, is read right.
+        for ok in ["a\\\\ b", "C:\\x", "a\\b=c"] {
+            assert!(
+                raw(vec![(ok, RawValue::Int(1))])
+                    .into_point(0, &opts())
+                    .is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,46 @@
 
 use std::sync::Mutex;
 
+use crate::lineproto::Lines;
 use crate::point::Point;
 use crate::writer::{Route, Target};
+
+/// The points of one script call, in the form the sink asked for (see
+/// [`Sink::payload`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// Whole points: test mode inspects and prints them.
+    Points(Vec<Point>),
+    /// Encoded as they were converted: what the writer sends anyway.
+    Lines(Lines),
+}
+
+impl Payload {
+    pub fn push(&mut self, p: Point) {
+        match self {
+            Payload::Points(v) => v.push(p),
+            Payload::Lines(l) => l.push(&p),
+        }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Points(v) => v.len(),
+            Payload::Lines(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<Point>> for Payload {
+    fn from(v: Vec<Point>) -> Payload {
+        Payload::Points(v)
+    }
+}
 
 /// Why a sink refused points.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +64,13 @@ pub enum SinkError {
 /// Takes what scripts report. Every method returns without waiting on the
 /// network except [`Sink::post`], which scripts call expecting an answer.
 pub trait Sink: Send + Sync {
-    fn submit(&self, route: Route, points: Vec<Point>) -> Result<(), SinkError>;
+    /// An empty payload in the form this sink takes. Encoded lines unless the
+    /// sink needs the points themselves.
+    fn payload(&self) -> Payload {
+        Payload::Lines(Lines::new())
+    }
+    /// Take one call's points (built from [`Sink::payload`]).
+    fn submit(&self, route: Route, points: Payload) -> Result<(), SinkError>;
     /// Send what is batched now (a script's `run()` returned).
     fn flush(&self);
     /// Queue a `POST /v1/lasterror` for `input`.
@@ -65,8 +109,19 @@ impl Collector {
 }
 
 impl Sink for Collector {
-    fn submit(&self, route: Route, points: Vec<Point>) -> Result<(), SinkError> {
-        self.push(Recorded::Points(route, points));
+    fn payload(&self) -> Payload {
+        Payload::Points(Vec::new())
+    }
+
+    fn submit(&self, route: Route, points: Payload) -> Result<(), SinkError> {
+        match points {
+            Payload::Points(points) => self.push(Recorded::Points(route, points)),
+            Payload::Lines(_) => {
+                return Err(SinkError::Refused(
+                    "test mode records whole points, not encoded lines".into(),
+                ))
+            }
+        }
         Ok(())
     }
 

@@ -169,7 +169,7 @@ impl Sink for WriterSink {
     fn submit(
         &self,
         route: crate::writer::Route,
-        points: Vec<crate::point::Point>,
+        points: crate::sink::Payload,
     ) -> Result<(), crate::sink::SinkError> {
         self.writer
             .submit(route, points)

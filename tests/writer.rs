@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use pythond::lineproto::Lines;
 use pythond::point::{Category, FieldValue, Point};
+use pythond::sink::Payload;
 use pythond::spool::{Spool, SpoolLimits};
 use pythond::writer::{Route, Target, WriteQuery, Writer, WriterConfig};
 use testkit::FakeDataKit;
@@ -101,6 +103,91 @@ async fn batches_close_on_bytes() {
     assert_eq!(dk.all_lines().len(), 100);
 }
 
+/// The runtime hands the writer lines it already encoded.
+fn encoded(points: Vec<Point>) -> Payload {
+    let mut lines = Lines::new();
+    for p in &points {
+        lines.push(p);
+    }
+    Payload::Lines(lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_lines_batch_on_count_and_bytes_in_order() {
+    let dk = FakeDataKit::start();
+    let w = Writer::spawn(cfg(Target::Http(dk.url())));
+    w.submit(route(Category::Metric, None), encoded(pts("m", 120)))
+        .unwrap();
+    // A second call continues the open batch of 20 before cutting at 100.
+    w.submit(route(Category::Metric, None), encoded(pts("m", 130)))
+        .unwrap();
+    w.flush_and_wait().await;
+    let sizes: Vec<usize> = dk.accepted().iter().map(|r| r.lines().len()).collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+    let mut want: Vec<i64> = (0..120).collect();
+    want.extend(0..130);
+    assert_eq!(seqs(&dk.lines("/v1/write/metric")), want);
+
+    let dk = FakeDataKit::start();
+    let w = Writer::spawn(WriterConfig {
+        batch_max_points: 1_000_000,
+        batch_max_bytes: 1000,
+        ..cfg(Target::Http(dk.url()))
+    });
+    w.submit(route(Category::Metric, None), encoded(pts("m", 100)))
+        .unwrap();
+    w.flush_and_wait().await;
+    let reqs = dk.accepted();
+    assert!(reqs.len() >= 4, "{}", reqs.len());
+    // Cut at line boundaries, never over the bound, and never far under it.
+    for r in &reqs[..reqs.len() - 1] {
+        assert!(
+            r.body.len() <= 1000 && r.body.len() > 900,
+            "{}",
+            r.body.len()
+        );
+    }
+    assert_eq!(seqs(&dk.all_lines()), (0..100).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_lines_cut_only_at_line_ends() {
+    // A string field may hold a raw newline: batches must still be cut
+    // between points, not at that newline; and a line longer than the byte
+    // bound goes alone.
+    let dk = FakeDataKit::start();
+    let w = Writer::spawn(WriterConfig {
+        batch_max_points: 2,
+        batch_max_bytes: 200,
+        ..cfg(Target::Http(dk.url()))
+    });
+    let mut points = pts("m", 5);
+    for p in &mut points {
+        p.fields
+            .push(("msg".into(), FieldValue::Str("one\ntwo".into())));
+    }
+    points[3]
+        .fields
+        .push(("big".into(), FieldValue::Str("x".repeat(500))));
+    w.submit(route(Category::Logging, None), encoded(points.clone()))
+        .unwrap();
+    w.flush_and_wait().await;
+    let bodies: Vec<Vec<u8>> = dk.accepted().into_iter().map(|r| r.body).collect();
+    let line = |p: &Point| {
+        let mut l = Lines::new();
+        l.push(p);
+        l.as_bytes().to_vec()
+    };
+    let want: Vec<Vec<u8>> = vec![
+        [line(&points[0]), line(&points[1])].concat(),
+        line(&points[2]),
+        line(&points[3]),
+        line(&points[4]),
+    ];
+    assert_eq!(bodies, want);
+    assert_eq!(w.stats().points_sent, 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_close_on_delay_without_flush() {
     let dk = FakeDataKit::start();
@@ -170,7 +257,8 @@ async fn query_carries_precision_input_and_flags_url_encoded() {
     assert_eq!(req.query_value("precision"), Some("n"));
     assert_eq!(req.query_value("input"), Some("my input&x=1"));
     assert_eq!(req.query_value("ignore_global_tags"), Some("true"));
-    assert_eq!(req.query_value("ignore_global_host_tags"), Some("false"));
+    // DataKit reads any non-empty value as true: false is left out.
+    assert_eq!(req.query_value("ignore_global_host_tags"), None);
     assert_eq!(req.query_value("version"), Some("1.2"));
 }
 

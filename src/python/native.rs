@@ -13,8 +13,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{optional_map, raw_point, type_name};
 use crate::lineproto::Precision;
-use crate::point::{Category, ConvertOptions, Point, RawPoint, RawValue};
-use crate::sink::Sink;
+use crate::point::{Category, ConvertOptions, RawPoint, RawValue};
+use crate::sink::{Payload, Sink};
 use crate::writer::{Route, Target, WriteQuery};
 
 /// What the native functions need to know about the input they serve.
@@ -64,24 +64,6 @@ fn target(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Option<S
     Ok(Some(format!("http://{host}:{port}")))
 }
 
-/// Finish raw points into points and hand them over as one route.
-fn convert_all(
-    ctx: &Context,
-    what: &str,
-    raws: Vec<RawPoint>,
-    opts: &ConvertOptions,
-) -> PyResult<Vec<Point>> {
-    let mut out = Vec::with_capacity(raws.len());
-    for (i, mut raw) in raws.into_iter().enumerate() {
-        add_input_tags(ctx, &mut raw);
-        match raw.into_point(i, opts) {
-            Ok(p) => out.push(p),
-            Err(e) => return Err(PyValueError::new_err(format!("{what}: {e}"))),
-        }
-    }
-    Ok(out)
-}
-
 fn add_input_tags(ctx: &Context, raw: &mut RawPoint) {
     for (k, v) in &ctx.input_tags {
         let taken = raw.tags.iter().any(|(t, _)| t == k) || raw.fields.iter().any(|(f, _)| f == k);
@@ -91,7 +73,7 @@ fn add_input_tags(ctx: &Context, raw: &mut RawPoint) {
     }
 }
 
-fn submit(ctx: &Context, route: Route, points: Vec<Point>) {
+fn submit(ctx: &Context, route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
@@ -195,8 +177,9 @@ fn report(target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
                 type_name(&list)
             )));
         };
-        // Describe and check each point while its dict is hot in cache.
-        let mut points = Vec::with_capacity(items.len());
+        // Describe, check and encode each point while its dict is hot in
+        // cache; nothing is handed over until every list is valid.
+        let mut points = ctx.sink.payload();
         for (i, item) in items.iter().enumerate() {
             let mut raw = raw_point(item)
                 .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?;
@@ -288,7 +271,12 @@ fn feed(
         precision: None,
         now_ns: now_ns(),
     };
-    let points = convert_all(&ctx, what, vec![raw], &opts)?;
+    add_input_tags(&ctx, &mut raw);
+    let point = raw
+        .into_point(0, &opts)
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    let mut points = ctx.sink.payload();
+    points.push(point);
     let route = Route {
         target: route_target(target),
         category,

@@ -40,8 +40,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use crate::lineproto::encode_point;
-use crate::point::{Category, Point};
+use crate::lineproto::{encode_point, Lines};
+use crate::point::Category;
+use crate::sink::Payload;
 use crate::spool::Spool;
 use retry::Verdict;
 use stats::Counters;
@@ -138,11 +139,13 @@ impl WriteQuery {
         if let Some(v) = &self.input {
             add("input", v);
         }
-        if let Some(v) = self.ignore_global_tags {
-            add("ignore_global_tags", if v { "true" } else { "false" });
+        // DataKit treats any non-empty value of these as true, "false"
+        // included: false is sent by leaving the parameter out.
+        if self.ignore_global_tags == Some(true) {
+            add("ignore_global_tags", "true");
         }
-        if let Some(v) = self.ignore_global_host_tags {
-            add("ignore_global_host_tags", if v { "true" } else { "false" });
+        if self.ignore_global_host_tags == Some(true) {
+            add("ignore_global_host_tags", "true");
         }
         if let Some(v) = &self.version {
             add("version", v);
@@ -198,7 +201,7 @@ pub struct ShutdownReport {
 }
 
 enum Msg {
-    Points(Route, Vec<Point>),
+    Points(Route, Payload),
     Flush(Option<oneshot::Sender<()>>),
 }
 
@@ -282,7 +285,8 @@ impl Writer {
     }
 
     /// Queue points for `route`. Never blocks.
-    pub fn submit(&self, route: Route, points: Vec<Point>) -> Result<(), SubmitError> {
+    pub fn submit(&self, route: Route, points: impl Into<Payload>) -> Result<(), SubmitError> {
+        let points = points.into();
         let n = points.len() as u64;
         let c = &self.shared.counters;
         if self.shared.closed.load(Relaxed) {
@@ -628,14 +632,27 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 if lane.points == 0 {
                     lane.since = Instant::now();
                 }
-                for p in &points {
-                    encode_point(p, &mut lane.buf);
-                    lane.points += 1;
-                    if lane.points as usize >= shared.cfg.batch_max_points
-                        || lane.buf.len() >= shared.cfg.batch_max_bytes
-                    {
-                        seal(&shared, lane).await;
-                        lane.since = Instant::now();
+                match points {
+                    Payload::Points(points) => {
+                        for p in &points {
+                            encode_point(p, &mut lane.buf);
+                            lane.points += 1;
+                            if lane.full(&shared.cfg) {
+                                seal(&shared, lane).await;
+                                lane.since = Instant::now();
+                            }
+                        }
+                    }
+                    Payload::Lines(lines) => {
+                        let mut i = 0;
+                        while i < lines.len() {
+                            let next = lane.take_lines(&lines, i, &shared.cfg);
+                            if next == i || lane.full(&shared.cfg) {
+                                seal(&shared, lane).await;
+                                lane.since = Instant::now();
+                            }
+                            i = next;
+                        }
                     }
                 }
             }
@@ -660,6 +677,37 @@ async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 }
             }
         }
+    }
+}
+
+impl Lane {
+    fn full(&self, cfg: &WriterConfig) -> bool {
+        self.points as usize >= cfg.batch_max_points || self.buf.len() >= cfg.batch_max_bytes
+    }
+
+    /// Append lines from `from` on, as many as the batch bounds allow, with
+    /// one copy. Returns the index of the first line left: `from` when none
+    /// fits (seal, then call again; an empty lane always takes one line, so a
+    /// line bigger than the bound still goes, alone).
+    fn take_lines(&mut self, lines: &Lines, from: usize, cfg: &WriterConfig) -> usize {
+        let room_points = cfg.batch_max_points.saturating_sub(self.points as usize);
+        let room_bytes = cfg.batch_max_bytes.saturating_sub(self.buf.len());
+        let start = lines.start(from);
+        let mut end_line = (from + room_points).min(lines.len());
+        if end_line > from && lines.end(end_line - 1) - start > room_bytes {
+            end_line =
+                from + lines.ends()[from..end_line].partition_point(|&e| e - start <= room_bytes);
+        }
+        if end_line == from {
+            if self.points > 0 {
+                return from;
+            }
+            end_line = from + 1;
+        }
+        self.buf
+            .extend_from_slice(&lines.as_bytes()[start..lines.end(end_line - 1)]);
+        self.points += (end_line - from) as u64;
+        end_line
     }
 }
 
