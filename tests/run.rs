@@ -178,6 +178,58 @@ fn broken_scripts_do_not_stop_the_others_and_errors_reach_lasterror() {
 }
 
 #[test]
+fn a_bad_point_costs_only_its_call_in_run_mode_and_names_arrive_as_datakit_reads_them() {
+    // run mode hands the writer encoded lines (test mode keeps Points): the
+    // all-or-nothing rule and the name rules must hold on that path too.
+    let dk = FakeDataKit::start();
+    let script = r#"from datakit_framework import DataKitFramework
+class Mixed(DataKitFramework):
+    name = 'mixed'
+    interval = 60
+    def run(self):
+        good = [{'measurement': 'lost', 'fields': {'v': i}} for i in range(3)]
+        try:
+            self.report({'M': good + [{'measurement': 'lost', 'fields': {'v': float('nan')}}],
+                         'L': [{'measurement': 'lost_log', 'fields': {'message': 'x'}}]})
+            msg = 'no error'
+        except ValueError as e:
+            msg = str(e)
+        self.report({'M': [{'measurement': 'disk\\', 'tags': {'path': 'C:\\dir\\', 'empty': ''},
+                            'fields': {'used': 1}}]})
+        self.feed_metric(measurement='err', fields={'msg': msg})
+"#;
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("m/mixed.py", script)],
+        &conf(&[("mixed", "\"m\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(2, Duration::from_secs(20)),
+        "{}",
+        d.stderr()
+    );
+    let (status, err) = d.stop();
+    assert!(status.success(), "{err}");
+    let lines = dk.all_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let disk = parse_line(&lines[0]);
+    assert_eq!(disk.measurement, "disk");
+    assert_eq!(disk.tags, vec![("path".to_owned(), "C:\\dir".to_owned())]);
+    assert!(
+        lines[0].starts_with("disk,path=C:\\dir used=1i "),
+        "{}",
+        lines[0]
+    );
+    let e = parse_line(&lines[1]);
+    assert_eq!(e.measurement, "err");
+    assert_eq!(
+        e.fields[0].1,
+        "s:report(): \"M\": point 3 key \"v\": NaN and infinities cannot be written"
+    );
+}
+
+#[test]
 fn fifty_instances_at_one_second_run_ten_or_eleven_times_each_without_overlap() {
     let dk = FakeDataKit::start();
     let mut src = String::from("import time, threading\nfrom datakit_framework import DataKitFramework\n_active = {}\n_lock = threading.Lock()\n");
