@@ -373,7 +373,11 @@ async fn unix_socket_target() {
 async fn local_file_sink_writes_commented_batches() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("points.lp");
-    let w = Writer::spawn(cfg(Target::File(out.clone())));
+    // A gzip threshold every body passes: local sinks still get plain text.
+    let w = Writer::spawn(WriterConfig {
+        gzip_min_bytes: 1,
+        ..cfg(Target::File(out.clone()))
+    });
     w.submit(route(Category::Metric, Some("x")), pts("m", 3))
         .unwrap();
     w.flush_and_wait().await;

@@ -475,8 +475,10 @@ impl Shared {
             .unwrap_or(&self.cfg.target)
     }
 
-    fn body(&self, raw: &[u8]) -> Body {
-        if raw.len() >= self.cfg.gzip_min_bytes {
+    fn body(&self, raw: &[u8], target: &Target) -> Body {
+        // The local sinks write text: compressing for them is wasted work.
+        let remote = matches!(target, Target::Http(_) | Target::Unix(_));
+        if remote && raw.len() >= self.cfg.gzip_min_bytes {
             let mut enc = flate2::write::GzEncoder::new(
                 Vec::with_capacity(raw.len() / 4),
                 flate2::Compression::fast(),
@@ -500,11 +502,12 @@ impl Shared {
 
     /// One attempt.
     async fn attempt(&self, route: &Route, raw: &[u8]) -> Verdict {
-        let body = self.body(raw);
+        let target = self.target_for(route);
+        let body = self.body(raw, target);
         let wire = body.bytes.len() as u64;
         let r = self
             .transport
-            .post(self.target_for(route), &route.path_and_query(), body)
+            .post(target, &route.path_and_query(), body)
             .await;
         self.counters.requests_sent.fetch_add(1, Relaxed);
         match r {
