@@ -82,25 +82,27 @@ async fn batches_close_on_point_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_close_on_bytes() {
-    let dk = FakeDataKit::start();
-    let w = Writer::spawn(WriterConfig {
-        batch_max_points: 1_000_000,
-        batch_max_bytes: 1000,
-        ..cfg(Target::Http(dk.url()))
-    });
-    w.submit(route(Category::Metric, None), pts("m", 100))
-        .unwrap();
-    w.flush_and_wait().await;
-    let reqs = dk.accepted();
-    assert!(reqs.len() >= 4, "{}", reqs.len());
-    for r in &reqs[..reqs.len() - 1] {
-        assert!(
-            r.body.len() >= 1000 && r.body.len() < 1100,
-            "{}",
-            r.body.len()
-        );
+    // Points are encoded one by one and the batch closes once over the
+    // bound; encoded lines are cut at the last line end that fits.
+    for (payload, sizes) in [
+        (Payload::Points(pts("m", 100)), 1000..1100),
+        (encoded(pts("m", 100)), 901..1001),
+    ] {
+        let dk = FakeDataKit::start();
+        let w = Writer::spawn(WriterConfig {
+            batch_max_points: 1_000_000,
+            batch_max_bytes: 1000,
+            ..cfg(Target::Http(dk.url()))
+        });
+        w.submit(route(Category::Metric, None), payload).unwrap();
+        w.flush_and_wait().await;
+        let reqs = dk.accepted();
+        assert!(reqs.len() >= 4, "{}", reqs.len());
+        for r in &reqs[..reqs.len() - 1] {
+            assert!(sizes.contains(&r.body.len()), "{}", r.body.len());
+        }
+        assert_eq!(seqs(&dk.all_lines()), (0..100).collect::<Vec<_>>());
     }
-    assert_eq!(dk.all_lines().len(), 100);
 }
 
 /// The runtime hands the writer lines it already encoded.
@@ -113,7 +115,7 @@ fn encoded(points: Vec<Point>) -> Payload {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encoded_lines_batch_on_count_and_bytes_in_order() {
+async fn encoded_lines_batch_on_count_in_order_across_calls() {
     let dk = FakeDataKit::start();
     let w = Writer::spawn(cfg(Target::Http(dk.url())));
     w.submit(route(Category::Metric, None), encoded(pts("m", 120)))
@@ -127,27 +129,6 @@ async fn encoded_lines_batch_on_count_and_bytes_in_order() {
     let mut want: Vec<i64> = (0..120).collect();
     want.extend(0..130);
     assert_eq!(seqs(&dk.lines("/v1/write/metric")), want);
-
-    let dk = FakeDataKit::start();
-    let w = Writer::spawn(WriterConfig {
-        batch_max_points: 1_000_000,
-        batch_max_bytes: 1000,
-        ..cfg(Target::Http(dk.url()))
-    });
-    w.submit(route(Category::Metric, None), encoded(pts("m", 100)))
-        .unwrap();
-    w.flush_and_wait().await;
-    let reqs = dk.accepted();
-    assert!(reqs.len() >= 4, "{}", reqs.len());
-    // Cut at line boundaries, never over the bound, and never far under it.
-    for r in &reqs[..reqs.len() - 1] {
-        assert!(
-            r.body.len() <= 1000 && r.body.len() > 900,
-            "{}",
-            r.body.len()
-        );
-    }
-    assert_eq!(seqs(&dk.all_lines()), (0..100).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
