@@ -419,15 +419,12 @@ fn field_key_misread(key: &str) -> bool {
             b',' | b'=' | b' ' if run % 2 == 1 => return true,
             _ => run = 0,
         }
-        if b != b'\\' {
-            run = 0;
-        }
     }
     false
 }
 
-/// Whether `key` is among the first `n` keys of `pairs` (linear for the usual
-/// handful of keys; sorted lookup for big points).
+/// Whether `key` is one of the keys of `pairs` (linear: points usually have
+/// a handful of tags; big points use a set, see `into_point`).
 fn has_key<V>(pairs: &[(String, V)], key: &str) -> bool {
     pairs.iter().any(|(k, _)| k == key)
 }
@@ -440,10 +437,7 @@ impl RawPoint {
             key: key.map(str::to_owned),
             reason,
         };
-        let measurement = match self.measurement {
-            RawValue::Str(s) if s.is_empty() => {
-                return Err(err(None, PointErrorKind::EmptyMeasurement))
-            }
+        let mut measurement = match self.measurement {
             RawValue::Str(s) => s,
             RawValue::None => return Err(err(None, PointErrorKind::EmptyMeasurement)),
             other => {
@@ -453,7 +447,6 @@ impl RawPoint {
                 ))
             }
         };
-        let mut measurement = measurement;
         strip_trailing_backslashes(&mut measurement);
         if measurement.is_empty() {
             return Err(err(None, PointErrorKind::EmptyMeasurement));

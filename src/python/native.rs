@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{optional_map, raw_point, type_name};
 use crate::lineproto::Precision;
-use crate::point::{Category, ConvertOptions, RawPoint, RawValue};
+use crate::point::{Category, ConvertOptions, Point, RawPoint, RawValue};
 use crate::sink::{Payload, Sink};
 use crate::writer::{Route, Target, WriteQuery};
 
@@ -64,13 +64,23 @@ fn target(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Option<S
     Ok(Some(format!("http://{host}:{port}")))
 }
 
-fn add_input_tags(ctx: &Context, raw: &mut RawPoint) {
+/// Add the input's tags, apply the point rules; an error is a `ValueError`
+/// prefixed with `what` (the method and list it came from).
+fn finish(
+    ctx: &Context,
+    mut raw: RawPoint,
+    index: usize,
+    opts: &ConvertOptions,
+    what: &str,
+) -> PyResult<Point> {
     for (k, v) in &ctx.input_tags {
         let taken = raw.tags.iter().any(|(t, _)| t == k) || raw.fields.iter().any(|(f, _)| f == k);
         if !taken {
             raw.tags.push((k.clone(), RawValue::Str(v.clone())));
         }
     }
+    raw.into_point(index, opts)
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
 fn submit(ctx: &Context, route: Route, points: Payload) {
@@ -181,13 +191,9 @@ fn report(target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
         // cache; nothing is handed over until every list is valid.
         let mut points = ctx.sink.payload();
         for (i, item) in items.iter().enumerate() {
-            let mut raw = raw_point(item)
+            let raw = raw_point(item)
                 .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?;
-            add_input_tags(&ctx, &mut raw);
-            points.push(
-                raw.into_point(i, &opts)
-                    .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?,
-            );
+            points.push(finish(&ctx, raw, i, &opts, &what)?);
         }
         let category = Category::from_report_key(key).expect("REPORT_KEYS are categories");
         batches.push((category, points));
@@ -271,12 +277,8 @@ fn feed(
         precision: None,
         now_ns: now_ns(),
     };
-    add_input_tags(&ctx, &mut raw);
-    let point = raw
-        .into_point(0, &opts)
-        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
     let mut points = ctx.sink.payload();
-    points.push(point);
+    points.push(finish(&ctx, raw, 0, &opts, what)?);
     let route = Route {
         target: route_target(target),
         category,
