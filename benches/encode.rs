@@ -4,8 +4,8 @@
 //! `cargo bench --bench encode`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pythond::lineproto::encode_point;
-use pythond::point::{ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+use pythond_core::lineproto::encode_point;
+use pythond_core::point::{ConvertOptions, FieldValue, Point, RawPoint, RawValue};
 
 fn typical() -> Point {
     Point {

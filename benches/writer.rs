@@ -7,10 +7,12 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pythond::lineproto::Lines;
-use pythond::point::{Category, FieldValue, Point};
-use pythond::sink::Payload;
-use pythond::writer::{Route, Target, WriteQuery, Writer, WriterConfig};
+use pythond_core::lineproto::Lines;
+use pythond_core::point::{Category, FieldValue, Point};
+use pythond_core::route::{Route, WriteQuery};
+use pythond_core::sink::Payload;
+use pythond_core::target::Target;
+use pythond_core::writer::{Writer, WriterConfig};
 use testkit::FakeDataKit;
 
 fn points(n: usize) -> Vec<Point> {

@@ -7,4 +7,3 @@ mod util;
 mod faults;
 mod run;
 mod testmode;
-mod writer;

@@ -1,0 +1,212 @@
+//! One `[[inputs.pythond]]` block: its keys, their types and defaults.
+
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::{ConfigError, Location};
+
+/// One `[[inputs.pythond]]` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputConfig {
+    pub name: String,
+    pub cmd: String,
+    pub dirs: Vec<String>,
+    pub envs: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    pub numbers_as_float: bool,
+    pub timeout: Option<Duration>,
+    /// Where the block is: `file:line`.
+    pub source: Location,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "cmd",
+    "dirs",
+    "envs",
+    "tags",
+    "numbers_as_float",
+    "timeout",
+];
+
+pub(super) fn parse_block(
+    t: &DeTable<'_>,
+    block_offset: usize,
+    label: &str,
+    at: &dyn Fn(usize) -> Location,
+    warnings: &mut Vec<ConfigError>,
+) -> Result<InputConfig, ConfigError> {
+    let name_for_msgs = t
+        .get("name")
+        .and_then(|v| v.get_ref().as_str())
+        .map(|n| format!("{label} ({n:?})"))
+        .unwrap_or_else(|| label.to_owned());
+    let err = |offset: usize, key: &str, msg: String| ConfigError {
+        at: at(offset),
+        message: format!("{name_for_msgs}: key {key:?}: {msg}"),
+    };
+    for (k, v) in t.iter() {
+        if !KNOWN_KEYS.contains(&k.get_ref().as_ref()) {
+            warnings.push(ConfigError {
+                at: at(k.span().start.min(v.span().start)),
+                message: format!("{name_for_msgs}: unknown key {:?} ignored", k.get_ref()),
+            });
+        }
+    }
+    let required_str = |key: &str| -> Result<String, ConfigError> {
+        match t.get(key) {
+            None => Err(err(block_offset, key, "missing (required)".into())),
+            Some(v) => match v.get_ref().as_str() {
+                Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+                Some(_) => Err(err(v.span().start, key, "must not be empty".into())),
+                None => Err(err(
+                    v.span().start,
+                    key,
+                    format!("expected a string, got {}", v.get_ref().type_str()),
+                )),
+            },
+        }
+    };
+    let str_array = |key: &str, v: &Spanned<DeValue>| -> Result<Vec<String>, ConfigError> {
+        let arr = v.get_ref().as_array().ok_or_else(|| {
+            err(
+                v.span().start,
+                key,
+                format!(
+                    "expected an array of strings, got {}",
+                    v.get_ref().type_str()
+                ),
+            )
+        })?;
+        arr.iter()
+            .map(|e| {
+                e.get_ref().as_str().map(str::to_owned).ok_or_else(|| {
+                    err(
+                        e.span().start,
+                        key,
+                        format!(
+                            "expected an array of strings, got an element of type {}",
+                            e.get_ref().type_str()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    };
+    let name = required_str("name")?;
+    let cmd = required_str("cmd")?;
+    let dirs = match t.get("dirs") {
+        None => return Err(err(block_offset, "dirs", "missing (required)".into())),
+        Some(v) => str_array("dirs", v)?,
+    };
+    let envs = match t.get("envs") {
+        None => Vec::new(),
+        Some(v) => {
+            let envs = str_array("envs", v)?;
+            if let Some(bad) = envs.iter().find(|e| !e.contains('=')) {
+                return Err(err(
+                    v.span().start,
+                    "envs",
+                    format!("{bad:?} is not KEY=VALUE"),
+                ));
+            }
+            envs
+        }
+    };
+    let tags = match t.get("tags") {
+        None => Vec::new(),
+        Some(v) => {
+            let table = v.get_ref().as_table().ok_or_else(|| {
+                err(
+                    v.span().start,
+                    "tags",
+                    format!(
+                        "expected a table of strings, got {}",
+                        v.get_ref().type_str()
+                    ),
+                )
+            })?;
+            table
+                .iter()
+                .map(|(k, tv)| {
+                    tv.get_ref()
+                        .as_str()
+                        .map(|s| (k.get_ref().to_string(), s.to_owned()))
+                        .ok_or_else(|| {
+                            err(
+                                tv.span().start,
+                                &format!("tags.{}", k.get_ref()),
+                                format!("expected a string, got {}", tv.get_ref().type_str()),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let numbers_as_float = match t.get("numbers_as_float") {
+        None => false,
+        Some(v) => v.get_ref().as_bool().ok_or_else(|| {
+            err(
+                v.span().start,
+                "numbers_as_float",
+                format!("expected true or false, got {}", v.get_ref().type_str()),
+            )
+        })?,
+    };
+    let timeout = match t.get("timeout") {
+        None => None,
+        Some(v) => Some(parse_timeout(v.get_ref()).map_err(|m| err(v.span().start, "timeout", m))?),
+    };
+    Ok(InputConfig {
+        name,
+        cmd,
+        dirs,
+        envs,
+        tags,
+        numbers_as_float,
+        timeout,
+        source: at(block_offset),
+    })
+}
+
+fn parse_timeout(v: &DeValue<'_>) -> Result<Duration, String> {
+    let secs = match v {
+        DeValue::Integer(i) => i
+            .as_str()
+            .replace('_', "")
+            .parse::<f64>()
+            .map_err(|_| format!("{} is not a number of seconds", i.as_str()))?,
+        DeValue::Float(f) => f
+            .as_str()
+            .replace('_', "")
+            .parse::<f64>()
+            .map_err(|_| format!("{} is not a number of seconds", f.as_str()))?,
+        DeValue::String(s) => parse_duration(s).ok_or_else(|| {
+            format!("{s:?} is not a duration (use seconds, or a string like \"30s\", \"2m\", \"500ms\")")
+        })?,
+        other => return Err(format!("expected seconds or a duration string, got {}", other.type_str())),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"1.5"` → seconds.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim().parse::<f64>().ok().map(|n| n * mult)
+}

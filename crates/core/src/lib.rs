@@ -1,0 +1,33 @@
+//! pythond's core, free of Python: everything from the configuration to the
+//! bytes DataKit receives, except running the scripts themselves.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! config ─▶ discover ─▶ (pythond-python: scripts) ─▶ point ─▶ lineproto ─▶ sink ─▶ writer ─▶ DataKit
+//!                              ▲ scheduler                                           └▶ spool
+//! ```
+//!
+//! - [`config`]: `[[inputs.pythond]]` blocks and `datakit.conf`.
+//! - [`discover`]: a block's `dirs` → the modules to import.
+//! - [`scheduler`]: fixed-rate ticks, timeouts, backoff, for any [`scheduler::Job`].
+//! - [`point`]: the data rules; [`lineproto`]: DataKit's line protocol.
+//! - [`sink`]: where the runtime hands points; [`writer`]: batching,
+//!   retries, transport and the disk spool.
+//! - [`target`], [`route`]: where a point goes and in which request.
+//! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
+//!
+//! `docs/design.md` describes the process model and the writer's design;
+//! `docs/compat.md` the compatibility contract the code follows.
+
+pub mod config;
+pub mod discover;
+pub mod lineproto;
+pub mod logs;
+pub mod point;
+pub mod route;
+pub mod scheduler;
+pub mod sink;
+pub mod spec;
+pub mod target;
+pub mod writer;

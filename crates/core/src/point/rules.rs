@@ -1,0 +1,690 @@
+//! The data rules (docs/compat.md, "Data rules"): a [`RawPoint`] checked and
+//! converted into a [`Point`], or a [`PointError`] naming the point and key.
+//!
+//! Decisions:
+//! - `None` fields and `None` tags are dropped.
+//! - Non-string tag values: `int`/`float` are written with their decimal form,
+//!   `bool` as `true`/`false`; anything else (list, dict, bytes) is an error.
+//!   The original posted them as JSON, which DataKit rejected with a 400 for the
+//!   whole request; converting scalars keeps the data, rejecting containers
+//!   names the mistake.
+//! - A point with no field left (after dropping `None`) is an error.
+//! - Names follow DataKit's parser (influxdb1 `models`, GuanceCloud's fork),
+//!   not the influx 2/3 one: trailing backslashes are stripped from the
+//!   measurement, keys and tag values (no escape can express them there, and
+//!   DataKit's own checker strips them too); an empty tag value, also after
+//!   stripping, is dropped (DataKit answers `k=` with a 400 for the whole
+//!   request); a measurement starting with `#` is refused (read as a comment,
+//!   silently dropped); a field key with an odd run of backslashes right
+//!   before `,` `=` or space is refused (DataKit's field scanner misreads it).
+
+use super::{normalize_time, ArrayValue, ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+
+/// Why one point was refused. Becomes a Python `ValueError` with this text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("point {index}{}: {reason}", key.as_ref().map(|k| format!(" key {k:?}")).unwrap_or_default())]
+pub struct PointError {
+    /// Position of the point in the list the script handed over.
+    pub index: usize,
+    /// The tag or field key at fault, when there is one.
+    pub key: Option<String>,
+    pub reason: PointErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PointErrorKind {
+    #[error("measurement is missing or empty")]
+    EmptyMeasurement,
+    #[error("measurement must be a str, got {0}")]
+    MeasurementType(String),
+    #[error("point has no fields (None values are dropped)")]
+    NoFields,
+    #[error("NaN and infinities cannot be written")]
+    NonFinite,
+    #[error("nested dicts are not allowed as values")]
+    Nested,
+    #[error("array mixes types ({0} and {1}); arrays must be homogeneous")]
+    MixedArray(String, String),
+    #[error("arrays may hold only int, float, bool, str or bytes, got {0}")]
+    ArrayElement(String),
+    #[error("newline, carriage return and tab are not allowed in {0}")]
+    Newline(&'static str),
+    #[error("measurement may not start with '#' (DataKit drops such a line as a comment)")]
+    CommentMeasurement,
+    #[error("a field key cannot have a backslash right before ',', '=' or space (DataKit's parser misreads it)")]
+    FieldKeyBackslash,
+    #[error("key is empty")]
+    EmptyKey,
+    #[error("key is both a tag and a field")]
+    TagAndField,
+    #[error("integer out of range (must fit in i64 or u64)")]
+    IntRange,
+    #[error("tag value must be str, int, float or bool, got {0}")]
+    TagType(String),
+    #[error("unsupported value type {0}")]
+    ValueType(String),
+    #[error("time must be an int (or float) timestamp, got {0}")]
+    TimeType(String),
+    #[error("time is out of range for a nanosecond timestamp")]
+    TimeRange,
+}
+
+fn int_value(i: i128, as_float: bool) -> Result<FieldValue, PointErrorKind> {
+    if as_float {
+        return Ok(FieldValue::F64(i as f64));
+    }
+    if let Ok(v) = i64::try_from(i) {
+        Ok(FieldValue::I64(v))
+    } else if let Ok(v) = u64::try_from(i) {
+        Ok(FieldValue::U64(v))
+    } else {
+        Err(PointErrorKind::IntRange)
+    }
+}
+
+fn float_value(f: f64) -> Result<FieldValue, PointErrorKind> {
+    if f.is_finite() {
+        Ok(FieldValue::F64(f))
+    } else {
+        Err(PointErrorKind::NonFinite)
+    }
+}
+
+/// A list field: every element must have the kind of the first one. Ints
+/// widen to u64 when one of them needs it (all must then be non-negative).
+fn array_value(items: Vec<RawValue>, as_float: bool) -> Result<Option<FieldValue>, PointErrorKind> {
+    let Some(first) = items.first() else {
+        // DataKit cannot type an empty array: dropped like a None value.
+        return Ok(None);
+    };
+    let kind = |v: &RawValue| -> Result<&'static str, PointErrorKind> {
+        Ok(match v {
+            RawValue::Bool(_) => "bool",
+            RawValue::Int(_) | RawValue::BigInt if as_float => "float",
+            RawValue::Int(_) | RawValue::BigInt => "int",
+            RawValue::Float(_) => "float",
+            RawValue::Str(_) => "str",
+            RawValue::Bytes(_) => "bytes",
+            RawValue::List(_) | RawValue::Map => return Err(PointErrorKind::Nested),
+            other => return Err(PointErrorKind::ArrayElement(other.type_name().to_owned())),
+        })
+    };
+    let k0 = kind(first)?;
+    for v in &items[1..] {
+        let k = kind(v)?;
+        if k != k0 {
+            return Err(PointErrorKind::MixedArray(k0.to_owned(), k.to_owned()));
+        }
+    }
+    let arr = match k0 {
+        "bool" => ArrayValue::Bool(
+            items
+                .into_iter()
+                .map(|v| matches!(v, RawValue::Bool(true)))
+                .collect(),
+        ),
+        "float" => ArrayValue::F64(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    RawValue::Float(f) if f.is_finite() => Ok(f),
+                    RawValue::Float(_) => Err(PointErrorKind::NonFinite),
+                    RawValue::Int(i) => Ok(i as f64),
+                    _ => Err(PointErrorKind::IntRange),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        "int" => {
+            let ints: Vec<i128> = items
+                .into_iter()
+                .map(|v| match v {
+                    RawValue::Int(i) => Ok(i),
+                    _ => Err(PointErrorKind::IntRange),
+                })
+                .collect::<Result<_, _>>()?;
+            if ints.iter().all(|i| i64::try_from(*i).is_ok()) {
+                ArrayValue::I64(ints.into_iter().map(|i| i as i64).collect())
+            } else if ints.iter().all(|i| u64::try_from(*i).is_ok()) {
+                ArrayValue::U64(ints.into_iter().map(|i| i as u64).collect())
+            } else {
+                return Err(PointErrorKind::IntRange);
+            }
+        }
+        "str" => ArrayValue::Str(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    RawValue::Str(s) => s,
+                    _ => unreachable!("kind checked"),
+                })
+                .collect(),
+        ),
+        _ => ArrayValue::Bytes(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    RawValue::Bytes(b) => b,
+                    _ => unreachable!("kind checked"),
+                })
+                .collect(),
+        ),
+    };
+    Ok(Some(FieldValue::Array(arr)))
+}
+
+/// A field value, or `None` when the field is dropped.
+fn field_value(v: RawValue, as_float: bool) -> Result<Option<FieldValue>, PointErrorKind> {
+    Ok(Some(match v {
+        RawValue::None => return Ok(None),
+        RawValue::Bool(b) => FieldValue::Bool(b),
+        RawValue::Int(i) => int_value(i, as_float)?,
+        RawValue::BigInt => return Err(PointErrorKind::IntRange),
+        RawValue::Float(f) => float_value(f)?,
+        RawValue::Str(s) => FieldValue::Str(s),
+        RawValue::Bytes(b) => FieldValue::Bytes(b),
+        RawValue::List(items) => return array_value(items, as_float),
+        RawValue::Map => return Err(PointErrorKind::Nested),
+        RawValue::Other(t) => return Err(PointErrorKind::ValueType(t)),
+    }))
+}
+
+/// A tag value as a string, or `None` when the tag is dropped.
+fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
+    Ok(Some(match v {
+        RawValue::None => return Ok(None),
+        RawValue::Str(s) => s,
+        RawValue::Bool(b) => if b { "true" } else { "false" }.to_owned(),
+        RawValue::Int(i) => i.to_string(),
+        RawValue::Float(f) if f.is_finite() => ryu::Buffer::new().format_finite(f).to_owned(),
+        RawValue::Float(_) => return Err(PointErrorKind::NonFinite),
+        other => return Err(PointErrorKind::TagType(other.type_name().to_owned())),
+    }))
+}
+
+/// Whether `s` holds a character line protocol reads as a line or token
+/// break in names (`\n`, `\r`, `\t`). A byte scan: this runs for every key.
+fn has_break(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t'))
+}
+
+/// Remove trailing backslashes: DataKit's parser decides whether a separator
+/// is escaped by the byte before it, so a name ending in `\` would swallow the
+/// next `,`/`=`/space whatever we write. DataKit's own point checker strips
+/// them the same way.
+fn strip_trailing_backslashes(s: &mut String) {
+    while s.ends_with('\\') {
+        s.pop();
+    }
+}
+
+fn check_key(key: &mut String, what: &'static str) -> Result<(), PointErrorKind> {
+    strip_trailing_backslashes(key);
+    if key.is_empty() {
+        return Err(PointErrorKind::EmptyKey);
+    }
+    if has_break(key) {
+        return Err(PointErrorKind::Newline(what));
+    }
+    Ok(())
+}
+
+/// In the field section DataKit's scanner skips backslash pairs, so an odd
+/// run of backslashes right before `,` `=` or space in a field key escapes
+/// the wrong byte. Tag keys and values are scanned differently and are fine.
+fn field_key_misread(key: &str) -> bool {
+    if !key.contains('\\') {
+        return false;
+    }
+    let mut run = 0usize;
+    for b in key.bytes() {
+        match b {
+            b'\\' => run += 1,
+            b',' | b'=' | b' ' if run % 2 == 1 => return true,
+            _ => run = 0,
+        }
+    }
+    false
+}
+
+/// Whether `key` is one of the keys of `pairs` (linear: points usually have
+/// a handful of tags; big points use a set, see `into_point`).
+fn has_key<V>(pairs: &[(String, V)], key: &str) -> bool {
+    pairs.iter().any(|(k, _)| k == key)
+}
+
+impl RawPoint {
+    /// Apply DataKit's data rules and produce an encodable point.
+    pub fn into_point(self, index: usize, opts: &ConvertOptions) -> Result<Point, PointError> {
+        let err = |key: Option<&str>, reason| PointError {
+            index,
+            key: key.map(str::to_owned),
+            reason,
+        };
+        let mut measurement = match self.measurement {
+            RawValue::Str(s) => s,
+            RawValue::None => return Err(err(None, PointErrorKind::EmptyMeasurement)),
+            other => {
+                return Err(err(
+                    None,
+                    PointErrorKind::MeasurementType(other.type_name().to_owned()),
+                ))
+            }
+        };
+        strip_trailing_backslashes(&mut measurement);
+        if measurement.is_empty() {
+            return Err(err(None, PointErrorKind::EmptyMeasurement));
+        }
+        if has_break(&measurement) {
+            return Err(err(None, PointErrorKind::Newline("measurement")));
+        }
+        if measurement.starts_with('#') {
+            return Err(err(None, PointErrorKind::CommentMeasurement));
+        }
+        let mut tags = Vec::with_capacity(self.tags.len());
+        for (mut k, v) in self.tags {
+            check_key(&mut k, "tag key").map_err(|r| err(Some(&k), r))?;
+            match tag_value(v) {
+                Ok(Some(mut v)) => {
+                    if has_break(&v) {
+                        return Err(err(Some(&k), PointErrorKind::Newline("tag value")));
+                    }
+                    strip_trailing_backslashes(&mut v);
+                    // DataKit refuses `k=` (the whole request): dropped like None.
+                    if !v.is_empty() {
+                        tags.push((k, v));
+                    }
+                }
+                Ok(None) => {}
+                Err(r) => return Err(err(Some(&k), r)),
+            }
+        }
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (mut k, v) in self.fields {
+            check_key(&mut k, "field key").map_err(|r| err(Some(&k), r))?;
+            if field_key_misread(&k) {
+                return Err(err(Some(&k), PointErrorKind::FieldKeyBackslash));
+            }
+            match field_value(v, opts.numbers_as_float) {
+                Ok(Some(v)) => fields.push((k, v)),
+                Ok(None) => {}
+                Err(r) => return Err(err(Some(&k), r)),
+            }
+        }
+        if fields.is_empty() {
+            return Err(err(None, PointErrorKind::NoFields));
+        }
+        if !tags.is_empty() {
+            if tags.len() * fields.len() <= 256 {
+                if let Some((k, _)) = fields.iter().find(|(k, _)| has_key(&tags, k)) {
+                    return Err(err(Some(k), PointErrorKind::TagAndField));
+                }
+            } else {
+                let set: std::collections::HashSet<&str> =
+                    tags.iter().map(|(k, _)| k.as_str()).collect();
+                if let Some((k, _)) = fields.iter().find(|(k, _)| set.contains(k.as_str())) {
+                    return Err(err(Some(k), PointErrorKind::TagAndField));
+                }
+            }
+        }
+        let time_ns = match self.time {
+            RawValue::None => opts.now_ns,
+            RawValue::Int(t) => {
+                let t = i64::try_from(t).map_err(|_| err(None, PointErrorKind::TimeRange))?;
+                normalize_time(t, opts.precision)
+                    .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
+            }
+            RawValue::Float(f) if f.is_finite() && f.abs() < 9.2e18 => {
+                normalize_time(f as i64, opts.precision)
+                    .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
+            }
+            RawValue::Float(_) | RawValue::BigInt => {
+                return Err(err(None, PointErrorKind::TimeRange))
+            }
+            other => {
+                return Err(err(
+                    None,
+                    PointErrorKind::TimeType(other.type_name().to_owned()),
+                ))
+            }
+        };
+        Ok(Point {
+            measurement,
+            tags,
+            fields,
+            time_ns,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::Precision;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    fn opts() -> ConvertOptions {
+        ConvertOptions {
+            numbers_as_float: false,
+            precision: None,
+            now_ns: NOW,
+        }
+    }
+
+    fn s(v: &str) -> RawValue {
+        RawValue::Str(v.to_owned())
+    }
+
+    fn raw(fields: Vec<(&str, RawValue)>) -> RawPoint {
+        RawPoint {
+            measurement: s("m"),
+            tags: vec![],
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            time: RawValue::None,
+        }
+    }
+
+    fn err_text(p: RawPoint) -> String {
+        p.into_point(3, &opts()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ints_are_i64_then_u64_and_beyond_is_an_error_naming_the_key() {
+        let p = raw(vec![
+            ("a", RawValue::Int(-5)),
+            ("b", RawValue::Int(u64::MAX as i128)),
+        ])
+        .into_point(0, &opts())
+        .unwrap();
+        assert_eq!(p.fields[0].1, FieldValue::I64(-5));
+        assert_eq!(p.fields[1].1, FieldValue::U64(u64::MAX));
+        assert_eq!(
+            err_text(raw(vec![("big", RawValue::Int(u64::MAX as i128 + 1))])),
+            "point 3 key \"big\": integer out of range (must fit in i64 or u64)"
+        );
+        assert_eq!(
+            err_text(raw(vec![("huge", RawValue::BigInt)])),
+            "point 3 key \"huge\": integer out of range (must fit in i64 or u64)"
+        );
+    }
+
+    #[test]
+    fn nan_and_infinities_are_refused() {
+        assert_eq!(
+            err_text(raw(vec![("x", RawValue::Float(f64::NAN))])),
+            "point 3 key \"x\": NaN and infinities cannot be written"
+        );
+        assert!(
+            err_text(raw(vec![("x", RawValue::Float(f64::NEG_INFINITY))])).contains("infinities")
+        );
+    }
+
+    #[test]
+    fn none_fields_are_dropped_and_a_point_without_fields_is_refused() {
+        let p = raw(vec![("a", RawValue::None), ("b", RawValue::Int(1))])
+            .into_point(0, &opts())
+            .unwrap();
+        assert_eq!(p.fields, vec![("b".to_owned(), FieldValue::I64(1))]);
+        assert_eq!(
+            err_text(raw(vec![("a", RawValue::None)])),
+            "point 3: point has no fields (None values are dropped)"
+        );
+    }
+
+    #[test]
+    fn measurement_must_be_a_non_empty_str_without_newline() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("");
+        assert_eq!(
+            err_text(p.clone()),
+            "point 3: measurement is missing or empty"
+        );
+        p.measurement = RawValue::Int(5);
+        assert_eq!(
+            err_text(p.clone()),
+            "point 3: measurement must be a str, got int"
+        );
+        p.measurement = s("a\nb");
+        assert_eq!(
+            err_text(p),
+            "point 3: newline, carriage return and tab are not allowed in measurement"
+        );
+    }
+
+    #[test]
+    fn nested_dicts_and_mixed_arrays_are_refused() {
+        assert_eq!(
+            err_text(raw(vec![("d", RawValue::Map)])),
+            "point 3 key \"d\": nested dicts are not allowed as values"
+        );
+        assert_eq!(
+            err_text(raw(vec![(
+                "l",
+                RawValue::List(vec![RawValue::Int(1), s("x")])
+            )])),
+            "point 3 key \"l\": array mixes types (int and str); arrays must be homogeneous"
+        );
+        assert!(err_text(raw(vec![(
+            "l",
+            RawValue::List(vec![RawValue::List(vec![])])
+        )]))
+        .contains("nested"));
+    }
+
+    #[test]
+    fn homogeneous_arrays_are_typed_and_empty_ones_dropped() {
+        let p = raw(vec![
+            (
+                "i",
+                RawValue::List(vec![RawValue::Int(1), RawValue::Int(2)]),
+            ),
+            (
+                "u",
+                RawValue::List(vec![RawValue::Int(1), RawValue::Int(u64::MAX as i128)]),
+            ),
+            ("s", RawValue::List(vec![s("a"), s("b")])),
+            ("e", RawValue::List(vec![])),
+        ])
+        .into_point(0, &opts())
+        .unwrap();
+        assert_eq!(
+            p.fields[0].1,
+            FieldValue::Array(ArrayValue::I64(vec![1, 2]))
+        );
+        assert_eq!(
+            p.fields[1].1,
+            FieldValue::Array(ArrayValue::U64(vec![1, u64::MAX]))
+        );
+        assert_eq!(
+            p.fields[2].1,
+            FieldValue::Array(ArrayValue::Str(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(p.fields.len(), 3, "empty array dropped");
+    }
+
+    #[test]
+    fn newline_in_keys_and_tag_values_is_refused() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.tags = vec![("t".into(), s("x\ny"))];
+        assert_eq!(
+            err_text(p.clone()),
+            "point 3 key \"t\": newline, carriage return and tab are not allowed in tag value"
+        );
+        p.tags = vec![("t\n".into(), s("x"))];
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"t\\n\": newline, carriage return and tab are not allowed in tag key"
+        );
+        assert_eq!(
+            err_text(raw(vec![("f\n", RawValue::Int(1))])),
+            "point 3 key \"f\\n\": newline, carriage return and tab are not allowed in field key"
+        );
+    }
+
+    #[test]
+    fn trailing_backslashes_are_stripped_and_empty_tag_values_dropped() {
+        let mut p = raw(vec![("a\\\\", RawValue::Int(1))]);
+        p.measurement = s("disk\\");
+        p.tags = vec![
+            ("path".into(), s("C:\\dir\\")),
+            ("empty".into(), s("")),
+            ("only_bs".into(), s("\\")),
+        ];
+        let p = p.into_point(0, &opts()).unwrap();
+        assert_eq!(p.measurement, "disk");
+        assert_eq!(p.tags, vec![("path".to_owned(), "C:\\dir".to_owned())]);
+        assert_eq!(p.fields[0].0, "a");
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.tags = vec![("\\".into(), s("v"))];
+        assert_eq!(err_text(p), "point 3 key \"\": key is empty");
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("\\");
+        assert_eq!(err_text(p), "point 3: measurement is missing or empty");
+    }
+
+    #[test]
+    fn comment_measurements_and_misread_field_keys_are_refused() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("#cpu");
+        assert!(err_text(p).contains("may not start with '#'"));
+        assert!(err_text(raw(vec![("a\\ b", RawValue::Int(1))]))
+            .contains("field key cannot have a backslash"));
+        assert!(err_text(raw(vec![("a\\\\\\=b", RawValue::Int(1))]))
+            .contains("field key cannot have a backslash"));
+        // An even run, or a backslash before anything else, is read right.
+        for ok in ["a\\\\ b", "C:\\x", "a\\b=c"] {
+            assert!(
+                raw(vec![(ok, RawValue::Int(1))])
+                    .into_point(0, &opts())
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn newline_in_string_fields_is_kept() {
+        let p = raw(vec![("msg", s("line1\nline2"))])
+            .into_point(0, &opts())
+            .unwrap();
+        assert_eq!(p.fields[0].1, FieldValue::Str("line1\nline2".into()));
+    }
+
+    #[test]
+    fn a_key_both_tag_and_field_is_refused() {
+        let mut p = raw(vec![("host", RawValue::Int(1))]);
+        p.tags = vec![("host".into(), s("a"))];
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"host\": key is both a tag and a field"
+        );
+    }
+
+    #[test]
+    fn a_key_both_tag_and_field_is_refused_in_big_points_too() {
+        let mut p = raw((0..40)
+            .map(|i| {
+                (
+                    Box::leak(format!("f{i}").into_boxed_str()) as &str,
+                    RawValue::Int(i),
+                )
+            })
+            .collect());
+        p.tags = (0..40).map(|i| (format!("t{i}"), s("x"))).collect();
+        p.tags.push(("f39".into(), s("x")));
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"f39\": key is both a tag and a field"
+        );
+    }
+
+    #[test]
+    fn non_string_tags_are_written_as_text_and_containers_refused() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.tags = vec![
+            ("i".into(), RawValue::Int(42)),
+            ("f".into(), RawValue::Float(1.5)),
+            ("b".into(), RawValue::Bool(false)),
+            ("n".into(), RawValue::None),
+        ];
+        let pt = p.clone().into_point(0, &opts()).unwrap();
+        assert_eq!(
+            pt.tags,
+            vec![
+                ("i".into(), "42".into()),
+                ("f".into(), "1.5".into()),
+                ("b".into(), "false".into())
+            ]
+        );
+        p.tags = vec![("l".into(), RawValue::List(vec![]))];
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"l\": tag value must be str, int, float or bool, got list"
+        );
+    }
+
+    #[test]
+    fn numbers_as_float_writes_every_number_as_float() {
+        let o = ConvertOptions {
+            numbers_as_float: true,
+            ..opts()
+        };
+        let p = raw(vec![
+            ("i", RawValue::Int(123)),
+            (
+                "l",
+                RawValue::List(vec![RawValue::Int(1), RawValue::Float(2.5)]),
+            ),
+            ("b", RawValue::Bool(true)),
+        ])
+        .into_point(0, &o)
+        .unwrap();
+        assert_eq!(p.fields[0].1, FieldValue::F64(123.0));
+        assert_eq!(
+            p.fields[1].1,
+            FieldValue::Array(ArrayValue::F64(vec![1.0, 2.5]))
+        );
+        assert_eq!(p.fields[2].1, FieldValue::Bool(true));
+    }
+
+    #[test]
+    fn time_is_stamped_guessed_or_converted() {
+        let p = raw(vec![("a", RawValue::Int(1))])
+            .into_point(0, &opts())
+            .unwrap();
+        assert_eq!(p.time_ns, NOW);
+        let mut r = raw(vec![("a", RawValue::Int(1))]);
+        r.time = RawValue::Int(1_716_544_492);
+        assert_eq!(
+            r.clone().into_point(0, &opts()).unwrap().time_ns,
+            1_716_544_492_000_000_000
+        );
+        r.time = RawValue::Int(1_716_544_492_123);
+        assert_eq!(
+            r.clone().into_point(0, &opts()).unwrap().time_ns,
+            1_716_544_492_123_000_000
+        );
+        r.time = RawValue::Int(28_608_408); // minutes
+        let o = ConvertOptions {
+            precision: Some(Precision::Minutes),
+            ..opts()
+        };
+        assert_eq!(
+            r.clone().into_point(0, &o).unwrap().time_ns,
+            1_716_504_480_000_000_000
+        );
+        r.time = s("yesterday");
+        assert_eq!(
+            err_text(r),
+            "point 3: time must be an int (or float) timestamp, got str"
+        );
+    }
+
+    #[test]
+    fn other_python_types_are_named() {
+        assert_eq!(
+            err_text(raw(vec![("o", RawValue::Other("datetime".into()))])),
+            "point 3 key \"o\": unsupported value type datetime"
+        );
+    }
+}

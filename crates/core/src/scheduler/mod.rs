@@ -1,0 +1,99 @@
+//! Fixed-rate scheduling of script runs, with timeouts and backoff.
+//!
+//! Every job runs once right after start, then on ticks of its interval
+//! measured from that start, so a slow run never makes the schedule drift.
+//! The jobs' first ticks are spread over the first second (at most their
+//! interval), so 200 scripts at 1 s start 5 ms apart instead of all at once. A
+//! run still going when its next tick comes makes that tick *skipped* (and
+//! counted): one job never runs twice at once. Runs execute on tokio's
+//! blocking pool, because they hold Python and may block for their whole
+//! duration; the tick loops themselves are cheap async tasks.
+//!
+//! A run longer than its timeout is interrupted ([`Job::interrupt`]); one that
+//! still has not returned `hang_grace` later is declared *hung*: the job is no
+//! longer scheduled (its thread is lost to it) and the others go on. A job
+//! whose runs keep failing waits `interval × 2^(failures-1)` (capped) before
+//! its next run, back to its normal ticks after the first success.
+
+mod job;
+mod tick;
+mod watchdog;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use job::{Job, JobStats, RunFailed, Scheduled};
+pub use tick::backoff_delay;
+
+/// Scheduler-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long an interrupted run may take to stop before it is hung.
+    pub hang_grace: Duration,
+    /// Longest wait between retries of a failing job.
+    pub backoff_cap: Duration,
+    /// How long shutdown waits for runs in progress.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            hang_grace: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Drive every job until `shutdown` turns true, then wait up to the shutdown
+/// grace for runs in progress (hung ones excepted). Returns the names of jobs
+/// still running at the deadline.
+pub async fn run<J: Job>(
+    jobs: Vec<Scheduled<J>>,
+    mut shutdown: watch::Receiver<bool>,
+    settings: Settings,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(jobs.len());
+    let n = jobs.len().max(1) as u32;
+    for (i, s) in jobs.iter().enumerate() {
+        // Spread the jobs' phases over the first second (or their interval,
+        // if shorter) so that many scripts with the same interval do not all
+        // queue for the GIL at the same instant.
+        let spread = s.job.interval().min(Duration::from_secs(1));
+        let phase = spread * i as u32 / n;
+        tasks.push(tokio::spawn(tick::tick_loop(
+            s.clone(),
+            start + phase,
+            settings,
+            shutdown.clone(),
+        )));
+    }
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let deadline = Instant::now() + settings.shutdown_grace;
+    loop {
+        let busy: Vec<String> = jobs
+            .iter()
+            .filter(|s| s.is_running() && !s.stats.hung.load(Ordering::Acquire))
+            .map(|s| s.job.name().to_owned())
+            .collect();
+        if busy.is_empty() || Instant::now() >= deadline {
+            return busy;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

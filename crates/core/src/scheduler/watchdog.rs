@@ -1,0 +1,44 @@
+//! The run timeout: interrupt a run that outlives it, declare the job hung
+//! if the run still does not return.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::job::{Job, Scheduled};
+
+/// Interrupt the run `generation` if it outlives `timeout`; declare the job
+/// hung if it then outlives `hang_grace` too.
+pub(super) async fn watchdog<J: Job>(
+    s: Scheduled<J>,
+    generation: u64,
+    timeout: Duration,
+    hang_grace: Duration,
+) {
+    let same_run =
+        |s: &Scheduled<J>| s.is_running() && s.generation.load(Ordering::Acquire) == generation;
+    tokio::time::sleep(timeout).await;
+    if !same_run(&s) {
+        return;
+    }
+    s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        script = s.job.name(),
+        timeout_secs = timeout.as_secs_f64(),
+        "run() exceeded its timeout: interrupting it"
+    );
+    let job = s.job.clone();
+    // Interrupting needs the interpreter; never block an async worker on it.
+    tokio::task::spawn_blocking(move || job.interrupt());
+    tokio::time::sleep(hang_grace).await;
+    if !same_run(&s) {
+        return;
+    }
+    s.stats.hung.store(true, Ordering::Release);
+    tracing::error!(
+        script = s.job.name(),
+        "run() did not stop after being interrupted (blocked outside Python?): \
+         the script is hung and will not be scheduled again until the worker restarts"
+    );
+    let job = s.job.clone();
+    tokio::task::spawn_blocking(move || job.hung());
+}

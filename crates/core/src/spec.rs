@@ -1,0 +1,47 @@
+//! What the supervisor tells a worker: the [`WorkerSpec`] of one input,
+//! passed as JSON in the worker's environment, and the fd the worker writes
+//! its heartbeats to. Both binaries are built from the same source, so the
+//! format needs no versioning.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::target::Target;
+
+/// The environment variable carrying the spec from supervisor to worker.
+pub const SPEC_ENV: &str = "PYTHOND_WORKER_SPEC";
+
+/// The environment variable naming the file descriptor a worker writes its
+/// heartbeats to (set up by the supervisor; absent when a worker runs alone).
+pub const HEARTBEAT_FD_ENV: &str = "PYTHOND_HEARTBEAT_FD";
+
+/// Everything a worker needs, decided by the supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    /// The block's `name`.
+    pub input: String,
+    /// The block's `cmd`: the Python whose `site-packages` scripts see.
+    pub cmd: String,
+    /// `(module name, file)` to import, in order.
+    pub modules: Vec<(String, PathBuf)>,
+    pub sys_path: Vec<PathBuf>,
+    pub tags: Vec<(String, String)>,
+    pub numbers_as_float: bool,
+    /// DataKit, or a local output.
+    pub target: Target,
+    /// Replace every script's own ip/port too (set with `--output`).
+    pub force_target: bool,
+    /// Shutdown grace: how long running runs and the final flush may take.
+    pub grace_secs: f64,
+    /// The block's `timeout` (a class's own `timeout` attribute wins).
+    pub timeout_secs: Option<f64>,
+    /// How long an interrupted run may take to stop before it is hung.
+    pub hang_grace_secs: f64,
+    /// This input's spool directory; `None`: no spool (memory only).
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_bytes: u64,
+    /// Where the input's framework log file goes.
+    pub log_dir: PathBuf,
+    pub log_level: String,
+}

@@ -1,0 +1,51 @@
+//! How a writer batches, retries and bounds memory.
+
+use std::time::Duration;
+
+use crate::target::Target;
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub target: Target,
+    /// When set, every route's target is replaced by this one (test mode, `--output`).
+    pub force_target: Option<Target>,
+    pub batch_max_points: usize,
+    pub batch_max_bytes: usize,
+    pub batch_max_delay: Duration,
+    /// Bodies at least this large are gzip-compressed.
+    pub gzip_min_bytes: usize,
+    pub request_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Attempts per batch before it is dropped (counted), without a spool.
+    pub retry_max_attempts: u32,
+    /// Points held in memory (queued + batched + in flight) before submit refuses.
+    pub queue_max_points: usize,
+    /// Sent as the HTTP User-Agent.
+    pub user_agent: String,
+    /// The input this writer serves, for log messages.
+    pub input: Option<String>,
+    /// Failed attempts before a batch goes to the spool (when there is one).
+    pub spool_after_attempts: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            target: Target::default(),
+            force_target: None,
+            batch_max_points: 10_000,
+            batch_max_bytes: 4 << 20,
+            batch_max_delay: Duration::from_millis(200),
+            gzip_min_bytes: 16 << 10,
+            request_timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            retry_max_attempts: 10,
+            queue_max_points: 1_000_000,
+            user_agent: format!("pythond/{}", env!("CARGO_PKG_VERSION")),
+            input: None,
+            spool_after_attempts: 2,
+        }
+    }
+}

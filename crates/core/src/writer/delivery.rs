@@ -1,0 +1,150 @@
+//! Delivering one batch: attempts through the [`transport`](super::transport),
+//! the [`retry`](super::retry) verdict on each answer, and where the batch
+//! ends: sent, refused by DataKit (dropped alone, counted), spilled to the
+//! spool, or dropped after its attempts (counted) when there is no spool.
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::retry::{self, Verdict};
+use super::transport::Body;
+use super::{Batch, Shared};
+use crate::route::Route;
+use crate::target::Target;
+
+/// Send with retries, spool, or drop (counted).
+pub(super) async fn deliver(shared: &Shared, b: &Batch) {
+    let cfg = &shared.cfg;
+    let mut attempt: u32 = 0;
+    loop {
+        if shared.spooling() && shared.spill(b) {
+            return;
+        }
+        if shared.abort.load(Relaxed) {
+            if !shared.spill(b) {
+                shared
+                    .counters
+                    .dropped_shutdown
+                    .fetch_add(b.points, Relaxed);
+            }
+            return;
+        }
+        match shared.attempt(&b.route, &b.body).await {
+            Verdict::Success => {
+                shared.delivered(b.points, b.body.len());
+                return;
+            }
+            Verdict::Reject(msg) => {
+                shared.rejected(&b.route, b.points, &msg);
+                return;
+            }
+            Verdict::Retry(reason) => {
+                attempt += 1;
+                if shared.spool.is_some() && attempt >= cfg.spool_after_attempts && shared.spill(b)
+                {
+                    tracing::warn!(
+                        target: "pythond::writer",
+                        input = shared.input_for(&b.route),
+                        "DataKit unavailable ({reason}); batch spooled to disk"
+                    );
+                    return;
+                }
+                if attempt >= cfg.retry_max_attempts {
+                    shared
+                        .counters
+                        .dropped_retries_exhausted
+                        .fetch_add(b.points, Relaxed);
+                    tracing::error!(
+                        target: "pythond::writer",
+                        input = shared.input_for(&b.route),
+                        points = b.points,
+                        "batch dropped after {attempt} attempts: {reason}"
+                    );
+                    return;
+                }
+                shared.counters.requests_retried.fetch_add(1, Relaxed);
+                tracing::debug!(target: "pythond::writer", attempt, "retrying: {reason}");
+                let wait = retry::backoff(attempt, cfg.retry_initial, cfg.retry_max);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shared.abort_notify.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn target_for<'a>(&'a self, route: &'a Route) -> &'a Target {
+        self.cfg
+            .force_target
+            .as_ref()
+            .or(route.target.as_ref())
+            .unwrap_or(&self.cfg.target)
+    }
+
+    fn body(&self, raw: &[u8], target: &Target) -> Body {
+        // The local sinks write text: compressing for them is wasted work.
+        if target.is_remote() && raw.len() >= self.cfg.gzip_min_bytes {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(raw.len() / 4),
+                flate2::Compression::fast(),
+            );
+            if enc.write_all(raw).is_ok() {
+                if let Ok(bytes) = enc.finish() {
+                    return Body {
+                        bytes,
+                        gzip: true,
+                        content_type: "text/plain; charset=utf-8",
+                    };
+                }
+            }
+        }
+        Body {
+            bytes: raw.to_vec(),
+            gzip: false,
+            content_type: "text/plain; charset=utf-8",
+        }
+    }
+
+    /// One attempt of a `/v1/write` request.
+    pub(super) async fn attempt(&self, route: &Route, raw: &[u8]) -> Verdict {
+        let target = self.target_for(route);
+        let body = self.body(raw, target);
+        let wire = body.bytes.len() as u64;
+        let r = self
+            .transport
+            .post(target, &route.path_and_query(), body)
+            .await;
+        self.counters.requests_sent.fetch_add(1, Relaxed);
+        match r {
+            Ok(a) => {
+                let v = retry::classify(a.status, &a.body);
+                if v == Verdict::Success {
+                    self.counters.wire_bytes_sent.fetch_add(wire, Relaxed);
+                }
+                v
+            }
+            Err(e) => Verdict::Retry(e.to_string()),
+        }
+    }
+
+    pub(super) fn delivered(&self, points: u64, body_bytes: usize) {
+        self.counters.points_sent.fetch_add(points, Relaxed);
+        self.counters
+            .bytes_sent
+            .fetch_add(body_bytes as u64, Relaxed);
+    }
+
+    pub(super) fn rejected(&self, route: &Route, points: u64, message: &str) {
+        self.counters.batches_rejected.fetch_add(1, Relaxed);
+        self.counters.dropped_rejected.fetch_add(points, Relaxed);
+        tracing::warn!(
+            target: "pythond::writer",
+            input = self.input_for(route),
+            category = %route.category,
+            points,
+            "DataKit refused a batch, dropped: {message}"
+        );
+    }
+}

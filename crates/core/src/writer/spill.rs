@@ -1,0 +1,120 @@
+//! The writer's side of the spool: how a batch becomes a spool record and
+//! back, and the "spooling" state that makes new batches queue behind data
+//! already on disk (so order is kept across an outage).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use super::spool::Spool;
+use super::{Batch, Shared};
+use crate::point::Category;
+use crate::route::{Route, WriteQuery};
+use crate::target::Target;
+
+/// The spool and whether the input currently routes through it.
+pub(super) struct SpoolState {
+    pub spool: Spool,
+    /// True while spooled data waits: new batches must queue behind it.
+    pub active: Mutex<bool>,
+    pub wake: Notify,
+}
+
+impl SpoolState {
+    pub fn new(spool: Spool) -> SpoolState {
+        SpoolState {
+            active: Mutex::new(!spool.is_empty()),
+            spool,
+            wake: Notify::new(),
+        }
+    }
+}
+
+/// The JSON line in front of every spooled body. Its form is on disk: keep
+/// it readable by older versions' fields.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SpoolHeader {
+    target: Option<Target>,
+    category: String,
+    query: WriteQuery,
+    points: u64,
+}
+
+/// A batch as a spool record: header line, then the body.
+pub(super) fn encode_record(route: &Route, points: u64, body: &[u8]) -> Vec<u8> {
+    let header = SpoolHeader {
+        target: route.target.clone(),
+        category: route.category.as_str().to_owned(),
+        query: route.query.clone(),
+        points,
+    };
+    let mut rec = serde_json::to_vec(&header).expect("header serializes");
+    rec.push(b'\n');
+    rec.extend_from_slice(body);
+    rec
+}
+
+/// A spool record back into its route, point count and body; `None` if the
+/// record cannot be read (it is then skipped and logged).
+pub(super) fn decode_record(rec: &[u8]) -> Option<(Route, u64, &[u8])> {
+    let split = rec.iter().position(|b| *b == b'\n')?;
+    let header: SpoolHeader = serde_json::from_slice(&rec[..split]).ok()?;
+    let category = Category::from_name(&header.category)?;
+    let route = Route {
+        target: header.target,
+        category,
+        query: header.query,
+    };
+    Some((route, header.points, &rec[split + 1..]))
+}
+
+impl Shared {
+    /// Put a batch in the spool. `false` if there is none or it failed.
+    pub(super) fn spill(&self, b: &Batch) -> bool {
+        let Some(s) = &self.spool else { return false };
+        let rec = encode_record(&b.route, b.points, &b.body);
+        let mut active = s.active.lock().unwrap_or_else(|e| e.into_inner());
+        match s.spool.push(&rec) {
+            Ok(()) => {
+                *active = true;
+                drop(active);
+                self.counters.points_spooled.fetch_add(b.points, Relaxed);
+                s.wake.notify_one();
+                true
+            }
+            Err(e) => {
+                tracing::error!(target: "pythond::writer", input = self.input_for(&b.route), "spool: {e}");
+                false
+            }
+        }
+    }
+
+    /// While spooled data waits, new batches queue behind it on disk.
+    pub(super) fn spooling(&self) -> bool {
+        self.spool
+            .as_ref()
+            .is_some_and(|s| *s.active.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_decodes_to_the_route_count_and_body_it_was_made_of() {
+        let route = Route {
+            target: Some(Target::Unix("/run/dk.sock".into())),
+            category: Category::Logging,
+            query: WriteQuery {
+                input: Some("in put".into()),
+                ..WriteQuery::default()
+            },
+        };
+        let rec = encode_record(&route, 3, b"a x=1i 1\nb x=2i 2\n");
+        let (r, n, body) = decode_record(&rec).unwrap();
+        assert_eq!((r, n, body), (route, 3, &b"a x=1i 1\nb x=2i 2\n"[..]));
+        assert!(decode_record(b"not json\nbody").is_none());
+    }
+}

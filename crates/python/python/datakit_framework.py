@@ -1,0 +1,141 @@
+# encoding: utf-8
+"""DataKitFramework: the base class of pythond collector scripts.
+
+This file is the Python face of pythond. The daemon embeds it as the module
+`datakit_framework`, so scripts do `from datakit_framework import
+DataKitFramework` with nothing to install. The argument names, defaults and
+positional order of every method are those of DataKit's original framework;
+the work behind them (validation, line protocol, batching, retries) is done by
+the daemon's Rust core through `_pythond.api`, which only exists inside
+pythond.
+
+Differences from the original, on purpose:
+- report() and feed_*() queue the points and return at once with a str; the
+  network is never waited on. Bad points raise ValueError naming the point and
+  the key, and nothing of that call is queued (all-or-nothing per call).
+- tags=None means "no tags" for the event methods (the original raised
+  TypeError).
+"""
+
+import json as _json
+
+import _pythond
+
+# The daemon's API object for this input (installed before this module runs).
+_api = _pythond.api
+
+__all__ = ["DataKitFramework"]
+
+_EVENT_STATUSES = ("ok", "info", "warning", "error", "critical", "nodata")
+
+
+class DataKitFramework(object):
+    """Subclass it, set `name` and `interval`, and override `run()`."""
+
+    name = "DataKitFramework"
+    interval = 10
+
+    # Where this instance's data goes; None means the DataKit pythond was
+    # configured with (datakit.conf's [http_api] listen, or --datakit-url).
+    _pythond_target = None
+    __dk_host = "127.0.0.1"
+    __dk_port = 9529
+
+    def __init__(self, **kwargs):
+        ip = kwargs.get("ip")
+        port = kwargs.get("port")
+        if ip:
+            self.__dk_host = ip
+        if port:
+            self.__dk_port = port
+        if ip or port:
+            self._pythond_target = _pythond.target(self.__dk_host, self.__dk_port)
+
+    def run(self):
+        raise NotImplementedError()
+
+    # -- reporting -------------------------------------------------------
+
+    def report(self, data):
+        """Queue the points of `data` ({'M': [...], 'L': [...], ..., 'input': ...})."""
+        return _api.report(self._pythond_target, data)
+
+    def feed_metric(self, input=None, measurement=None, tags=None, fields=None, time=None, **kwargs):
+        self.checkArgEmpty("measurement", measurement)
+        if not fields and not kwargs:
+            raise ValueError('arguments missing "fields"')
+        return _api.feed(self._pythond_target, "M", input, measurement, tags, fields, time, kwargs)
+
+    def feed_logging(self, input=None, source=None, tags=None, message=None, time=None, **kwargs):
+        self.checkArgEmpty("source", source)
+        fields = {"message": message}
+        return _api.feed(self._pythond_target, "L", input, source, tags, fields, time, kwargs)
+
+    def feed_object(self, input=None, cls=None, name=None, tags=None, fields=None, time=None, **kwargs):
+        self.checkArgEmpty("cls", cls)
+        if not fields and not kwargs:
+            raise ValueError('arguments missing "fields"')
+        if name is not None:
+            tags = dict(tags) if tags else {}
+            tags["name"] = name
+        return _api.feed(self._pythond_target, "O", input, cls, tags, fields, time, kwargs)
+
+    def checkArgEmpty(self, name, checkStr):
+        if not checkStr:
+            raise ValueError('arguments missing "' + name + '"')
+
+    def _feed_event(self, source, extra, tags, df_date_range, df_status, df_event_id, df_title, df_message, kwargs):
+        self.checkArgEmpty("df_date_range", df_date_range)
+        self.checkArgEmpty("df_status", df_status)
+        self.checkArgEmpty("df_event_id", df_event_id)
+        self.checkArgEmpty("df_title", df_title)
+        if df_status not in _EVENT_STATUSES:
+            raise ValueError(
+                'argument "df_status" must be one of %s, got %r' % (", ".join(_EVENT_STATUSES), df_status)
+            )
+        fields = {"df_date_range": df_date_range, "df_source": source}
+        fields.update(extra)
+        fields["df_status"] = df_status
+        fields["df_event_id"] = df_event_id
+        fields["df_title"] = df_title
+        fields["df_message"] = df_message if df_message else ""
+        return _api.feed(self._pythond_target, "E", None, "measurement", tags, fields, None, kwargs)
+
+    def feed_user_event(self, df_user_id=None, tags=None, df_date_range=10, df_status=None, df_event_id=None, df_title=None, df_message=None, **kwargs):
+        self.checkArgEmpty("df_user_id", df_user_id)
+        return self._feed_event(
+            "user", {"df_user_id": df_user_id}, tags, df_date_range, df_status, df_event_id, df_title, df_message, kwargs
+        )
+
+    def feed_monitor_event(self, df_dimension_tags=None, tags=None, df_date_range=10, df_status=None, df_event_id=None, df_title=None, df_message=None, **kwargs):
+        self.checkArgEmpty("df_dimension_tags", df_dimension_tags)
+        if isinstance(df_dimension_tags, dict):
+            # The documented form is a JSON string; accept the dict it describes.
+            df_dimension_tags = _json.dumps(df_dimension_tags, separators=(",", ":"))
+        return self._feed_event(
+            "monitor",
+            {"df_dimension_tags": df_dimension_tags},
+            tags, df_date_range, df_status, df_event_id, df_title, df_message, kwargs,
+        )
+
+    def feed_system_event(self, tags=None, df_date_range=10, df_status=None, df_event_id=None, df_title=None, df_message=None, **kwargs):
+        return self._feed_event(
+            "system", {}, tags, df_date_range, df_status, df_event_id, df_title, df_message, kwargs
+        )
+
+    # -- other helpers scripts call ----------------------------------------
+
+    def construct_url(self, path):
+        return "http://%s:%s/%s" % (self.__dk_host, self.__dk_port, path)
+
+    def set_lasterror(self, input_name, err_msg):
+        """Tell DataKit about an error of this input (POST /v1/lasterror); queued."""
+        return _api.lasterror(self._pythond_target, input_name, err_msg)
+
+    def http_post_json(self, url, raw_data):
+        """POST `raw_data` as JSON to `url`; returns the response body ('' on failure)."""
+        return _api.post(url, _json.dumps(raw_data), True)
+
+    def http_post_raw(self, url, raw_data):
+        """POST str(raw_data) to `url`; returns the response body ('' on failure)."""
+        return _api.post(url, str(raw_data), False)

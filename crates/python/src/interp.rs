@@ -1,0 +1,111 @@
+//! Starting the interpreter: `site-packages` of the block's `cmd`, the script
+//! folders on `sys.path`, `datakit_framework` and the loader installed.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyModule};
+
+use crate::native::{self, Context};
+
+const FRAMEWORK_SRC: &str = include_str!("../python/datakit_framework.py");
+const LOADER_SRC: &str = include_str!("../python/loader.py");
+
+static LOADER: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// Errors of the interpreter as a whole (not of one script).
+#[derive(Debug, thiserror::Error)]
+pub enum PythonError {
+    #[error("embedded Python failed to start: {0}")]
+    Init(String),
+}
+
+/// What the interpreter needs before scripts are loaded.
+#[derive(Debug, Clone, Default)]
+pub struct InterpreterSetup {
+    /// `site-packages` folders of the Python named by `cmd` (added with
+    /// `site.addsitedir`, so `.pth` files work).
+    pub site_dirs: Vec<PathBuf>,
+    /// Script folders, put first on `sys.path`.
+    pub sys_path: Vec<PathBuf>,
+}
+
+/// The `(major, minor)` of the CPython this crate was built for and embeds.
+pub const EMBEDDED_VERSION: (u8, u8) = (
+    parse_u8(env!("PYTHOND_PY_MAJOR")),
+    parse_u8(env!("PYTHOND_PY_MINOR")),
+);
+
+const fn parse_u8(s: &str) -> u8 {
+    match u8::from_str_radix(s, 10) {
+        Ok(v) => v,
+        Err(_) => panic!("build.rs emits numeric Python versions"),
+    }
+}
+
+/// Start the interpreter and install `datakit_framework`, whose methods hand
+/// their points to `ctx`. Call once per process.
+pub fn init(setup: &InterpreterSetup, ctx: Context) -> Result<(), PythonError> {
+    pyo3::append_to_inittab!(pythond_module);
+    Python::initialize();
+    Python::attach(|py| {
+        init_attached(py, setup, ctx).map_err(|e| PythonError::Init(format_err(py, &e)))
+    })
+}
+
+use native::pythond_module;
+
+fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let site = py.import("site")?;
+    for dir in &setup.site_dirs {
+        site.call_method1("addsitedir", (dir.to_string_lossy().as_ref(),))?;
+    }
+    let path = sys.getattr("path")?.cast_into::<PyList>()?;
+    for (i, dir) in setup.sys_path.iter().enumerate() {
+        path.insert(i, dir.to_string_lossy().as_ref())?;
+    }
+    native::install_api(py, ctx)?;
+    let modules = sys.getattr("modules")?;
+    let code = CString::new(FRAMEWORK_SRC).expect("no NUL in framework source");
+    let framework = PyModule::from_code(py, &code, c"datakit_framework.py", c"datakit_framework")?;
+    modules.set_item("datakit_framework", &framework)?;
+    let code = CString::new(LOADER_SRC).expect("no NUL in loader source");
+    let loader = PyModule::from_code(py, &code, c"pythond_loader.py", c"_pythond_loader")?;
+    let out_cls = loader.getattr("ScriptOutput")?;
+    sys.setattr("stdout", out_cls.call1((0,))?)?;
+    sys.setattr("stderr", out_cls.call1((1,))?)?;
+    let _ = LOADER.set(py, loader.unbind());
+    Ok(())
+}
+
+pub(crate) fn loader(py: Python<'_>) -> &Bound<'_, PyModule> {
+    LOADER
+        .get(py)
+        .expect("init ran before any script was loaded")
+        .bind(py)
+}
+
+/// A `PyErr` as text with its traceback, taken while still attached (a raw
+/// `PyErr` must not cross threads).
+pub(crate) fn format_err(py: Python<'_>, err: &PyErr) -> String {
+    if let Some(loader) = LOADER.get(py) {
+        if let Ok(s) = loader
+            .bind(py)
+            .call_method1("format_exception", (err.value(py),))
+            .and_then(|s| s.extract::<String>())
+        {
+            return s.trim_end().to_owned();
+        }
+    }
+    err.to_string()
+}
+
+/// Block until this thread can enter the interpreter: returns at once unless
+/// some thread holds the GIL (C code that never releases it wedges every
+/// script of the worker, which the heartbeat must reveal).
+pub fn wait_for_interpreter() {
+    Python::attach(|_| ());
+}

@@ -1,0 +1,29 @@
+//! The embedded CPython: every line of pyo3 in pythond lives in this crate.
+//!
+//! The worker calls plain synchronous functions that take and return Rust
+//! data: [`init`] once per process, [`load`] to import script files and
+//! instantiate their plugin classes, [`run`] to call one instance's `run()`,
+//! [`interrupt`] to stop a run that outlived its timeout. Callers run them on
+//! blocking threads (never inside an async task), and nothing here waits on
+//! the network while attached to Python.
+//!
+//! - `datakit_framework` (`python/datakit_framework.py`, embedded in the
+//!   binary) is put in `sys.modules`, so scripts import it with no install
+//!   step. Its methods call the `_pythond` module ([`native`]), whose API
+//!   object carries the [`Context`] (the [`Sink`](pythond_core::sink::Sink)
+//!   points go to): points leave Python as encoded lines, never as Python
+//!   objects.
+//! - `sys.stdout`/`sys.stderr` are replaced so that `print()` lines are logged
+//!   with the name of the script that printed them.
+//! - [`env`] asks the Python named by a block's `cmd` for its version and
+//!   `site-packages`.
+
+mod convert;
+pub mod env;
+mod interp;
+mod native;
+mod script;
+
+pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
+pub use native::Context;
+pub use script::{current_script, interrupt, load, run, LoadFailure, Loaded, RunError, Script};

@@ -1,0 +1,131 @@
+//! The one-point methods (`feed_metric`, `feed_logging`, `feed_object`, the
+//! events), `set_lasterror` and the blocking `http_post_*` helpers.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::{finish, now_ns, route_target, submit, Api};
+use crate::convert::{optional_map, raw_value, type_name};
+use pythond_core::point::{Category, ConvertOptions, RawPoint};
+use pythond_core::route::{Route, WriteQuery};
+
+fn method_name(key: &str) -> &'static str {
+    match key {
+        "M" => "feed_metric()",
+        "L" => "feed_logging()",
+        "O" => "feed_object()",
+        "E" => "feed_event()",
+        _ => "feed()",
+    }
+}
+
+/// The arguments of one `feed_*` call, as the framework passes them.
+pub(super) struct FeedArgs<'a, 'py> {
+    pub input: Option<Bound<'py, PyAny>>,
+    pub measurement: &'a Bound<'py, PyAny>,
+    pub tags: Option<Bound<'py, PyAny>>,
+    pub fields: Option<Bound<'py, PyAny>>,
+    pub time: Option<Bound<'py, PyAny>>,
+    pub kwargs: Option<Bound<'py, PyAny>>,
+}
+
+/// One point of category `key`: fields = `fields` then `kwargs`.
+pub(super) fn feed(
+    api: &Api,
+    target: Option<String>,
+    key: &str,
+    args: FeedArgs<'_, '_>,
+) -> PyResult<String> {
+    let FeedArgs {
+        input,
+        measurement,
+        tags,
+        fields,
+        time,
+        kwargs,
+    } = args;
+    let ctx = &api.ctx;
+    let what = method_name(key);
+    let category = Category::from_report_key(key)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown category key {key:?}")))?;
+    let err = |e: String| PyValueError::new_err(format!("{what}: {e}"));
+    let mut raw = RawPoint {
+        measurement: raw_value(measurement),
+        ..RawPoint::default()
+    };
+    optional_map(tags.as_ref(), "argument \"tags\"", &mut raw.tags).map_err(err)?;
+    optional_map(fields.as_ref(), "argument \"fields\"", &mut raw.fields).map_err(err)?;
+    let mut extra = Vec::new();
+    optional_map(kwargs.as_ref(), "keyword arguments", &mut extra).map_err(err)?;
+    for (k, v) in extra {
+        // Python's {**fields, **kwargs}: a keyword replaces a field of the same name.
+        if let Some(slot) = raw.fields.iter_mut().find(|(f, _)| *f == k) {
+            slot.1 = v;
+        } else {
+            raw.fields.push((k, v));
+        }
+    }
+    if let Some(t) = &time {
+        raw.time = raw_value(t);
+    }
+    let input = match input {
+        Some(v) if !v.is_none() => Some(
+            v.cast::<PyString>()
+                .map_err(|_| {
+                    err(format!(
+                        "argument \"input\" must be a str, got {}",
+                        type_name(&v)
+                    ))
+                })?
+                .to_str()?
+                .to_owned(),
+        )
+        .filter(|s| !s.is_empty()),
+        _ => None,
+    };
+    let opts = ConvertOptions {
+        numbers_as_float: ctx.numbers_as_float,
+        precision: None,
+        now_ns: now_ns(),
+    };
+    let mut points = ctx.sink.payload();
+    points.push(finish(ctx, raw, 0, &opts, what)?);
+    let route = Route {
+        target: route_target(target),
+        category,
+        query: WriteQuery {
+            input,
+            ..WriteQuery::default()
+        },
+    };
+    submit(ctx, route, points);
+    Ok(String::new())
+}
+
+/// `set_lasterror(input, message)`: queued, answered with "".
+pub(super) fn lasterror(
+    api: &Api,
+    target: Option<String>,
+    input: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<String> {
+    let ctx = &api.ctx;
+    let input = input.str()?.to_string();
+    let message = message.str()?.to_string();
+    ctx.sink.lasterror(route_target(target), &input, &message);
+    Ok(String::new())
+}
+
+/// `http_post_json` / `http_post_raw`: blocks the calling script (not the
+/// others: detached from Python) and returns the body, "" on failure as the
+/// original did.
+pub(super) fn post(api: &Api, py: Python<'_>, url: String, body: String, json: bool) -> String {
+    let ctx = &api.ctx;
+    let script = crate::current_script();
+    let result = py.detach(|| ctx.sink.post(&url, body, json));
+    result.unwrap_or_else(|e| {
+        tracing::warn!(target: "pythond::writer", script = %script, "POST {url} failed: {e}");
+        String::new()
+    })
+}

@@ -1,0 +1,196 @@
+//! Script modules and plugin instances: import, instantiate, run, interrupt.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::interp::{format_err, loader};
+use crate::native;
+
+/// A `run()` that did not return normally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{traceback}")]
+pub struct RunError {
+    /// The formatted traceback (what `traceback.format_exception` prints).
+    pub traceback: String,
+    /// The exception was the `RunTimeout` raised by [`interrupt`].
+    pub timed_out: bool,
+}
+
+/// One instantiated plugin class, ready to run.
+pub struct Script {
+    /// The class's `name` attribute (class name when missing): logs and lasterror.
+    pub name: Arc<str>,
+    pub module: String,
+    pub class: String,
+    pub path: PathBuf,
+    pub interval: Duration,
+    /// The class's optional `timeout` attribute.
+    pub timeout: Option<Duration>,
+    obj: Py<PyAny>,
+    /// Python thread ident of the thread running `run()`, 0 when idle.
+    /// Written and read only while attached, so an interrupt can never reach
+    /// a thread that has moved on.
+    running_thread: AtomicU64,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("name", &self.name)
+            .field("module", &self.module)
+            .field("class", &self.class)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+/// A module or class that could not be loaded; the others still are.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    pub module: String,
+    pub path: PathBuf,
+    /// `None` when the module itself failed to import.
+    pub class: Option<String>,
+    /// The Python traceback.
+    pub error: String,
+}
+
+/// What [`load`] found in the modules it imported.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub scripts: Vec<Script>,
+    pub failures: Vec<LoadFailure>,
+    /// Modules that imported fine but define no class to run.
+    pub empty_modules: Vec<(String, PathBuf)>,
+}
+
+/// Import each `(module name, file)` and instantiate its plugin classes
+/// (defined in that module, subclassing `DataKitFramework`, overriding `run`).
+pub fn load<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Loaded {
+    Python::attach(|py| {
+        let mut out = Loaded::default();
+        for (name, path) in modules {
+            load_one(py, name, path, &mut out);
+        }
+        out
+    })
+}
+
+fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
+    let loader = loader(py);
+    let fail = |class: Option<String>, err: &PyErr| LoadFailure {
+        module: name.to_owned(),
+        path: path.to_owned(),
+        class,
+        error: format_err(py, err),
+    };
+    let module = match loader.call_method1("load_module", (name, path.to_string_lossy().as_ref())) {
+        Ok(m) => m,
+        Err(e) => {
+            out.failures.push(fail(None, &e));
+            return;
+        }
+    };
+    let classes = match loader
+        .call_method1("plugin_classes", (&module,))
+        .and_then(|c| c.extract::<Vec<Bound<'_, PyAny>>>())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            out.failures.push(fail(None, &e));
+            return;
+        }
+    };
+    if classes.is_empty() {
+        out.empty_modules.push((name.to_owned(), path.to_owned()));
+    }
+    for cls in classes {
+        let class = cls
+            .getattr("__name__")
+            .and_then(|n| n.extract::<String>())
+            .unwrap_or_else(|_| "?".into());
+        let described = cls.call0().and_then(|obj| {
+            let (sname, interval, timeout) =
+                loader
+                    .call_method1("describe", (&obj,))?
+                    .extract::<(String, f64, Option<f64>)>()?;
+            Ok((obj, sname, interval, timeout))
+        });
+        match described {
+            Ok((obj, sname, interval, timeout)) => out.scripts.push(Script {
+                name: sname.into(),
+                module: name.to_owned(),
+                class,
+                path: path.to_owned(),
+                interval: Duration::from_secs_f64(interval),
+                timeout: timeout.map(Duration::from_secs_f64),
+                obj: obj.unbind(),
+                running_thread: AtomicU64::new(0),
+            }),
+            Err(e) => out.failures.push(fail(Some(class), &e)),
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// The script whose `run()` this thread is executing ("pythond" otherwise).
+pub fn current_script() -> Arc<str> {
+    CURRENT.with(|c| c.borrow().clone().unwrap_or_else(|| Arc::from("pythond")))
+}
+
+/// Call `script.run()` on this thread.
+pub fn run(script: &Script) -> Result<(), RunError> {
+    CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
+    let result = Python::attach(|py| {
+        // SAFETY: plain query of the current thread's ident.
+        let tid = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+        script.running_thread.store(tid as u64, Ordering::Release);
+        let r = script
+            .obj
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "run"))
+            .map(drop)
+            .map_err(|e| RunError {
+                timed_out: loader(py)
+                    .getattr("RunTimeout")
+                    .is_ok_and(|t| e.get_type(py).is(&t)),
+                traceback: format_err(py, &e),
+            });
+        script.running_thread.store(0, Ordering::Release);
+        // An interrupt that arrived after the last bytecode must not fire in
+        // whatever this thread runs next.
+        // SAFETY: clearing this thread's own pending async exception.
+        unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, std::ptr::null_mut()) };
+        native::flush_output();
+        r
+    });
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    result
+}
+
+/// Raise `RunTimeout` inside the thread running `script.run()`, if any. It
+/// takes effect at the next bytecode that thread executes; code blocked in C
+/// (a `sleep`, a socket read) is not reached until it returns.
+pub fn interrupt(script: &Script) -> bool {
+    Python::attach(|py| {
+        let tid = script.running_thread.load(Ordering::Acquire);
+        if tid == 0 {
+            return false;
+        }
+        let Ok(exc) = loader(py).getattr("RunTimeout") else {
+            return false;
+        };
+        // SAFETY: `exc` is a live exception type; `tid` is a thread that is
+        // inside run() (checked under the GIL, see `running_thread`).
+        let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, exc.as_ptr()) };
+        n == 1
+    })
+}

@@ -1,0 +1,180 @@
+//! `pythond-worker`: one input in one process, with its own embedded
+//! CPython, so a crash, a hang or a leak in one input's scripts stays in that
+//! input. The `pythond` supervisor starts it; it is installed beside it.
+//!
+//! Commands (the supervisor passes the input's [`WorkerSpec`] as JSON in
+//! `PYTHOND_WORKER_SPEC`):
+//! - `run`: the input's scripts on their intervals, points through the
+//!   writer ([`runtime`]).
+//! - `list`: load the scripts and print what would run (`pythond check`).
+//! - `test PATH...`: run each script once and print its points (`pythond
+//!   test`, which hands its arguments over unchanged).
+
+pub mod heartbeat;
+pub mod job;
+pub mod list;
+pub mod runtime;
+pub mod sink;
+pub mod testmode;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use pythond_core::logs::{self, LogOptions, RotatingFile};
+use pythond_core::spec::{WorkerSpec, SPEC_ENV};
+
+/// One pythond input (started by `pythond`; not meant to be run by hand).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log level (PYTHOND_LOG overrides).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the input of PYTHOND_WORKER_SPEC.
+    Run,
+    /// Load the input's scripts and print what would run.
+    List,
+    /// Load scripts, run each instance once, print their points; send nothing.
+    Test(TestArgs),
+}
+
+/// The arguments of `pythond test` (the supervisor binary passes them on).
+#[derive(clap::Args)]
+pub struct TestArgs {
+    #[arg(long, value_enum, default_value = "human")]
+    format: FormatArg,
+    /// Write every number as a float, as the original did.
+    #[arg(long)]
+    numbers_as_float: bool,
+    /// Script files or folders (discovery rules apply).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Human,
+    Json,
+}
+
+/// Errors before an input could start.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("pythond-worker is started by pythond ({SPEC_ENV} is not set)")]
+    NoSpec,
+    #[error("bad worker spec in {SPEC_ENV}: {0}")]
+    BadSpec(serde_json::Error),
+    #[error("cannot open the framework log file: {0}")]
+    Log(std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Python(#[from] pythond_python::PythonError),
+}
+
+/// The worker binary's `main`: parses its arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run_cli(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pythond-worker: error: {e}");
+            2
+        }
+    }
+}
+
+fn spec_from_env() -> Result<WorkerSpec, CliError> {
+    let json = std::env::var(SPEC_ENV).map_err(|_| CliError::NoSpec)?;
+    serde_json::from_str(&json).map_err(CliError::BadSpec)
+}
+
+fn run_cli(cli: Cli) -> Result<i32, CliError> {
+    match cli.cmd {
+        Cmd::Run => {
+            let spec = spec_from_env()?;
+            let framework_log = RotatingFile::new(
+                logs::framework_log_path(&spec.log_dir, &spec.input),
+                logs::MAX_BYTES,
+                logs::KEEP,
+            )
+            .map_err(CliError::Log)?;
+            logs::init(LogOptions {
+                level: cli.log_level,
+                cli_log: None,
+                framework_log: Some(framework_log),
+            });
+            Ok(runtime::main(spec))
+        }
+        Cmd::List => {
+            let spec = spec_from_env()?;
+            logs::init(LogOptions {
+                level: "warn".into(),
+                cli_log: None,
+                framework_log: None,
+            });
+            Ok(list::main(spec))
+        }
+        Cmd::Test(args) => {
+            logs::init(LogOptions {
+                level: cli.log_level,
+                cli_log: None,
+                framework_log: None,
+            });
+            test(args)
+        }
+    }
+}
+
+fn test(args: TestArgs) -> Result<i32, CliError> {
+    let cwd = std::env::current_dir()?;
+    let entries: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let found = pythond_core::discover::discover(&entries, &cwd, &[]);
+    for w in &found.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &found.errors {
+        eprintln!("error: {e}");
+    }
+    let modules: Vec<(String, PathBuf)> = found
+        .modules
+        .into_iter()
+        .map(|m| (m.name, m.path))
+        .collect();
+    let setup = pythond_python::InterpreterSetup {
+        site_dirs: vec![],
+        sys_path: found.sys_path,
+    };
+    let outcome = testmode::run_once(&modules, &setup, args.numbers_as_float)?;
+    let fmt = match args.format {
+        FormatArg::Human => testmode::Format::Human,
+        FormatArg::Json => testmode::Format::Json,
+    };
+    testmode::print(
+        &outcome,
+        fmt,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    Ok(if outcome.failed() || !found.errors.is_empty() {
+        1
+    } else {
+        0
+    })
+}

@@ -1,0 +1,66 @@
+//! `pythond check`'s view of an input: load the scripts (nothing runs,
+//! nothing is sent) and print one line per class that would run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pythond_core::sink::Collector;
+use pythond_core::spec::WorkerSpec;
+use pythond_python::Context;
+
+use crate::job::default_timeout;
+
+/// Print the listing; the exit code is 0 when every module loaded and at
+/// least one class would run.
+pub fn main(spec: WorkerSpec) -> i32 {
+    let ctx = Context {
+        sink: Arc::new(Collector::new()),
+        input_tags: Vec::new(),
+        numbers_as_float: false,
+    };
+    if let Err(e) = crate::runtime::start_python(&spec, ctx) {
+        println!("error: {e}");
+        return 2;
+    }
+    let loaded = pythond_python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    for s in &loaded.scripts {
+        let timeout = s
+            .timeout
+            .or(spec.timeout_secs.map(Duration::from_secs_f64))
+            .unwrap_or_else(|| default_timeout(s.interval));
+        println!(
+            "{}.{}  name={:?}  interval={}s  timeout={}s  ({})",
+            s.module,
+            s.class,
+            &*s.name,
+            s.interval.as_secs_f64(),
+            timeout.as_secs_f64(),
+            s.path.display()
+        );
+    }
+    for (m, p) in &loaded.empty_modules {
+        println!(
+            "warning: module {m} ({}) defines no DataKitFramework subclass with run()",
+            p.display()
+        );
+    }
+    for f in &loaded.failures {
+        println!(
+            "error: {} ({}){}:",
+            f.module,
+            f.path.display(),
+            f.class
+                .as_ref()
+                .map(|c| format!(" class {c}"))
+                .unwrap_or_default()
+        );
+        for line in f.error.lines() {
+            println!("    {line}");
+        }
+    }
+    if loaded.failures.is_empty() && !loaded.scripts.is_empty() {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,125 @@
+//! `pythond check`: validate the configuration and, per input, list the
+//! modules and classes that would run (each input's scripts are loaded by a
+//! `pythond-worker list`, so nothing runs and nothing is sent).
+
+use std::time::Duration;
+
+use pythond_core::config;
+use pythond_core::logs::{self, LogOptions};
+use pythond_core::spec::SPEC_ENV;
+use pythond_core::target::Target;
+
+use crate::run::{gitrepo_dirs, load_config, spec_for, SpecDefaults};
+use crate::Where;
+
+/// How long loading one input's scripts may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn main(at: &Where) -> anyhow::Result<i32> {
+    logs::init(LogOptions {
+        level: "warn".into(),
+        cli_log: None,
+        framework_log: None,
+    });
+    let (inputs, dk, nerrors) = load_config(at)?;
+    let gitrepos = gitrepo_dirs(at, &dk);
+    println!(
+        "DataKit: {} (from {})",
+        dk.listen,
+        dk.file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "defaults".into())
+    );
+    let mut failed = nerrors > 0;
+    let defaults = SpecDefaults {
+        target: Target::Stdout,
+        force_target: true,
+        grace_secs: 0.0,
+        hang_grace_secs: 0.0,
+        spool_root: None,
+        spool_max_bytes: 0,
+        log_dir: std::env::temp_dir(),
+        log_level: "warn".into(),
+    };
+    let worker = crate::worker_exe::path()?;
+    for input in &inputs {
+        println!(
+            "input {:?} ({}), cmd {:?}",
+            input.name, input.source, input.cmd
+        );
+        let spec = match spec_for(input, at, &gitrepos, &defaults) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("  error: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let envs = config::expand_envs(&input.envs, |k| std::env::var(k).ok());
+        let mut child = std::process::Command::new(&worker)
+            .arg("list")
+            .env(SPEC_ENV, serde_json::to_string(&spec)?)
+            .envs(envs)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let out = wait_bounded(&mut child, LIST_TIMEOUT)?;
+        let Some(out) = out else {
+            println!(
+                "  error: loading the scripts took more than {}s (a module blocks at import?)",
+                LIST_TIMEOUT.as_secs()
+            );
+            failed = true;
+            continue;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("  {line}");
+        }
+        if !out.status.success() {
+            failed = true;
+            for line in String::from_utf8_lossy(&out.stderr).lines() {
+                println!("  ! {line}");
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// The child's output, or `None` (child killed) if it runs past `limit`.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read as _;
+    // Drain both pipes on threads so a chatty child cannot block on them.
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let end = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Some(std::process::Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }))
+}

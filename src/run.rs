@@ -1,0 +1,253 @@
+//! `pythond run`: read the configuration, discover each input's scripts,
+//! start one worker per `[[inputs.pythond]]` block under the supervisor, and
+//! stop them all on SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use pythond_core::config::{self, DataKitConf, InputConfig};
+use pythond_core::discover;
+use pythond_core::logs::{self, LogOptions, RotatingFile};
+use pythond_core::spec::WorkerSpec;
+use pythond_core::target::Target;
+
+use crate::supervisor::{self, Backoff, Launch};
+use crate::Where;
+
+/// Options of `pythond run`.
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// DataKit's address, overriding datakit.conf: http://host:port or a Unix socket path.
+    #[arg(long)]
+    datakit_url: Option<String>,
+    /// Write points here (`-` for stdout, or a file) instead of posting them.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Where the log files go (default: $HOME).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Where each input's disk spool lives (default: <datakit-dir>/cache/pythond).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Largest disk spool per input, in bytes; past it the oldest data is dropped (logged).
+    #[arg(long, default_value_t = 512 << 20)]
+    spool_max_bytes: u64,
+    /// On SIGTERM: how long runs in progress and the final flush may take.
+    #[arg(long, default_value_t = 5.0)]
+    grace_secs: f64,
+    /// How long an interrupted run may take to stop before it is declared hung.
+    #[arg(long, default_value_t = 5.0)]
+    hang_grace_secs: f64,
+    /// A worker without heartbeat this long is restarted.
+    #[arg(long, default_value_t = 30.0)]
+    stall_timeout_secs: f64,
+    /// First restart delay of a worker that died (doubles up to 60 s).
+    #[arg(long, default_value_t = 1.0)]
+    restart_delay_secs: f64,
+}
+
+/// What every worker spec of one `run` shares.
+pub struct SpecDefaults {
+    pub target: Target,
+    pub force_target: bool,
+    pub grace_secs: f64,
+    pub hang_grace_secs: f64,
+    /// Where spools go (`None`: no spool, e.g. a local `--output`).
+    pub spool_root: Option<PathBuf>,
+    pub spool_max_bytes: u64,
+    pub log_dir: PathBuf,
+    pub log_level: String,
+}
+
+/// Config and datakit.conf, with every problem logged; also the number of
+/// config errors.
+pub fn load_config(at: &Where) -> anyhow::Result<(Vec<InputConfig>, DataKitConf, usize)> {
+    let set = config::load(&at.config);
+    if set.files.is_empty() {
+        bail!("no *.conf file found at {}", at.config.display());
+    }
+    for w in &set.warnings {
+        tracing::warn!("{w}");
+    }
+    for e in &set.errors {
+        tracing::error!("{e}");
+    }
+    let dk = DataKitConf::load(&at.datakit_dir)?;
+    Ok((set.inputs, dk, set.errors.len()))
+}
+
+pub fn gitrepo_dirs(at: &Where, dk: &DataKitConf) -> Vec<PathBuf> {
+    dk.git_repos
+        .iter()
+        .map(|r| at.datakit_dir.join("gitrepos").join(r))
+        .collect()
+}
+
+/// A worker spec for `input`, discovering its scripts now.
+pub fn spec_for(
+    input: &InputConfig,
+    at: &Where,
+    gitrepos: &[PathBuf],
+    d: &SpecDefaults,
+) -> anyhow::Result<WorkerSpec> {
+    let found = discover::discover(&input.dirs, &at.datakit_dir.join("python.d"), gitrepos);
+    for w in &found.warnings {
+        tracing::warn!(input = %input.name, "{w}");
+    }
+    if found.modules.is_empty() {
+        bail!("{}", found.errors.join("; "));
+    }
+    for e in &found.errors {
+        tracing::error!(input = %input.name, "{e}");
+    }
+    Ok(WorkerSpec {
+        input: input.name.clone(),
+        cmd: input.cmd.clone(),
+        modules: found
+            .modules
+            .into_iter()
+            .map(|m| (m.name, m.path))
+            .collect(),
+        sys_path: found.sys_path,
+        tags: input.tags.clone(),
+        numbers_as_float: input.numbers_as_float,
+        target: d.target.clone(),
+        force_target: d.force_target,
+        grace_secs: d.grace_secs,
+        timeout_secs: input.timeout.map(|d| d.as_secs_f64()),
+        hang_grace_secs: d.hang_grace_secs,
+        spool_dir: d.spool_root.as_ref().map(|r| r.join(sanitize(&input.name))),
+        spool_max_bytes: d.spool_max_bytes,
+        log_dir: d.log_dir.clone(),
+        log_level: d.log_level.clone(),
+    })
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32> {
+    let log_dir = args.log_dir.clone().unwrap_or_else(logs::default_dir);
+    let cli_log = RotatingFile::new(logs::cli_log_path(&log_dir), logs::MAX_BYTES, logs::KEEP)
+        .with_context(|| format!("cannot open the log file in {}", log_dir.display()))?;
+    logs::init(LogOptions {
+        level: log_level.clone(),
+        cli_log: Some(cli_log.clone()),
+        framework_log: None,
+    });
+    let (inputs, dk, _) = load_config(at)?;
+    if inputs.is_empty() {
+        bail!(
+            "no usable [[inputs.pythond]] block in {}",
+            at.config.display()
+        );
+    }
+    let (target, force) = match (&args.output, &args.datakit_url) {
+        (Some(p), _) if p.as_os_str() == "-" => (Target::Stdout, true),
+        (Some(p), _) => (
+            Target::File(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            true,
+        ),
+        (None, Some(url)) => (Target::from_listen(url), false),
+        (None, None) => (dk.listen.clone(), false),
+    };
+    // A local output cannot fail: no spool needed.
+    let spool_root = (!force).then(|| {
+        args.data_dir
+            .clone()
+            .unwrap_or_else(|| at.datakit_dir.join("cache/pythond"))
+    });
+    tracing::info!(
+        inputs = inputs.len(),
+        target = %target,
+        spool = ?spool_root,
+        "pythond {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    let stdout_is_points = target == Target::Stdout;
+    let defaults = Arc::new(SpecDefaults {
+        target,
+        force_target: force,
+        grace_secs: args.grace_secs,
+        hang_grace_secs: args.hang_grace_secs,
+        spool_root,
+        spool_max_bytes: args.spool_max_bytes,
+        log_dir,
+        log_level,
+    });
+    let gitrepos = gitrepo_dirs(at, &dk);
+    let at = Arc::new(at.clone());
+    let launches: Vec<Launch> = inputs
+        .into_iter()
+        .map(|input| {
+            let envs = config::expand_envs(&input.envs, |k| std::env::var(k).ok());
+            let (at, gitrepos, defaults) = (at.clone(), gitrepos.clone(), defaults.clone());
+            Launch {
+                input: input.name.clone(),
+                envs,
+                prepare: Box::new(move || spec_for(&input, &at, &gitrepos, &defaults)),
+            }
+        })
+        .collect();
+    let backoff = Backoff {
+        initial: Duration::from_secs_f64(args.restart_delay_secs.max(0.01)),
+        stall_timeout: Duration::from_secs_f64(args.stall_timeout_secs.max(1.0)),
+        ..Backoff::default()
+    };
+    // The supervisor only waits on pipes, timers and children: one thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let grace = Duration::from_secs_f64(args.grace_secs.max(0.0));
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: signal received");
+            let _ = tx.send(true);
+        });
+        let lines: supervisor::LineSink = Arc::new(move |input: &str, stream, line: &str| {
+            use std::io::Write as _;
+            if stream == supervisor::Stream::Stdout && stdout_is_points {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                return;
+            }
+            // Worker log lines already name their input; other output
+            // (C extensions printing to the process's fds) gets it here.
+            let text = if line.contains("input{name=") {
+                format!("{line}\n")
+            } else {
+                format!("[{input}] {line}\n")
+            };
+            eprint!("{text}");
+            let _ = cli_log.append(text.as_bytes());
+        });
+        supervisor::supervise(launches, backoff, grace, lines, rx).await;
+    });
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
