@@ -16,7 +16,7 @@ use crate::Where;
 const LIST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn main(at: &Where) -> anyhow::Result<i32> {
-    logs::init(LogOptions {
+    let _guard = logs::init(LogOptions {
         level: "warn".into(),
         cli_log: None,
         framework_log: None,

@@ -10,11 +10,11 @@ use anyhow::{bail, Context as _};
 
 use pythond_core::config::{self, DataKitConf, InputConfig};
 use pythond_core::discover;
-use pythond_core::logs::{self, LogOptions, RotatingFile};
+use pythond_core::logs::{self, LineWriter, LogOptions, RotatingFile};
 use pythond_core::spec::WorkerSpec;
 use pythond_core::target::Target;
 
-use crate::supervisor::{self, Backoff, Launch};
+use crate::supervisor::{self, Launch};
 use crate::Where;
 
 /// Options of `pythond run`.
@@ -123,6 +123,7 @@ pub fn spec_for(
         spool_max_bytes: d.spool_max_bytes,
         log_dir: d.log_dir.clone(),
         log_level: d.log_level.clone(),
+        quarantined: Vec::new(),
     })
 }
 
@@ -142,7 +143,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
     let log_dir = args.log_dir.clone().unwrap_or_else(logs::default_dir);
     let cli_log = RotatingFile::new(logs::cli_log_path(&log_dir), logs::MAX_BYTES, logs::KEEP)
         .with_context(|| format!("cannot open the log file in {}", log_dir.display()))?;
-    logs::init(LogOptions {
+    let _guard = logs::init(LogOptions {
         level: log_level.clone(),
         cli_log: Some(cli_log.clone()),
         framework_log: None,
@@ -201,44 +202,61 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
             }
         })
         .collect();
-    let backoff = Backoff {
-        initial: Duration::from_secs_f64(args.restart_delay_secs.max(0.01)),
+    let settings = supervisor::Settings {
+        restart_initial: Duration::from_secs_f64(args.restart_delay_secs.max(0.01)),
         stall_timeout: Duration::from_secs_f64(args.stall_timeout_secs.max(1.0)),
-        ..Backoff::default()
+        grace: Duration::from_secs_f64(args.grace_secs.max(0.0)),
+        stdout_is_points,
+        ..supervisor::Settings::default()
+    };
+    // What workers print goes to our stderr and the runner's log, through
+    // writer threads: the supervisor's one runtime thread never blocks on it.
+    let out = Arc::new(LineWriter::new(vec![
+        (Box::new(std::io::stderr()), "lines-stderr"),
+        (Box::new(cli_log), "lines-cli-log"),
+    ]));
+    let lines: supervisor::LineSink = {
+        let out = out.clone();
+        Arc::new(move |input: &str, _stream, line: &str| {
+            // Worker log lines already name their input; other output
+            // (C extensions printing to the process's fds) gets it here.
+            if line.contains("input{name=") {
+                out.write_line(line);
+            } else {
+                out.write_line(&format!("[{input}] {line}"));
+            }
+        })
     };
     // The supervisor only waits on pipes, timers and children: one thread.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let grace = Duration::from_secs_f64(args.grace_secs.max(0.0));
-    rt.block_on(async move {
+    let outcomes = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("stopping: signal received");
             let _ = tx.send(true);
         });
-        let lines: supervisor::LineSink = Arc::new(move |input: &str, stream, line: &str| {
-            use std::io::Write as _;
-            if stream == supervisor::Stream::Stdout && stdout_is_points {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                return;
-            }
-            // Worker log lines already name their input; other output
-            // (C extensions printing to the process's fds) gets it here.
-            let text = if line.contains("input{name=") {
-                format!("{line}\n")
-            } else {
-                format!("[{input}] {line}\n")
-            };
-            eprint!("{text}");
-            let _ = cli_log.append(text.as_bytes());
-        });
-        supervisor::supervise(launches, backoff, grace, lines, rx).await;
+        supervisor::supervise(launches, settings, lines, rx).await
     });
+    let unclean: Vec<_> = outcomes.iter().filter(|o| !o.clean()).collect();
+    for o in &unclean {
+        tracing::error!(
+            input = %o.input,
+            status = ?o.status,
+            killed = o.killed,
+            "input stopped uncleanly: points were dropped or its worker had to be killed"
+        );
+    }
+    if out.dropped() > 0 {
+        tracing::warn!(
+            lines = out.dropped(),
+            "worker output lines dropped (stderr or the log file could not keep up)"
+        );
+    }
     tracing::info!("stopped");
-    Ok(0)
+    Ok(if unclean.is_empty() { 0 } else { 1 })
 }
 
 /// SIGTERM or SIGINT.

@@ -419,7 +419,12 @@ fn spool_bound_drops_the_oldest_and_says_so() {
     let dk = FakeDataKit::start_on(addr);
     std::thread::sleep(Duration::from_millis(1500));
     let (status, err) = d.stop();
-    assert!(status.success(), "{err}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "data was dropped: not a clean exit\n{err}"
+    );
+    assert!(err.contains("input stopped uncleanly"), "{err}");
     let fw = std::fs::read_to_string(log_dir.join("_datakit_pythond_framework_b_.log")).unwrap();
     assert!(
         fw.contains("spool full: oldest undelivered data dropped"),

@@ -1,40 +1,82 @@
-//! One worker process: spawned with a heartbeat pipe and a parent-death
-//! signal, its output forwarded line by line, stopped with SIGTERM then
-//! SIGKILL, or killed when its heartbeats stop.
+//! One worker process: spawned with a control pipe (heartbeats, run markers)
+//! and a parent-death signal, its output forwarded line by line, stopped
+//! with SIGTERM then SIGKILL, or killed when its heartbeats stop.
 
-use std::process::Stdio;
+use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use pythond_core::spec::{HEARTBEAT_FD_ENV, SPEC_ENV};
+use pythond_core::control::Event;
+use pythond_core::spec::{WorkerSpec, HEARTBEAT_FD_ENV, SPEC_ENV};
 
-use super::{Launch, LineSink, Stream};
+use super::{Launch, LineSink, Settings, Stream};
 
-/// The fd number heartbeats arrive on in the worker.
-const HEARTBEAT_FD: i32 = 3;
+/// The fd number the control channel has in the worker.
+const CONTROL_FD: i32 = 3;
 
-pub(super) fn start(launch: &Launch, lines: &LineSink) -> anyhow::Result<(Child, tokio::fs::File)> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let spec = (launch.prepare)()?;
-    let exe = crate::worker_exe::path()?;
+/// What the control channel told us so far.
+struct ControlState {
+    last_beat: Instant,
+    /// Started and not yet ended, with how many times.
+    running: BTreeMap<String, u32>,
+}
+
+/// A started worker.
+pub(super) struct Running {
+    child: Child,
+    pid: Option<u32>,
+    control: JoinHandle<()>,
+    forwarders: Vec<JoinHandle<()>>,
+    state: Arc<Mutex<ControlState>>,
+}
+
+/// How a worker's life ended.
+pub(super) enum Ended {
+    /// It exited on its own.
+    Exited(Option<ExitStatus>),
+    /// Its heartbeats stopped: it was killed.
+    Stalled(Option<ExitStatus>),
+    /// We stopped it (shutdown or restart): its status, and whether it had to
+    /// be killed after the grace period.
+    Stopped {
+        status: Option<ExitStatus>,
+        killed: bool,
+    },
+}
+
+fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the array with two new fds, owned below.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe for heartbeats");
+        return Err(std::io::Error::last_os_error()).context("control pipe");
     }
     // SAFETY: both fds are fresh and owned by nothing else.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Start `spec`'s worker.
+pub(super) fn start(
+    launch: &Launch,
+    spec: &WorkerSpec,
+    settings: &Settings,
+    lines: &LineSink,
+) -> anyhow::Result<Running> {
+    let exe = crate::worker_exe::path()?;
+    let (read_end, write_end) = pipe()?;
     let mut cmd = Command::new(&exe);
     let child_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
-    // SAFETY: only async-signal-safe dup2 between fork and exec.
+    // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(child_fd, HEARTBEAT_FD) < 0 {
+            if libc::dup2(child_fd, CONTROL_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // If the supervisor dies (even by kill -9), the worker gets
@@ -49,8 +91,8 @@ pub(super) fn start(launch: &Launch, lines: &LineSink) -> anyhow::Result<(Child,
     cmd.arg("run")
         .arg("--log-level")
         .arg(&spec.log_level)
-        .env(HEARTBEAT_FD_ENV, HEARTBEAT_FD.to_string())
-        .env(SPEC_ENV, serde_json::to_string(&spec)?)
+        .env(HEARTBEAT_FD_ENV, CONTROL_FD.to_string())
+        .env(SPEC_ENV, serde_json::to_string(spec)?)
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -60,84 +102,142 @@ pub(super) fn start(launch: &Launch, lines: &LineSink) -> anyhow::Result<(Child,
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
     drop(write_end);
-    let beats = tokio::fs::File::from_std(std::fs::File::from(read_end));
-    tracing::info!(input = %launch.input, pid = child.id(), "worker started");
-    let pipes = [
-        (
-            Stream::Stdout,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-        (
-            Stream::Stderr,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-    ];
-    for (stream, pipe) in pipes {
-        let Some(pipe) = pipe else { continue };
-        let lines = lines.clone();
+    let pid = child.id();
+    tracing::info!(input = %launch.input, pid, "worker started");
+    let state = Arc::new(Mutex::new(ControlState {
+        last_beat: Instant::now(),
+        running: BTreeMap::new(),
+    }));
+    let control = tokio::spawn(read_control(
+        tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?,
+        state.clone(),
+    ));
+    let mut forwarders = Vec::new();
+    if let Some(out) = child.stdout.take() {
         let input = launch.input.clone();
-        tokio::spawn(async move {
-            let mut r = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = r.next_line().await {
-                lines(&input, stream, &line);
-            }
+        forwarders.push(if settings.stdout_is_points {
+            tokio::spawn(copy_points(out))
+        } else {
+            tokio::spawn(forward(out, input, Stream::Stdout, lines.clone()))
         });
     }
-    Ok((child, beats))
+    if let Some(err) = child.stderr.take() {
+        forwarders.push(tokio::spawn(forward(
+            err,
+            launch.input.clone(),
+            Stream::Stderr,
+            lines.clone(),
+        )));
+    }
+    Ok(Running {
+        child,
+        pid,
+        control,
+        forwarders,
+        state,
+    })
 }
 
-/// Resolves when no heartbeat arrived for `stall` (or the pipe closed and
-/// stayed quiet that long).
-async fn stalled(mut beats: tokio::fs::File, stall: Duration) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 64];
-    loop {
-        match tokio::time::timeout(stall, beats.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => continue,
-            Ok(_) => {
-                // Closed: the worker is exiting; let `wait` see it.
-                tokio::time::sleep(stall).await;
-                return;
+async fn read_control(pipe: tokio::net::unix::pipe::Receiver, state: Arc<Mutex<ControlState>>) {
+    let mut r = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = r.next_line().await {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        match Event::parse(&line) {
+            Some(Event::Beat) => st.last_beat = Instant::now(),
+            Some(Event::Start(w)) => *st.running.entry(w).or_insert(0) += 1,
+            Some(Event::End(w)) => {
+                if let Some(n) = st.running.get_mut(&w) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.running.remove(&w);
+                    }
+                }
             }
-            Err(_) => return,
+            None => {}
         }
     }
 }
 
-pub(super) async fn wait_or_stop(
-    mut child: Child,
-    beats: tokio::fs::File,
-    input: &str,
-    grace: Duration,
-    stall: Duration,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<std::process::ExitStatus> {
-    tokio::select! {
-        s = child.wait() => s.ok(),
-        _ = stalled(beats, stall) => {
-            tracing::error!(input = %input, stall_secs = stall.as_secs_f64(), "worker stopped making progress (no heartbeat): killing it");
-            let _ = child.kill().await;
-            child.wait().await.ok()
+async fn forward(
+    pipe: impl tokio::io::AsyncRead + Unpin,
+    input: String,
+    stream: Stream,
+    lines: LineSink,
+) {
+    let mut r = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = r.next_line().await {
+        lines(&input, stream, &line);
+    }
+}
+
+/// `--output -`: the worker's stdout is points; copy it with back-pressure
+/// (never dropped), line by line so inputs do not interleave mid-line.
+async fn copy_points(pipe: impl tokio::io::AsyncRead + Unpin) {
+    static OUT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let mut r = BufReader::new(pipe).lines();
+    let mut out = tokio::io::stdout();
+    while let Ok(Some(mut line)) = r.next_line().await {
+        line.push('\n');
+        let _g = OUT.lock().await;
+        if out.write_all(line.as_bytes()).await.is_err() {
+            return;
         }
-        _ = shutdown.changed() => {
-            if let Some(pid) = child.id() {
+        let _ = out.flush().await;
+    }
+}
+
+/// Wait until the worker exits, stalls, or `stop` resolves (shutdown or a
+/// restart): then SIGTERM, and SIGKILL if it is not gone `grace` + 2 s later.
+pub(super) async fn wait(
+    r: &mut Running,
+    input: &str,
+    settings: &Settings,
+    stop: impl std::future::Future<Output = ()>,
+) -> Ended {
+    let state = r.state.clone();
+    let stalled = async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let last = state.lock().unwrap_or_else(|e| e.into_inner()).last_beat;
+            if last.elapsed() >= settings.stall_timeout {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        s = r.child.wait() => Ended::Exited(s.ok()),
+        _ = stalled => {
+            tracing::error!(input = %input, stall_secs = settings.stall_timeout.as_secs_f64(),
+                "worker stopped making progress (no heartbeat): killing it");
+            let _ = r.child.kill().await;
+            Ended::Stalled(r.child.wait().await.ok())
+        }
+        _ = stop => {
+            if let Some(pid) = r.pid {
                 // SAFETY: plain kill(2) on our own child's pid.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
-            match tokio::time::timeout(grace + Duration::from_secs(2), child.wait()).await {
-                Ok(s) => s.ok(),
+            match tokio::time::timeout(settings.grace + Duration::from_secs(2), r.child.wait()).await {
+                Ok(s) => Ended::Stopped { status: s.ok(), killed: false },
                 Err(_) => {
                     tracing::error!(input = %input, "worker did not stop in time: killed");
-                    let _ = child.kill().await;
-                    child.wait().await.ok()
+                    let _ = r.child.kill().await;
+                    Ended::Stopped { status: r.child.wait().await.ok(), killed: true }
                 }
             }
         }
     }
+}
+
+/// After the worker exited: let its last lines and control messages arrive
+/// (bounded: a grandchild may hold the pipes), and return what it had started
+/// and not ended when it died.
+pub(super) async fn finish(r: Running) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let _ = tokio::time::timeout_at(deadline, r.control).await;
+    for f in r.forwarders {
+        let _ = tokio::time::timeout_at(deadline, f).await;
+    }
+    let st = r.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.running.keys().cloned().collect()
 }

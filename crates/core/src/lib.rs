@@ -21,6 +21,7 @@
 //! `docs/compat.md` the compatibility contract the code follows.
 
 pub mod config;
+pub mod control;
 pub mod discover;
 pub mod lineproto;
 pub mod logs;

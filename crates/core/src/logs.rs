@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{filter, EnvFilter, Layer};
@@ -116,13 +116,6 @@ impl Write for RotatingFile {
     }
 }
 
-impl<'a> MakeWriter<'a> for RotatingFile {
-    type Writer = RotatingFile;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The runner's log file in `dir`.
 pub fn cli_log_path(dir: &Path) -> PathBuf {
     dir.join("_datakit_pythond_cli.log")
@@ -154,23 +147,105 @@ pub struct LogOptions {
     pub framework_log: Option<RotatingFile>,
 }
 
+/// Keeps the log writer threads; dropping it flushes what they hold. Keep
+/// it until the process is about to exit.
+#[must_use = "logging stops when the guard is dropped"]
+pub struct LogGuard {
+    _guards: Vec<WorkerGuard>,
+    dropped: Vec<ErrorCounter>,
+}
+
+impl LogGuard {
+    /// Lines dropped because a destination could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.iter().map(|c| c.dropped_lines() as u64).sum()
+    }
+}
+
+/// Whole lines to several destinations (the supervisor's stderr and runner
+/// log, for what its workers print), each written by its own thread through
+/// a bounded, lossy queue: [`LineWriter::write_line`] never blocks.
+pub struct LineWriter {
+    outs: Vec<NonBlocking>,
+    _guards: Vec<WorkerGuard>,
+}
+
+impl LineWriter {
+    pub fn new(dests: Vec<(Box<dyn Write + Send>, &str)>) -> LineWriter {
+        let mut outs = Vec::new();
+        let mut guards = Vec::new();
+        for (w, name) in dests {
+            let (nb, guard) = NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(BUFFERED_LINES)
+                .thread_name(name)
+                .finish(w);
+            outs.push(nb);
+            guards.push(guard);
+        }
+        LineWriter {
+            outs,
+            _guards: guards,
+        }
+    }
+
+    /// Queue `line` (newline added) for every destination.
+    pub fn write_line(&self, line: &str) {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        for o in &self.outs {
+            let _ = o.clone().write_all(&buf);
+        }
+    }
+
+    /// Lines dropped because a destination could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.outs
+            .iter()
+            .map(|o| o.error_counter().dropped_lines() as u64)
+            .sum()
+    }
+}
+
+/// Lines a destination may lag behind before new ones are dropped.
+const BUFFERED_LINES: usize = 64 * 1024;
+
 /// Install the tracing subscriber for this process. Call once.
-pub fn init(opts: LogOptions) {
+///
+/// Every destination is written by its own thread through a bounded,
+/// lossy queue: a log line never blocks the thread that logs it (a script
+/// printing while holding the GIL, the supervisor's only runtime thread),
+/// however slowly stderr is read. Lines that do not fit are dropped and
+/// counted ([`LogGuard::dropped`]).
+pub fn init(opts: LogOptions) -> LogGuard {
+    let mut guards = Vec::new();
+    let mut dropped = Vec::new();
+    let mut lossy = |w: Box<dyn Write + Send>, name: &str| {
+        let (nb, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(BUFFERED_LINES)
+            .thread_name(name)
+            .finish(w);
+        dropped.push(nb.error_counter());
+        guards.push(guard);
+        nb
+    };
     let filter =
         || EnvFilter::try_from_env("PYTHOND_LOG").unwrap_or_else(|_| EnvFilter::new(&opts.level));
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
+        .with_writer(lossy(Box::new(io::stderr()), "log-stderr"))
         .with_ansi(false)
         .with_filter(filter());
     let cli = opts.cli_log.map(|f| {
         tracing_subscriber::fmt::layer()
-            .with_writer(f)
+            .with_writer(lossy(Box::new(f), "log-cli"))
             .with_ansi(false)
             .with_filter(filter())
     });
     let framework = opts.framework_log.map(|f| {
         tracing_subscriber::fmt::layer()
-            .with_writer(f)
+            .with_writer(lossy(Box::new(f), "log-framework"))
             .with_ansi(false)
             .with_filter(
                 filter::Targets::new().with_target("pythond::writer", tracing::Level::INFO),
@@ -181,6 +256,10 @@ pub fn init(opts: LogOptions) {
         .with(cli)
         .with(framework)
         .try_init();
+    LogGuard {
+        _guards: guards,
+        dropped,
+    }
 }
 
 #[cfg(test)]

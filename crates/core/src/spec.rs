@@ -44,4 +44,29 @@ pub struct WorkerSpec {
     /// Where the input's framework log file goes.
     pub log_dir: PathBuf,
     pub log_level: String,
+    /// Imports and classes not to run: they took the worker down again and
+    /// again (see `control`).
+    #[serde(default)]
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// Something the supervisor keeps out of a worker, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// `import:<module>` or `run:<module>.<Class>`.
+    pub id: String,
+    pub reason: String,
+}
+
+/// Exit codes of `pythond-worker` that the supervisor acts on.
+pub mod exit {
+    /// Stopped on request, nothing lost.
+    pub const OK: i32 = 0;
+    /// Could not start (bad spec, interpreter or `cmd` problem).
+    pub const START_FAILED: i32 = 2;
+    /// No script could be loaded.
+    pub const NO_SCRIPTS: i32 = 3;
+    /// Stopped, but points were dropped during the worker's life (queue
+    /// full, retries exhausted, spool bound, nothing left to spool into).
+    pub const DATA_LOST: i32 = 4;
 }

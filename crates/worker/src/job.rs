@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pythond_core::control::run_id;
 use pythond_core::scheduler::{Job, RunFailed};
 use pythond_core::sink::Sink;
 use pythond_python::Script;
@@ -46,7 +47,9 @@ impl Job for ScriptJob {
     }
 
     fn run(&self) -> Result<(), RunFailed> {
+        let marker = crate::control::Marker::new(run_id(&self.script.module, &self.script.class));
         let result = pythond_python::run(&self.script);
+        drop(marker);
         self.sink.flush();
         result.map_err(|e| {
             tracing::error!(

@@ -10,7 +10,7 @@
 //! - `test PATH...`: run each script once and print its points (`pythond
 //!   test`, which hands its arguments over unchanged).
 
-pub mod heartbeat;
+pub mod control;
 pub mod job;
 pub mod list;
 pub mod runtime;
@@ -106,16 +106,18 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 logs::KEEP,
             )
             .map_err(CliError::Log)?;
-            logs::init(LogOptions {
+            let guard = logs::init(LogOptions {
                 level: cli.log_level,
                 cli_log: None,
                 framework_log: Some(framework_log),
             });
-            Ok(runtime::main(spec))
+            let code = runtime::main(spec);
+            drop(guard); // flush the last lines before the process exits
+            Ok(code)
         }
         Cmd::List => {
             let spec = spec_from_env()?;
-            logs::init(LogOptions {
+            let _guard = logs::init(LogOptions {
                 level: "warn".into(),
                 cli_log: None,
                 framework_log: None,
@@ -123,7 +125,7 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
             Ok(list::main(spec))
         }
         Cmd::Test(args) => {
-            logs::init(LogOptions {
+            let _guard = logs::init(LogOptions {
                 level: cli.log_level,
                 cli_log: None,
                 framework_log: None,

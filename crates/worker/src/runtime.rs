@@ -1,14 +1,17 @@
 //! One input, to the end: its writer (with the disk spool), its interpreter,
-//! its scripts on the scheduler. On SIGTERM/SIGINT it stops ticking, lets runs
-//! finish within the grace period, flushes, and exits without finalizing
-//! Python.
+//! its scripts on the scheduler. On SIGTERM/SIGINT it has one budget, the
+//! grace period: it stops ticking, lets runs finish within most of it, then
+//! the writer delivers what it can and spools the rest before the grace is
+//! over (the supervisor kills a worker 2 s after it). It exits without
+//! finalizing Python, with [`exit::DATA_LOST`] if points were dropped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pythond_core::control::{import_id, run_id};
 use pythond_core::scheduler::{self, JobStats, Scheduled};
 use pythond_core::sink::Sink;
-use pythond_core::spec::WorkerSpec;
+use pythond_core::spec::{exit, WorkerSpec};
 use pythond_core::writer::spool::{Spool, SpoolLimits};
 use pythond_core::writer::{Writer, WriterConfig};
 use pythond_python::{Context, InterpreterSetup, PythonError};
@@ -43,6 +46,8 @@ fn open_spool(spec: &WorkerSpec) -> Option<Spool> {
     let limits = SpoolLimits {
         max_bytes: spec.spool_max_bytes,
         segment_bytes: (spec.spool_max_bytes / 8).clamp(4096, 8 << 20),
+        // A previous worker of this input may still be spooling on its way out.
+        ..SpoolLimits::default()
     };
     match Spool::open(dir, limits) {
         Ok(s) => {
@@ -63,6 +68,33 @@ fn open_spool(spec: &WorkerSpec) -> Option<Spool> {
     }
 }
 
+/// Import the modules one by one, each inside a control marker, leaving out
+/// what the supervisor quarantined (reported to the log and lasterror).
+fn load(spec: &WorkerSpec, sink: &dyn Sink) -> pythond_python::Loaded {
+    let skipped = |id: &str| spec.quarantined.iter().find(|q| q.id == id);
+    for q in &spec.quarantined {
+        let msg = format!("{} is not run: {}", q.id, q.reason);
+        tracing::error!("{msg}");
+        sink.lasterror(None, &spec.input, &msg);
+    }
+    let mut all = pythond_python::Loaded::default();
+    for (name, path) in &spec.modules {
+        let id = import_id(name);
+        if skipped(&id).is_some() {
+            continue;
+        }
+        let marker = crate::control::Marker::new(id);
+        let mut one = pythond_python::load([(name.as_str(), path.as_path())]);
+        drop(marker);
+        one.scripts
+            .retain(|s| skipped(&run_id(&s.module, &s.class)).is_none());
+        all.scripts.append(&mut one.scripts);
+        all.failures.append(&mut one.failures);
+        all.empty_modules.append(&mut one.empty_modules);
+    }
+    all
+}
+
 /// Run a worker to the end; returns the process exit code.
 pub fn main(spec: WorkerSpec) -> i32 {
     let span = tracing::info_span!("input", name = %spec.input);
@@ -75,7 +107,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
-            return 2;
+            return exit::START_FAILED;
         }
     };
     let spool = open_spool(&spec);
@@ -102,10 +134,10 @@ pub fn main(spec: WorkerSpec) -> i32 {
     };
     if let Err(e) = start_python(&spec, ctx) {
         tracing::error!("{e}");
-        return 2;
+        return exit::START_FAILED;
     }
-    crate::heartbeat::start();
-    let loaded = pythond_python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    crate::control::start();
+    let loaded = load(&spec, &*sink);
     for f in &loaded.failures {
         match &f.class {
             None => {
@@ -121,7 +153,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
     }
     if loaded.scripts.is_empty() {
         tracing::error!("no script to run in this input");
-        return 3;
+        return exit::NO_SCRIPTS;
     }
     for s in &loaded.scripts {
         tracing::info!(script = %s.name, module = %s.module, class = %s.class, interval_secs = s.interval.as_secs_f64(), "scheduled");
@@ -142,10 +174,13 @@ pub fn main(spec: WorkerSpec) -> i32 {
         })
         .collect();
     let grace = Duration::from_secs_f64(spec.grace_secs.max(0.0));
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let stop_at = Arc::new(std::sync::OnceLock::new());
+        let stop_at2 = stop_at.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
+            let _ = stop_at2.set(tokio::time::Instant::now());
             let _ = tx.send(true);
         });
         let stats: Vec<_> = jobs
@@ -155,7 +190,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         let t0 = Instant::now();
         let settings = scheduler::Settings {
             hang_grace: Duration::from_secs_f64(spec.hang_grace_secs.max(0.0)),
-            shutdown_grace: grace,
+            shutdown_grace: runs_share(grace),
             ..scheduler::Settings::default()
         };
         let busy = scheduler::run(jobs, rx, settings).await;
@@ -165,15 +200,33 @@ pub fn main(spec: WorkerSpec) -> i32 {
                 "runs still going after the grace period; their points so far are flushed"
             );
         }
-        let report = writer.shutdown(grace.max(Duration::from_secs(1))).await;
+        let stopped = *stop_at.get().unwrap_or(&tokio::time::Instant::now());
+        let report = writer.shutdown(stopped + grace).await;
         tracing::info!(
             ?report,
             uptime_secs = t0.elapsed().as_secs_f64(),
             "writer shut down"
         );
         log_summary(&stats);
+        if report.lost() > 0 {
+            exit::DATA_LOST
+        } else {
+            exit::OK
+        }
     });
-    0
+    // A run hung in C never returns: dropping the runtime would wait for its
+    // blocking thread forever.
+    rt.shutdown_background();
+    code
+}
+
+/// Of the shutdown grace, what runs in progress may take; the rest is the
+/// writer's, to deliver or spool what they produced.
+fn runs_share(grace: Duration) -> Duration {
+    let writer = grace
+        .mul_f64(0.4)
+        .clamp(Duration::from_millis(500), Duration::from_secs(3));
+    grace.saturating_sub(writer)
 }
 
 fn log_summary(stats: &[(Arc<str>, Arc<JobStats>)]) {

@@ -23,13 +23,7 @@ impl Sink for WriterSink {
     }
 
     fn lasterror(&self, target: Option<Target>, input: &str, message: &str) {
-        let writer = self.writer.clone();
-        let (input, message) = (input.to_owned(), message.to_owned());
-        self.handle.spawn(async move {
-            if let Err(e) = writer.post_lasterror(target.as_ref(), &input, &message).await {
-                tracing::warn!(target: "pythond::writer", input = %input, "POST /v1/lasterror failed: {e}");
-            }
-        });
+        self.writer.lasterror(target, input, message);
     }
 
     fn post(&self, url: &str, body: String, json: bool) -> Result<String, PostError> {

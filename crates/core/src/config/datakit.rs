@@ -19,7 +19,6 @@ pub struct DataKitConf {
     pub file: Option<PathBuf>,
 }
 
-
 impl DataKitConf {
     /// Read `<dir>/conf.d/datakit.conf` (or `<dir>/datakit.conf`); missing → defaults.
     pub fn load(datakit_dir: &Path) -> Result<DataKitConf, ConfigError> {

@@ -27,6 +27,17 @@ pub struct WriterConfig {
     pub input: Option<String>,
     /// Failed attempts before a batch goes to the spool (when there is one).
     pub spool_after_attempts: u32,
+    /// An attempt without an answer this long (a hung DataKit) has its batch
+    /// copied to the spool while it goes on: a kill during the hang loses at
+    /// most the current linger. If it then succeeds, the copy is skipped.
+    pub spill_after: Duration,
+    /// A route with nothing to send for this long gives up its lane (task and
+    /// buffer).
+    pub lane_idle: Duration,
+    /// Distinct routes (target × category × query) held at once; points of
+    /// one more route are dropped and counted. Scripts choose routes (`input`,
+    /// `version`, `ip`/`port`), so this bounds what they can make us keep.
+    pub max_routes: usize,
 }
 
 impl Default for WriterConfig {
@@ -46,6 +57,9 @@ impl Default for WriterConfig {
             user_agent: format!("pythond/{}", env!("CARGO_PKG_VERSION")),
             input: None,
             spool_after_attempts: 2,
+            spill_after: Duration::from_secs(2),
+            lane_idle: Duration::from_secs(60),
+            max_routes: 1024,
         }
     }
 }

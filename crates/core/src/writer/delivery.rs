@@ -2,9 +2,18 @@
 //! the [`retry`](super::retry) verdict on each answer, and where the batch
 //! ends: sent, refused by DataKit (dropped alone, counted), spilled to the
 //! spool, or dropped after its attempts (counted) when there is no spool.
+//!
+//! An attempt runs as its own task. If it has no answer after `spill_after`
+//! and there is a spool, the batch is spilled while the attempt goes on: a
+//! hung DataKit is an outage, and what the process holds only in memory stays
+//! small. Should the attempt succeed after all, its spooled copy is marked
+//! delivered and the replayer skips it.
 
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::retry::{self, Verdict};
 use super::transport::Body;
@@ -13,23 +22,58 @@ use crate::route::Route;
 use crate::target::Target;
 
 /// Send with retries, spool, or drop (counted).
-pub(super) async fn deliver(shared: &Shared, b: &Batch) {
+pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
     let cfg = &shared.cfg;
     let mut attempt: u32 = 0;
     loop {
-        if shared.spooling() && shared.spill(b) {
+        if shared.aborting() {
+            shared.spill_or_drop(b).await;
             return;
         }
-        if shared.abort.load(Relaxed) {
-            if !shared.spill(b) {
-                shared
-                    .counters
-                    .dropped_shutdown
-                    .fetch_add(b.points, Relaxed);
+        if shared.spooling() && shared.spill(b).await.is_some() {
+            return;
+        }
+        let sh = shared.clone();
+        let (route, body) = (b.route.clone(), b.body.clone());
+        let mut task = tokio::spawn(async move { sh.attempt(&route, body).await });
+        let verdict = tokio::select! {
+            v = &mut task => v.unwrap_or_else(|e| Verdict::Retry(e.to_string())),
+            _ = tokio::time::sleep(cfg.spill_after), if shared.spool.is_some() => {
+                // DataKit has not answered: treat it as down.
+                match shared.spill(b).await {
+                    Some(id) => {
+                        tracing::warn!(
+                            target: "pythond::writer",
+                            input = shared.input_for(&b.route),
+                            "DataKit has not answered for {:?}; batch spooled to disk",
+                            cfg.spill_after
+                        );
+                        let (sh, points, len) = (shared.clone(), b.points, b.body.len());
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                v = task => {
+                                    if let Ok(Verdict::Success) = v {
+                                        sh.delivered(points, len);
+                                        if let Some(s) = &sh.spool {
+                                            s.mark_delivered(id);
+                                        }
+                                    }
+                                }
+                                _ = sh.aborted() => {}
+                            }
+                        });
+                        return;
+                    }
+                    None => task.await.unwrap_or_else(|e| Verdict::Retry(e.to_string())),
+                }
             }
-            return;
-        }
-        match shared.attempt(&b.route, &b.body).await {
+            _ = shared.aborted() => {
+                task.abort();
+                shared.spill_or_drop(b).await;
+                return;
+            }
+        };
+        match verdict {
             Verdict::Success => {
                 shared.delivered(b.points, b.body.len());
                 return;
@@ -40,7 +84,9 @@ pub(super) async fn deliver(shared: &Shared, b: &Batch) {
             }
             Verdict::Retry(reason) => {
                 attempt += 1;
-                if shared.spool.is_some() && attempt >= cfg.spool_after_attempts && shared.spill(b)
+                if shared.spool.is_some()
+                    && attempt >= cfg.spool_after_attempts
+                    && shared.spill(b).await.is_some()
                 {
                     tracing::warn!(
                         target: "pythond::writer",
@@ -67,7 +113,7 @@ pub(super) async fn deliver(shared: &Shared, b: &Batch) {
                 let wait = retry::backoff(attempt, cfg.retry_initial, cfg.retry_max);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = shared.abort_notify.notified() => {}
+                    _ = shared.aborted() => {}
                 }
             }
         }
@@ -83,34 +129,40 @@ impl Shared {
             .unwrap_or(&self.cfg.target)
     }
 
-    fn body(&self, raw: &[u8], target: &Target) -> Body {
+    /// The request body: gzip-compressed (on the blocking pool) when large
+    /// and going over the network.
+    async fn body(&self, raw: Bytes, target: &Target) -> Body {
         // The local sinks write text: compressing for them is wasted work.
         if target.is_remote() && raw.len() >= self.cfg.gzip_min_bytes {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4),
-                flate2::Compression::fast(),
-            );
-            if enc.write_all(raw).is_ok() {
-                if let Ok(bytes) = enc.finish() {
-                    return Body {
-                        bytes,
-                        gzip: true,
-                        content_type: "text/plain; charset=utf-8",
-                    };
-                }
+            let raw2 = raw.clone();
+            let gz = tokio::task::spawn_blocking(move || {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(raw2.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                enc.write_all(&raw2).ok()?;
+                enc.finish().ok()
+            })
+            .await;
+            if let Ok(Some(bytes)) = gz {
+                return Body {
+                    bytes: bytes.into(),
+                    gzip: true,
+                    content_type: "text/plain; charset=utf-8",
+                };
             }
         }
         Body {
-            bytes: raw.to_vec(),
+            bytes: raw,
             gzip: false,
             content_type: "text/plain; charset=utf-8",
         }
     }
 
     /// One attempt of a `/v1/write` request.
-    pub(super) async fn attempt(&self, route: &Route, raw: &[u8]) -> Verdict {
+    pub(super) async fn attempt(&self, route: &Route, raw: Bytes) -> Verdict {
         let target = self.target_for(route);
-        let body = self.body(raw, target);
+        let body = self.body(raw, target).await;
         let wire = body.bytes.len() as u64;
         let r = self
             .transport

@@ -1,7 +1,8 @@
 //! Batching: points arrive from any thread as whole calls and are appended to
 //! the open batch of their [`Route`]; a batch is sealed when it reaches its
 //! point or byte bound, when its oldest point has waited `batch_max_delay`, or
-//! on a flush, and handed to that route's [`lane`](super::lane).
+//! on a flush, and handed to that route's [`lane`](super::lane). Routes idle
+//! for `lane_idle` are retired; at most `max_routes` are held.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,6 +22,7 @@ struct OpenBatch {
     buf: Vec<u8>,
     points: u64,
     since: Instant,
+    last_used: Instant,
     tx: mpsc::Sender<LaneMsg>,
     route: Arc<Route>,
 }
@@ -52,20 +54,38 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
         let Some(msg) = msg else { break };
         match msg {
             Msg::Points(route, points) => {
+                if !open.contains_key(&route) {
+                    retire_idle(&shared.cfg, &mut open);
+                    if open.len() >= shared.cfg.max_routes {
+                        let n = points.len() as u64;
+                        shared.counters.dropped_routes.fetch_add(n, Relaxed);
+                        shared.release(n);
+                        tracing::warn!(
+                            target: "pythond::writer",
+                            input = shared.input_for(&route),
+                            routes = open.len(),
+                            "too many distinct routes (input/version/target) in use: {n} points dropped"
+                        );
+                        continue;
+                    }
+                }
                 let b = open.entry(route).or_insert_with_key(|route| {
                     let (tx, lrx) = mpsc::channel(4);
                     tokio::spawn(lane::run(shared.clone(), lrx));
                     OpenBatch {
-                        buf: Vec::with_capacity(64 << 10),
+                        buf: Vec::new(),
                         points: 0,
                         since: Instant::now(),
+                        last_used: Instant::now(),
                         tx,
                         route: Arc::new(route.clone()),
                     }
                 });
+                let now = Instant::now();
                 if b.points == 0 {
-                    b.since = Instant::now();
+                    b.since = now;
                 }
+                b.last_used = now;
                 append(&shared, b, points).await;
             }
             Msg::Flush(waiter) => {
@@ -92,8 +112,15 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
     }
 }
 
+/// Drop the routes with nothing open and no use for `lane_idle`: their lane
+/// finishes what it holds and ends.
+fn retire_idle(cfg: &WriterConfig, open: &mut HashMap<Route, OpenBatch>) {
+    let now = Instant::now();
+    open.retain(|_, b| b.points > 0 || now.duration_since(b.last_used) < cfg.lane_idle);
+}
+
 /// Append one call's points, sealing whenever the batch fills.
-async fn append(shared: &Shared, b: &mut OpenBatch, points: Payload) {
+async fn append(shared: &Arc<Shared>, b: &mut OpenBatch, points: Payload) {
     match points {
         Payload::Points(points) => {
             for p in &points {
@@ -151,19 +178,18 @@ impl OpenBatch {
 }
 
 /// Close the route's open batch and hand it to its lane.
-async fn seal(shared: &Shared, b: &mut OpenBatch) {
+async fn seal(shared: &Arc<Shared>, b: &mut OpenBatch) {
     if b.points == 0 {
         return;
     }
-    let body = std::mem::replace(&mut b.buf, Vec::with_capacity(64 << 10));
     let batch = Batch {
         route: b.route.clone(),
-        body,
+        body: std::mem::take(&mut b.buf).into(),
         points: std::mem::take(&mut b.points),
     };
     // Memory over its bound: straight to disk when there is a spool.
     let over = shared.counters.held_points.load(Relaxed) > shared.cfg.queue_max_points as u64;
-    if over && shared.spill(&batch) {
+    if over && shared.spill(&batch).await.is_some() {
         shared.release(batch.points);
         return;
     }

@@ -1,6 +1,7 @@
 //! A lane: the sender task of one route. It takes sealed batches in order and
 //! delivers one at a time, so a batch being retried is never overtaken by a
-//! later one of the same route.
+//! later one of the same route. It ends when the dispatcher retires the
+//! route (drops its sender) and the queue is empty.
 
 use std::sync::Arc;
 

@@ -27,14 +27,22 @@
 //!   overtaken. A 4xx other than 408/429 drops that batch alone, with
 //!   DataKit's message logged and counted.
 //! - With a spool, a batch that fails with a retryable error goes to disk after
-//!   `spool_after_attempts` tries, and from then on every new batch of the
-//!   input follows it there until the replayer has drained the spool in order:
-//!   at-least-once delivery that survives DataKit outages and restarts.
+//!   `spool_after_attempts` tries, or as soon as an attempt has waited
+//!   `spill_after` without an answer (a hung DataKit is an outage too), and
+//!   from then on every new batch of the input follows it there until the
+//!   replayer has drained the spool in order: at-least-once delivery that
+//!   survives DataKit outages and restarts.
+//! - [`Writer::shutdown`] has one deadline: it delivers what it can, then
+//!   cancels attempts in flight and spools everything not yet acknowledged
+//!   before the deadline passes.
+//! - Blocking work (spool I/O, gzip, local files) runs on tokio's blocking
+//!   pool, never on the runtime's workers.
 
 mod config;
 mod delivery;
 mod dispatch;
 mod lane;
+mod lasterror;
 mod replay;
 mod requests;
 pub mod retry;
@@ -47,7 +55,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::route::Route;
@@ -69,12 +78,22 @@ pub enum SubmitError {
     Closed,
 }
 
-/// What [`Writer::shutdown`] could not deliver.
+/// What [`Writer::shutdown`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Everything was delivered (or definitively refused by DataKit).
+    /// Everything was delivered (or definitively refused by DataKit); nothing
+    /// waits in the spool.
     pub drained: bool,
     pub stats: Stats,
+    pub spool: Option<spool::SpoolStats>,
+}
+
+impl ShutdownReport {
+    /// Points lost by pythond during its life (see [`Stats::lost`]), spool
+    /// bound drops included.
+    pub fn lost(&self) -> u64 {
+        self.stats.lost() + self.spool.map(|s| s.dropped_records).unwrap_or(0)
+    }
 }
 
 enum Msg {
@@ -85,7 +104,7 @@ enum Msg {
 /// A sealed batch: one request's body.
 struct Batch {
     route: Arc<Route>,
-    body: Vec<u8>,
+    body: Bytes,
     points: u64,
 }
 
@@ -94,12 +113,14 @@ struct Shared {
     cfg: WriterConfig,
     counters: Counters,
     transport: Transport,
-    spool: Option<SpoolState>,
+    spool: Option<Arc<SpoolState>>,
     closed: AtomicBool,
-    abort: AtomicBool,
-    abort_notify: Notify,
+    /// Turns true when shutdown stops delivering: attempts in flight are
+    /// cancelled and every batch left goes to the spool.
+    abort: watch::Sender<bool>,
     /// The replayer's last attempt succeeded: the spool is draining.
     replay_ok: AtomicBool,
+    lasterror: lasterror::Pending,
 }
 
 impl Shared {
@@ -114,6 +135,16 @@ impl Shared {
 
     fn release(&self, points: u64) {
         self.counters.held_points.fetch_sub(points, Relaxed);
+    }
+
+    fn aborting(&self) -> bool {
+        *self.abort.borrow()
+    }
+
+    /// Resolves once shutdown aborts delivery.
+    async fn aborted(&self) {
+        let mut rx = self.abort.subscribe();
+        let _ = rx.wait_for(|a| *a).await;
     }
 }
 
@@ -138,21 +169,24 @@ impl Writer {
             cfg,
             counters: Counters::default(),
             transport,
-            spool: spool.map(SpoolState::new),
+            spool: spool.map(|s| Arc::new(SpoolState::new(s))),
             closed: AtomicBool::new(false),
-            abort: AtomicBool::new(false),
-            abort_notify: Notify::new(),
+            abort: watch::Sender::new(false),
             replay_ok: AtomicBool::new(false),
+            lasterror: lasterror::Pending::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch::run(shared.clone(), rx));
+        tokio::spawn(lasterror::run(shared.clone()));
         if shared.spool.is_some() {
             tokio::spawn(replay::run(shared.clone()));
         }
         Writer { shared, tx }
     }
 
-    /// Queue points for `route`. Never blocks.
+    /// Queue points for `route`. Never blocks. Memory is bounded: without a
+    /// spool past `queue_max_points` held, with one past twice that (the
+    /// dispatcher spills to disk beyond the bound, unless producers outrun it).
     pub fn submit(&self, route: Route, points: impl Into<Payload>) -> Result<(), SubmitError> {
         let points = points.into();
         let n = points.len() as u64;
@@ -162,11 +196,16 @@ impl Writer {
             return Err(SubmitError::Closed);
         }
         let limit = self.shared.cfg.queue_max_points;
+        let hard = if self.shared.spool.is_some() {
+            limit.saturating_mul(2)
+        } else {
+            limit
+        };
         let held = c.held_points.fetch_add(n, Relaxed) + n;
-        if held > limit as u64 && self.shared.spool.is_none() {
+        if held > hard as u64 {
             c.held_points.fetch_sub(n, Relaxed);
             c.dropped_queue_full.fetch_add(n, Relaxed);
-            return Err(SubmitError::QueueFull { held, limit });
+            return Err(SubmitError::QueueFull { held, limit: hard });
         }
         if self.tx.send(Msg::Points(route, points)).is_err() {
             c.held_points.fetch_sub(n, Relaxed);
@@ -190,38 +229,60 @@ impl Writer {
         }
     }
 
-    /// Stop taking points, deliver what can be delivered within `deadline`,
-    /// spool (or, without a spool, drop and count) the rest.
-    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        self.shared.closed.store(true, Relaxed);
-        let end = Instant::now() + deadline;
-        let mut drained = tokio::time::timeout(deadline, self.flush_and_wait())
+    /// Stop taking points; deliver what can be delivered, then, shortly
+    /// before `deadline`, cancel attempts in flight and spool (without a
+    /// spool: drop and count) everything not yet acknowledged. Returns before
+    /// `deadline` unless the disk itself is slower.
+    pub async fn shutdown(&self, deadline: Instant) -> ShutdownReport {
+        let sh = &self.shared;
+        sh.closed.store(true, Relaxed);
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        // Time kept to spool what is still in memory once delivery stops.
+        let reserve = (left / 4).min(Duration::from_secs(1));
+        let abort_at = deadline - reserve;
+        let mut drained = tokio::time::timeout_at(abort_at, self.flush_and_wait())
             .await
             .is_ok();
-        // While DataKit takes the spooled data, let it drain within the deadline.
-        if let Some(s) = &self.shared.spool {
-            while !s.spool.is_empty() && self.shared.replay_ok.load(Relaxed) && Instant::now() < end
-            {
+        // While DataKit takes the spooled data, let it drain.
+        if let Some(s) = &sh.spool {
+            while !s.spool.is_empty() && sh.replay_ok.load(Relaxed) && Instant::now() < abort_at {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             drained &= s.spool.is_empty();
         }
-        if !drained {
-            self.shared.abort.store(true, Relaxed);
-            self.shared.abort_notify.notify_waiters();
-            // Lanes now spool or drop what they hold; give them a moment.
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.flush_and_wait()).await;
-        }
-        self.shared.abort.store(true, Relaxed);
-        self.shared.abort_notify.notify_waiters();
-        if let Some(s) = &self.shared.spool {
-            if let Err(e) = s.spool.sync() {
-                tracing::error!(target: "pythond::writer", "{e}");
+        sh.abort.send_replace(true);
+        // Lanes now spool (or drop) what they hold, without attempts.
+        let _ = tokio::time::timeout_at(deadline, self.flush_and_wait()).await;
+        let spool = match &sh.spool {
+            Some(s) => {
+                let s = s.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = s.spool.sync() {
+                        tracing::error!(target: "pythond::writer", "{e}");
+                    }
+                    s.spool.stats()
+                })
+                .await
+                .ok();
+                r
             }
+            None => None,
+        };
+        let stats = self.stats();
+        if stats.lost() > 0 {
+            tracing::error!(
+                target: "pythond::writer",
+                input = sh.cfg.input.as_deref().unwrap_or("-"),
+                lost = stats.lost(),
+                ?stats,
+                "points were dropped"
+            );
         }
         ShutdownReport {
-            drained,
-            stats: self.stats(),
+            drained: drained && stats.held_points == 0,
+            stats,
+            spool,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::retry::{self, Verdict};
 use super::transport::{self, Body};
-use super::Writer;
+use super::{Shared, Writer};
 use crate::target::Target;
 
 /// A failed one-off request (lasterror, script helpers).
@@ -15,53 +15,59 @@ pub enum WriteError {
     Refused(String),
 }
 
-impl Writer {
-    fn effective_target<'a>(&'a self, target: Option<&'a Target>) -> &'a Target {
-        let cfg = &self.shared.cfg;
-        cfg.force_target.as_ref().or(target).unwrap_or(&cfg.target)
+/// `POST /v1/lasterror` with `{"input": .., "err_content": ..}`; a few
+/// quick retries.
+pub(super) async fn post_lasterror(
+    shared: &Shared,
+    target: Option<&Target>,
+    input: &str,
+    err_content: &str,
+) -> Result<(), WriteError> {
+    let body = bytes::Bytes::from(
+        serde_json::json!({"input": input, "err_content": err_content}).to_string(),
+    );
+    let cfg = &shared.cfg;
+    let target = cfg.force_target.as_ref().or(target).unwrap_or(&cfg.target);
+    let mut attempt = 0;
+    loop {
+        let r = shared
+            .transport
+            .post(
+                target,
+                "/v1/lasterror",
+                Body {
+                    bytes: body.clone(),
+                    gzip: false,
+                    content_type: "application/json",
+                },
+            )
+            .await;
+        let verdict = match &r {
+            Ok(a) => retry::classify(a.status, &a.body),
+            Err(e) => Verdict::Retry(e.to_string()),
+        };
+        match verdict {
+            Verdict::Success => return Ok(()),
+            Verdict::Reject(m) => return Err(WriteError::Refused(m)),
+            Verdict::Retry(m) if attempt >= 2 => return Err(WriteError::Refused(m)),
+            Verdict::Retry(_) => {
+                tokio::time::sleep(retry::backoff(attempt, cfg.retry_initial, cfg.retry_max)).await;
+                attempt += 1;
+            }
+        }
     }
+}
 
-    /// `POST /v1/lasterror` with `{"input": .., "err_content": ..}`; a few
-    /// quick retries.
+impl Writer {
+    /// `POST /v1/lasterror` now, waiting for the answer (see
+    /// [`Writer::lasterror`] for the queued form scripts use).
     pub async fn post_lasterror(
         &self,
         target: Option<&Target>,
         input: &str,
         err_content: &str,
     ) -> Result<(), WriteError> {
-        let body = serde_json::json!({"input": input, "err_content": err_content}).to_string();
-        let target = self.effective_target(target).clone();
-        let mut attempt = 0;
-        loop {
-            let r = self
-                .shared
-                .transport
-                .post(
-                    &target,
-                    "/v1/lasterror",
-                    Body {
-                        bytes: body.clone().into_bytes(),
-                        gzip: false,
-                        content_type: "application/json",
-                    },
-                )
-                .await;
-            let verdict = match &r {
-                Ok(a) => retry::classify(a.status, &a.body),
-                Err(e) => Verdict::Retry(e.to_string()),
-            };
-            match verdict {
-                Verdict::Success => return Ok(()),
-                Verdict::Reject(m) => return Err(WriteError::Refused(m)),
-                Verdict::Retry(m) if attempt >= 2 => return Err(WriteError::Refused(m)),
-                Verdict::Retry(_) => {
-                    let cfg = &self.shared.cfg;
-                    tokio::time::sleep(retry::backoff(attempt, cfg.retry_initial, cfg.retry_max))
-                        .await;
-                    attempt += 1;
-                }
-            }
-        }
+        post_lasterror(&self.shared, target, input, err_content).await
     }
 
     /// POST JSON to an absolute URL; the response body.
@@ -87,7 +93,7 @@ impl Writer {
         content_type: &'static str,
     ) -> Result<String, WriteError> {
         let body = Body {
-            bytes,
+            bytes: bytes.into(),
             gzip: false,
             content_type,
         };

@@ -1,13 +1,16 @@
 //! The writer's side of the spool: how a batch becomes a spool record and
-//! back, and the "spooling" state that makes new batches queue behind data
-//! already on disk (so order is kept across an outage).
+//! back, the "spooling" state that makes new batches queue behind data
+//! already on disk (so order is kept across an outage), and the records
+//! whose copy in the spool must be skipped because their late attempt
+//! succeeded after all.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use super::spool::Spool;
+use super::spool::{RecordId, Spool};
 use super::{Batch, Shared};
 use crate::point::Category;
 use crate::route::{Route, WriteQuery};
@@ -17,8 +20,12 @@ use crate::target::Target;
 pub(super) struct SpoolState {
     pub spool: Spool,
     /// True while spooled data waits: new batches must queue behind it.
+    /// Changed only together with the spool's content (under this lock).
     pub active: Mutex<bool>,
     pub wake: Notify,
+    /// Spooled records DataKit took anyway (a late answer to the attempt
+    /// that was still going when the batch was spilled): not sent again.
+    pub delivered: Mutex<HashSet<RecordId>>,
 }
 
 impl SpoolState {
@@ -27,7 +34,24 @@ impl SpoolState {
             active: Mutex::new(!spool.is_empty()),
             spool,
             wake: Notify::new(),
+            delivered: Mutex::new(HashSet::new()),
         }
+    }
+
+    pub fn mark_delivered(&self, id: RecordId) {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        self.wake.notify_one();
+    }
+
+    /// Whether `id` was delivered already (and forget it).
+    pub fn take_delivered(&self, id: RecordId) -> bool {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
     }
 }
 
@@ -70,23 +94,42 @@ pub(super) fn decode_record(rec: &[u8]) -> Option<(Route, u64, &[u8])> {
 }
 
 impl Shared {
-    /// Put a batch in the spool. `false` if there is none or it failed.
-    pub(super) fn spill(&self, b: &Batch) -> bool {
-        let Some(s) = &self.spool else { return false };
+    /// Put a batch in the spool (on the blocking pool): its record, or
+    /// `None` if there is no spool or the write failed (logged).
+    pub(super) async fn spill(&self, b: &Batch) -> Option<RecordId> {
+        let s = self.spool.clone()?;
         let rec = encode_record(&b.route, b.points, &b.body);
-        let mut active = s.active.lock().unwrap_or_else(|e| e.into_inner());
-        match s.spool.push(&rec) {
-            Ok(()) => {
+        let s2 = s.clone();
+        let pushed = tokio::task::spawn_blocking(move || {
+            let mut active = s2.active.lock().unwrap_or_else(|e| e.into_inner());
+            let r = s2.spool.push(&rec);
+            if r.is_ok() {
                 *active = true;
-                drop(active);
+            }
+            r
+        })
+        .await;
+        match pushed {
+            Ok(Ok(id)) => {
                 self.counters.points_spooled.fetch_add(b.points, Relaxed);
                 s.wake.notify_one();
-                true
+                Some(id)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "pythond::writer", input = self.input_for(&b.route), "spool: {e}");
+                None
             }
             Err(e) => {
-                tracing::error!(target: "pythond::writer", input = self.input_for(&b.route), "spool: {e}");
-                false
+                tracing::error!(target: "pythond::writer", "spool task failed: {e}");
+                None
             }
+        }
+    }
+
+    /// Spool the batch, or (no spool, or the spool failed) count it dropped.
+    pub(super) async fn spill_or_drop(&self, b: &Batch) {
+        if self.spill(b).await.is_none() {
+            self.counters.dropped_shutdown.fetch_add(b.points, Relaxed);
         }
     }
 
@@ -96,6 +139,15 @@ impl Shared {
             .as_ref()
             .is_some_and(|s| *s.active.lock().unwrap_or_else(|e| e.into_inner()))
     }
+}
+
+/// Spool operations for the async side, each on the blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
+    s: &Arc<SpoolState>,
+    f: impl FnOnce(&SpoolState) -> T + Send + 'static,
+) -> Option<T> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s)).await.ok()
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ pub struct Counters {
     pub dropped_rejected: AtomicU64,
     pub dropped_retries_exhausted: AtomicU64,
     pub dropped_shutdown: AtomicU64,
+    /// Points of a route beyond `max_routes`.
+    pub dropped_routes: AtomicU64,
+    /// `set_lasterror` messages dropped (more distinct inputs pending than kept).
+    pub lasterror_dropped: AtomicU64,
     pub points_spooled: AtomicU64,
     pub points_replayed: AtomicU64,
     /// Points accepted and not yet delivered or dropped (queue depth).
@@ -36,17 +40,27 @@ pub struct Stats {
     pub dropped_rejected: u64,
     pub dropped_retries_exhausted: u64,
     pub dropped_shutdown: u64,
+    pub dropped_routes: u64,
+    pub lasterror_dropped: u64,
     pub points_spooled: u64,
     pub points_replayed: u64,
     pub held_points: u64,
 }
 
 impl Stats {
+    /// Every point dropped, for any reason.
     pub fn dropped(&self) -> u64 {
+        self.dropped_rejected + self.lost()
+    }
+
+    /// Points pythond itself lost (not counting batches DataKit refused as
+    /// bad data, which are DataKit's verdict): the daemon exits non-zero when
+    /// this is not zero. Spool-bound drops are in the spool's own stats.
+    pub fn lost(&self) -> u64 {
         self.dropped_queue_full
-            + self.dropped_rejected
             + self.dropped_retries_exhausted
             + self.dropped_shutdown
+            + self.dropped_routes
     }
 }
 
@@ -63,6 +77,8 @@ impl Counters {
             dropped_rejected: self.dropped_rejected.load(Relaxed),
             dropped_retries_exhausted: self.dropped_retries_exhausted.load(Relaxed),
             dropped_shutdown: self.dropped_shutdown.load(Relaxed),
+            dropped_routes: self.dropped_routes.load(Relaxed),
+            lasterror_dropped: self.lasterror_dropped.load(Relaxed),
             points_spooled: self.points_spooled.load(Relaxed),
             points_replayed: self.points_replayed.load(Relaxed),
             held_points: self.held_points.load(Relaxed),

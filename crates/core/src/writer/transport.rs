@@ -1,11 +1,14 @@
 //! Getting bytes to a target: HTTP over TCP, HTTP over a Unix socket, or a
-//! local file/stdout. Knows nothing of batching or retries.
+//! local file/stdout. Knows nothing of batching or retries. Local writes are
+//! blocking I/O: they run on tokio's blocking pool, never on the runtime.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::target::Target;
 
@@ -30,18 +33,21 @@ pub enum TransportError {
 }
 
 /// A request body and how it is encoded.
+#[derive(Debug, Clone)]
 pub struct Body {
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub gzip: bool,
     pub content_type: &'static str,
 }
+
+type LocalSinks = Arc<Mutex<HashMap<Target, Box<dyn Write + Send>>>>;
 
 /// Clients per target, built once and reused (keep-alive).
 pub struct Transport {
     tcp: reqwest::Client,
     unix: Mutex<HashMap<PathBuf, reqwest::Client>>,
     timeout: Duration,
-    local: Mutex<HashMap<Target, Box<dyn Write + Send>>>,
+    local: LocalSinks,
 }
 
 impl Transport {
@@ -56,7 +62,7 @@ impl Transport {
             tcp,
             unix: Mutex::new(HashMap::new()),
             timeout,
-            local: Mutex::new(HashMap::new()),
+            local: Arc::default(),
         })
     }
 
@@ -88,7 +94,16 @@ impl Transport {
                 format!("http://localhost{path_and_query}"),
             ),
             Target::Stdout | Target::File(_) => {
-                return self.write_local(target, path_and_query, body);
+                let (sinks, target, pq) = (
+                    self.local.clone(),
+                    target.clone(),
+                    path_and_query.to_owned(),
+                );
+                return tokio::task::spawn_blocking(move || {
+                    write_local(&sinks, &target, &pq, body)
+                })
+                .await
+                .unwrap_or_else(|e| Err(TransportError::Build(e.to_string())));
             }
         };
         self.send(client, &url, body).await
@@ -123,53 +138,54 @@ impl Transport {
             .map_err(|e| TransportError::Http(error_chain(&e)))?;
         Ok(Answer { status, body })
     }
+}
 
-    fn write_local(
-        &self,
-        target: &Target,
-        path_and_query: &str,
-        body: Body,
-    ) -> Result<Answer, TransportError> {
-        let name = match target {
-            Target::File(p) => p.display().to_string(),
-            _ => "stdout".to_owned(),
+/// Write a batch to stdout or a file, preceded by a `# POST` comment line.
+fn write_local(
+    sinks: &LocalSinks,
+    target: &Target,
+    path_and_query: &str,
+    body: Body,
+) -> Result<Answer, TransportError> {
+    let name = match target {
+        Target::File(p) => p.display().to_string(),
+        _ => "stdout".to_owned(),
+    };
+    let err = |source| TransportError::Local {
+        path: name.clone(),
+        source,
+    };
+    // The writer never compresses for a local sink.
+    debug_assert!(!body.gzip, "gzip body for a local sink");
+    let bytes = body.bytes;
+    let mut m = sinks.lock().unwrap_or_else(|e| e.into_inner());
+    if !m.contains_key(target) {
+        let w: Box<dyn Write + Send> = match target {
+            Target::File(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(err)?,
+            ),
+            _ => Box::new(std::io::stdout()),
         };
-        let err = |source| TransportError::Local {
-            path: name.clone(),
-            source,
-        };
-        // The writer never compresses for a local sink.
-        debug_assert!(!body.gzip, "gzip body for a local sink");
-        let bytes = body.bytes;
-        let mut m = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if !m.contains_key(target) {
-            let w: Box<dyn Write + Send> = match target {
-                Target::File(p) => Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)
-                        .map_err(err)?,
-                ),
-                _ => Box::new(std::io::stdout()),
-            };
-            m.insert(target.clone(), w);
-        }
-        let w = m.get_mut(target).expect("inserted above");
-        let mut out = Vec::with_capacity(bytes.len() + path_and_query.len() + 16);
-        out.extend_from_slice(b"# POST ");
-        out.extend_from_slice(path_and_query.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(&bytes);
-        if !out.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-        w.write_all(&out).and_then(|_| w.flush()).map_err(err)?;
-        Ok(Answer {
-            status: 200,
-            body: String::new(),
-        })
+        m.insert(target.clone(), w);
     }
+    let w = m.get_mut(target).expect("inserted above");
+    let mut out = Vec::with_capacity(bytes.len() + path_and_query.len() + 16);
+    out.extend_from_slice(b"# POST ");
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&bytes);
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    w.write_all(&out).and_then(|_| w.flush()).map_err(err)?;
+    Ok(Answer {
+        status: 200,
+        body: String::new(),
+    })
 }
 
 /// A reqwest error with its causes ("error sending request: connection refused").
