@@ -2,8 +2,12 @@
 //! CPython on real script files, a real HTTP server on 127.0.0.1. One test
 //! binary (modules below) keeps link time down.
 
+mod fixtures;
 mod util;
 
 mod faults;
+mod names;
+mod paths;
+mod promises;
 mod run;
 mod testmode;

@@ -5,17 +5,16 @@
 //! tests can use it too), records every request with its body decoded, counts
 //! TCP connections, and answers as told: 200 by default, or a programmed
 //! status for the next N requests, or a DataKit-style 400 for bodies holding a
-//! marker string.
+//! marker string; or not at all while frozen ([`FakeDataKit::freeze`]).
 
 pub mod lp;
 mod reserved;
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,8 @@ pub struct Received {
     /// Bytes as they came over the wire.
     pub wire_len: usize,
     pub gzip: bool,
-    /// The status this request was answered with.
+    /// The status this request was answered with; [`UNANSWERED`] for a
+    /// request that arrived while the server was frozen.
     pub status: u16,
     /// Lines in the body (counted even when bodies are not kept).
     pub line_count: usize,
@@ -74,6 +74,9 @@ impl Received {
     }
 }
 
+/// [`Received::status`] of a request held without an answer while frozen.
+pub const UNANSWERED: u16 = 0;
+
 #[derive(Default)]
 struct State {
     received: Mutex<Vec<Received>>,
@@ -84,6 +87,10 @@ struct State {
     /// Every request answers with this status while set.
     always: Mutex<Option<u16>>,
     delay: Mutex<Option<Duration>>,
+    /// While set, requests are read but never answered (a hung DataKit).
+    frozen: AtomicBool,
+    /// Wakes the requests held by a freeze when it ends.
+    thaw: tokio::sync::Notify,
     connections: AtomicUsize,
     /// Benchmarks turn this off: count lines, keep no bodies.
     drop_bodies: std::sync::atomic::AtomicBool,
@@ -200,10 +207,12 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, HandlerError> {
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -227,6 +236,32 @@ async fn handle(
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
+    if state.frozen.load(Ordering::SeqCst) {
+        // A hung DataKit: the connection stays open, no answer ever comes.
+        // When the freeze ends the request is dropped unanswered, as if the
+        // hung process had been restarted: the client must send it again.
+        state.received.lock().unwrap().push(Received {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            wire_len: wire.len(),
+            gzip,
+            status: UNANSWERED,
+            line_count,
+        });
+        loop {
+            let thawed = state.thaw.notified();
+            tokio::pin!(thawed);
+            thawed.as_mut().enable();
+            if !state.frozen.load(Ordering::SeqCst) {
+                break;
+            }
+            thawed.await;
+        }
+        return Err("request held by a freeze: dropped unanswered".into());
+    }
     let delay = *state.delay.lock().unwrap();
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -374,6 +409,29 @@ impl FakeDataKit {
             .filter(|r| (200..300).contains(&r.status) && r.path.starts_with("/v1/write/"))
             .map(|r| r.line_count)
             .sum()
+    }
+
+    /// Freeze (`true`): keep accepting connections and reading requests, but
+    /// answer none of them, like a hung DataKit process. Unfreeze (`false`):
+    /// answer new requests again; the requests held during the freeze are
+    /// dropped without an answer (recorded with status [`UNANSWERED`]), as if
+    /// the hung process had been restarted.
+    pub fn freeze(&self, frozen: bool) {
+        self.state.frozen.store(frozen, Ordering::SeqCst);
+        if !frozen {
+            self.state.thaw.notify_waiters();
+        }
+    }
+
+    /// Requests that arrived while frozen (never answered).
+    pub fn unanswered(&self) -> usize {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == UNANSWERED)
+            .count()
     }
 
     /// Wait this long before answering each request.
