@@ -13,7 +13,12 @@ use crate::run::{gitrepo_dirs, load_config, spec_for, SpecDefaults};
 use crate::Where;
 
 /// How long loading one input's scripts may take.
-const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `pythond-worker list` writes on stderr before each import (the
+/// worker crate's `list::IMPORTING`; not imported from there, which would
+/// link the interpreter into this binary).
+const IMPORTING: &str = "importing module ";
 
 pub fn main(at: &Where) -> anyhow::Result<i32> {
     let _guard = logs::init(LogOptions {
@@ -64,21 +69,28 @@ pub fn main(at: &Where) -> anyhow::Result<i32> {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        let out = wait_bounded(&mut child, LIST_TIMEOUT)?;
-        let Some(out) = out else {
+        let (out, finished) = wait_bounded(&mut child, LIST_TIMEOUT)?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("  {line}");
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !finished {
+            let stuck = stderr
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix(IMPORTING))
+                .unwrap_or("(before any module)");
             println!(
-                "  error: loading the scripts took more than {}s (a module blocks at import?)",
+                "  error: loading the scripts took more than {}s: still importing module {stuck}; \
+                 a module must not block at import time (move that work into run())",
                 LIST_TIMEOUT.as_secs()
             );
             failed = true;
             continue;
-        };
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            println!("  {line}");
         }
         if !out.status.success() {
             failed = true;
-            for line in String::from_utf8_lossy(&out.stderr).lines() {
+            for line in stderr.lines().filter(|l| !l.starts_with(IMPORTING)) {
                 println!("  ! {line}");
             }
         }
@@ -86,11 +98,12 @@ pub fn main(at: &Where) -> anyhow::Result<i32> {
     Ok(if failed { 1 } else { 0 })
 }
 
-/// The child's output, or `None` (child killed) if it runs past `limit`.
+/// The child's output, and whether it finished within `limit` (if not, it
+/// is killed and its output so far returned).
 fn wait_bounded(
     child: &mut std::process::Child,
     limit: Duration,
-) -> std::io::Result<Option<std::process::Output>> {
+) -> std::io::Result<(std::process::Output, bool)> {
     use std::io::Read as _;
     // Drain both pipes on threads so a chatty child cannot block on them.
     let mut so = child.stdout.take().expect("piped");
@@ -106,20 +119,20 @@ fn wait_bounded(
         v
     });
     let end = std::time::Instant::now() + limit;
-    let status = loop {
+    let (status, finished) = loop {
         if let Some(s) = child.try_wait()? {
-            break s;
+            break (s, true);
         }
         if std::time::Instant::now() >= end {
             let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
+            break (child.wait()?, false);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Ok(Some(std::process::Output {
+    let out = std::process::Output {
         status,
         stdout: t_out.join().unwrap_or_default(),
         stderr: t_err.join().unwrap_or_default(),
-    }))
+    };
+    Ok((out, finished))
 }

@@ -171,18 +171,41 @@ async fn forward(
 }
 
 /// `--output -`: the worker's stdout is points; copy it with back-pressure
-/// (never dropped), line by line so inputs do not interleave mid-line.
+/// (never dropped), in chunks of whole lines so inputs never interleave
+/// mid-line.
 async fn copy_points(pipe: impl tokio::io::AsyncRead + Unpin) {
     static OUT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let mut r = BufReader::new(pipe).lines();
+    const CAPACITY: usize = 256 << 10;
+    let mut r = BufReader::with_capacity(CAPACITY, pipe);
     let mut out = tokio::io::stdout();
-    while let Ok(Some(mut line)) = r.next_line().await {
-        line.push('\n');
+    loop {
+        let buf = match r.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(b) => b,
+        };
+        // Up to the last newline; a line longer than the buffer goes as is.
+        let n = match buf.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if buf.len() == CAPACITY => buf.len(),
+            None => {
+                // A partial line: wait for the rest (or EOF).
+                let mut line = Vec::new();
+                if r.read_until(b'\n', &mut line).await.is_err() || line.is_empty() {
+                    return;
+                }
+                let _g = OUT.lock().await;
+                if out.write_all(&line).await.is_err() || out.flush().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let chunk = buf[..n].to_vec();
+        r.consume(n);
         let _g = OUT.lock().await;
-        if out.write_all(line.as_bytes()).await.is_err() {
+        if out.write_all(&chunk).await.is_err() || out.flush().await.is_err() {
             return;
         }
-        let _ = out.flush().await;
     }
 }
 

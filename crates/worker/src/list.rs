@@ -10,11 +10,15 @@ use pythond_python::Context;
 
 use crate::job::default_timeout;
 
+/// The prefix of the progress lines on stderr (read by `pythond check`).
+pub const IMPORTING: &str = "importing module ";
+
 /// Print the listing; the exit code is 0 when every module loaded and at
 /// least one class would run.
 pub fn main(spec: WorkerSpec) -> i32 {
+    let sink = Arc::new(Collector::new());
     let ctx = Context {
-        sink: Arc::new(Collector::new()),
+        sink: sink.clone(),
         input_tags: Vec::new(),
         numbers_as_float: false,
     };
@@ -22,7 +26,11 @@ pub fn main(spec: WorkerSpec) -> i32 {
         println!("error: {e}");
         return 2;
     }
-    let loaded = pythond_python::load(spec.modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    // Progress on stderr, unbuffered: if an import never returns, `pythond
+    // check` names the module it is stuck in.
+    let loaded = crate::runtime::load(&spec, &*sink, |name, path| {
+        eprintln!("{IMPORTING}{name} ({})", path.display());
+    });
     for s in &loaded.scripts {
         let timeout = s
             .timeout

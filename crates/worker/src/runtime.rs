@@ -70,7 +70,12 @@ fn open_spool(spec: &WorkerSpec) -> Option<Spool> {
 
 /// Import the modules one by one, each inside a control marker, leaving out
 /// what the supervisor quarantined (reported to the log and lasterror).
-fn load(spec: &WorkerSpec, sink: &dyn Sink) -> pythond_python::Loaded {
+/// `on_import` is told of each module before it is imported.
+pub(crate) fn load(
+    spec: &WorkerSpec,
+    sink: &dyn Sink,
+    mut on_import: impl FnMut(&str, &std::path::Path),
+) -> pythond_python::Loaded {
     let skipped = |id: &str| spec.quarantined.iter().find(|q| q.id == id);
     for q in &spec.quarantined {
         let msg = format!("{} is not run: {}", q.id, q.reason);
@@ -83,6 +88,7 @@ fn load(spec: &WorkerSpec, sink: &dyn Sink) -> pythond_python::Loaded {
         if skipped(&id).is_some() {
             continue;
         }
+        on_import(name, path);
         let marker = crate::control::Marker::new(id);
         let mut one = pythond_python::load([(name.as_str(), path.as_path())]);
         drop(marker);
@@ -137,7 +143,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         return exit::START_FAILED;
     }
     crate::control::start();
-    let loaded = load(&spec, &*sink);
+    let loaded = load(&spec, &*sink, |_, _| {});
     for f in &loaded.failures {
         match &f.class {
             None => {

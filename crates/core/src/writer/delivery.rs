@@ -24,9 +24,13 @@ use crate::target::Target;
 /// Send with retries, spool, or drop (counted).
 pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
     let cfg = &shared.cfg;
+    // A local output (stdout, a file) cannot hang the way DataKit can, and a
+    // write cut short would leave half a line: it is never aborted, only
+    // bounded by the shutdown deadline of the whole writer.
+    let local = !shared.target_for(&b.route).is_remote();
     let mut attempt: u32 = 0;
     loop {
-        if shared.aborting() {
+        if shared.aborting() && !local {
             shared.spill_or_drop(b).await;
             return;
         }
@@ -67,7 +71,7 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
                     None => task.await.unwrap_or_else(|e| Verdict::Retry(e.to_string())),
                 }
             }
-            _ = shared.aborted() => {
+            _ = shared.aborted(), if !local => {
                 task.abort();
                 shared.spill_or_drop(b).await;
                 return;
