@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use pythond_core::config::{self, DataKitConf, InputConfig};
 use pythond_core::discover;
 use pythond_core::logs::{self, LineWriter, LogOptions, RotatingFile};
+use pythond_core::names;
 use pythond_core::spec::WorkerSpec;
 use pythond_core::target::Target;
 
@@ -119,24 +120,15 @@ pub fn spec_for(
         grace_secs: d.grace_secs,
         timeout_secs: input.timeout.map(|d| d.as_secs_f64()),
         hang_grace_secs: d.hang_grace_secs,
-        spool_dir: d.spool_root.as_ref().map(|r| r.join(sanitize(&input.name))),
+        spool_dir: d
+            .spool_root
+            .as_ref()
+            .map(|r| r.join(names::file_component(&input.name))),
         spool_max_bytes: d.spool_max_bytes,
         log_dir: d.log_dir.clone(),
         log_level: d.log_level.clone(),
         quarantined: Vec::new(),
     })
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32> {

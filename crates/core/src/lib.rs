@@ -25,6 +25,7 @@ pub mod control;
 pub mod discover;
 pub mod lineproto;
 pub mod logs;
+pub mod names;
 pub mod point;
 pub mod route;
 pub mod scheduler;
