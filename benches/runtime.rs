@@ -34,6 +34,8 @@ fn daemon(root: &Path, dk: &FakeDataKit) -> Child {
         .arg(root)
         .arg("--log-dir")
         .arg(root.join("logs"))
+        // A DataKit-shaped dir that no DataKit runs.
+        .arg("--run-datakit-blocks")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(root.join("stderr.txt")).unwrap())
         .spawn()

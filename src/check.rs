@@ -1,4 +1,5 @@
-//! `pythond check`: validate the configuration and, per input, list the
+//! `pythond check`: validate the configuration and, per input, say who runs
+//! it (DataKit itself or `pythond run`, see [`crate::owner`]) and list the
 //! modules and classes that would run (each input's scripts are loaded by a
 //! `pythond-worker list`, so nothing runs and nothing is sent).
 
@@ -48,11 +49,23 @@ pub fn main(at: &Where) -> anyhow::Result<i32> {
         log_level: "warn".into(),
     };
     let worker = crate::worker_exe::path()?;
+    let datakit = crate::owner::datakit_reading(&at.config);
     for input in &inputs {
         println!(
             "input {:?} ({}), cmd {:?}",
             input.name, input.source, input.cmd
         );
+        let who = crate::owner::runner(input, datakit.as_deref());
+        match (&datakit, who.is_datakit(), at.run_datakit_blocks) {
+            (Some(dk), true, false) => println!(
+                "  who runs it: {who}; pythond run skips it (DataKit's configuration, in {}; --run-datakit-blocks runs it too)",
+                dk.display()
+            ),
+            (Some(_), true, true) => println!(
+                "  who runs it: {who}, and pythond run too (--run-datakit-blocks): every script runs twice while DataKit runs"
+            ),
+            _ => println!("  who runs it: {who}"),
+        }
         let spec = match spec_for(input, at, &gitrepos, &defaults) {
             Ok(s) => s,
             Err(e) => {

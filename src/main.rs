@@ -5,8 +5,12 @@
 //! - `run`: the daemon ([`run`], [`supervisor`]).
 //! - `test`: handed to `pythond-worker test` unchanged.
 //! - `check`: validate the configuration and list what would run ([`check`]).
+//! - `pythond FILE --logname=NAME`: launch mode, DataKit starting pythond as
+//!   the `cmd` of an `[[inputs.pythond]]` block ([`launch`]).
 
 mod check;
+mod launch;
+mod owner;
 mod run;
 mod supervisor;
 mod worker_exe;
@@ -35,6 +39,10 @@ pub struct Where {
     /// DataKit's install directory: python.d/, gitrepos/, conf.d/datakit.conf.
     #[arg(long, default_value = "/usr/local/datakit")]
     datakit_dir: PathBuf,
+    /// Also run the blocks of DataKit's own conf.d, which DataKit runs itself
+    /// (only when DataKit is not running them, or every script runs twice).
+    #[arg(long)]
+    run_datakit_blocks: bool,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +79,10 @@ enum FormatArg {
 }
 
 fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if launch::is_launch(&argv, &subcommands()) {
+        std::process::exit(launch::main(argv));
+    }
     let cli = Cli::parse();
     let code = match run_cli(cli) {
         Ok(code) => code,
@@ -80,6 +92,17 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The subcommand names (and `help`): a first argument that is none of
+/// them, and not an option, is DataKit's runner file (launch mode).
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .chain(std::iter::once("help".to_owned()))
+        .collect()
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<i32> {

@@ -1,6 +1,9 @@
 //! `pythond run`: read the configuration, discover each input's scripts,
 //! start one worker per `[[inputs.pythond]]` block under the supervisor, and
-//! stop them all on SIGTERM/SIGINT.
+//! stop them all on SIGTERM/SIGINT. Blocks DataKit runs itself (the config is
+//! DataKit's own `conf.d`, see [`crate::owner`]) are skipped unless
+//! `--run-datakit-blocks` is given. Launch mode ([`crate::launch`]) runs its
+//! one input through the same [`serve`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,10 +15,10 @@ use pythond_core::config::{self, DataKitConf, InputConfig};
 use pythond_core::discover;
 use pythond_core::logs::{self, LineWriter, LogOptions, RotatingFile};
 use pythond_core::names;
-use pythond_core::spec::WorkerSpec;
+use pythond_core::spec::{exit, WorkerSpec};
 use pythond_core::target::Target;
 
-use crate::supervisor::{self, Launch};
+use crate::supervisor::{self, Launch, Outcome};
 use crate::Where;
 
 /// Options of `pythond run`.
@@ -104,15 +107,48 @@ pub fn spec_for(
     for e in &found.errors {
         tracing::error!(input = %input.name, "{e}");
     }
-    Ok(WorkerSpec {
+    let modules = found
+        .modules
+        .into_iter()
+        .map(|m| (m.name, m.path))
+        .collect();
+    Ok(worker_spec(input, modules, found.sys_path, d))
+}
+
+/// The Python whose packages `input`'s scripts see: its `cmd`, or, when
+/// `cmd` names pythond (DataKit runs the block in launch mode), the one
+/// launch mode would take from the block's `envs` (DataKit's whole
+/// environment for it, literally) or, without `envs`, from ours.
+fn python_of(input: &InputConfig) -> String {
+    use crate::launch::python::{names_pythond, python_cmd};
+    if !names_pythond(&input.cmd) {
+        return input.cmd.clone();
+    }
+    if input.envs.is_empty() {
+        return python_cmd(|k| std::env::var(k).ok());
+    }
+    python_cmd(|k| {
+        input
+            .envs
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .find(|(n, _)| n.trim() == k)
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// The worker spec of `input` with its modules found.
+pub fn worker_spec(
+    input: &InputConfig,
+    modules: Vec<(String, PathBuf)>,
+    sys_path: Vec<PathBuf>,
+    d: &SpecDefaults,
+) -> WorkerSpec {
+    WorkerSpec {
         input: input.name.clone(),
-        cmd: input.cmd.clone(),
-        modules: found
-            .modules
-            .into_iter()
-            .map(|m| (m.name, m.path))
-            .collect(),
-        sys_path: found.sys_path,
+        cmd: python_of(input),
+        modules,
+        sys_path,
         tags: input.tags.clone(),
         numbers_as_float: input.numbers_as_float,
         target: d.target.clone(),
@@ -128,7 +164,7 @@ pub fn spec_for(
         log_dir: d.log_dir.clone(),
         log_level: d.log_level.clone(),
         quarantined: Vec::new(),
-    })
+    }
 }
 
 pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32> {
@@ -141,7 +177,15 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         framework_log: None,
     });
     let (inputs, dk, _) = load_config(at)?;
+    let found = inputs.len();
+    let inputs = crate::owner::ours(inputs, at);
     if inputs.is_empty() {
+        if found > 0 {
+            bail!(
+                "nothing to run: DataKit runs every [[inputs.pythond]] block in {} itself (see above)",
+                at.config.display()
+            );
+        }
         bail!(
             "no usable [[inputs.pythond]] block in {}",
             at.config.display()
@@ -201,12 +245,26 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         stdout_is_points,
         ..supervisor::Settings::default()
     };
-    // What workers print goes to our stderr and the runner's log, through
-    // writer threads: the supervisor's one runtime thread never blocks on it.
-    let out = Arc::new(LineWriter::new(vec![
-        (Box::new(std::io::stderr()), "lines-stderr"),
-        (Box::new(cli_log), "lines-cli-log"),
-    ]));
+    let outcomes = serve(launches, settings, cli_log, true)?;
+    Ok(exit_code(&outcomes))
+}
+
+/// Supervise `launches` until SIGTERM/SIGINT, or until every input has
+/// stopped on a configuration error. What workers print goes to the
+/// runner's log and, with `to_stderr`, to our stderr, through writer
+/// threads: the supervisor's one runtime thread never blocks on it.
+pub fn serve(
+    launches: Vec<Launch>,
+    settings: supervisor::Settings,
+    cli_log: RotatingFile,
+    to_stderr: bool,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut dests: Vec<(Box<dyn std::io::Write + Send>, &str)> = Vec::new();
+    if to_stderr {
+        dests.push((Box::new(std::io::stderr()), "lines-stderr"));
+    }
+    dests.push((Box::new(cli_log), "lines-cli-log"));
+    let out = Arc::new(LineWriter::new(dests));
     let lines: supervisor::LineSink = {
         let out = out.clone();
         Arc::new(move |input: &str, _stream, line: &str| {
@@ -232,8 +290,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         });
         supervisor::supervise(launches, settings, lines, rx).await
     });
-    let unclean: Vec<_> = outcomes.iter().filter(|o| !o.clean()).collect();
-    for o in &unclean {
+    for o in outcomes.iter().filter(|o| !o.clean()) {
         tracing::error!(
             input = %o.input,
             status = ?o.status,
@@ -248,7 +305,19 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         );
     }
     tracing::info!("stopped");
-    Ok(if unclean.is_empty() { 0 } else { 1 })
+    Ok(outcomes)
+}
+
+/// `pythond`'s exit code: [`exit::CONFIG`] when an input was stopped on a
+/// configuration error, 1 when one lost points or had to be killed, else 0.
+pub fn exit_code(outcomes: &[Outcome]) -> i32 {
+    if outcomes.iter().any(|o| o.config_error.is_some()) {
+        exit::CONFIG
+    } else if outcomes.iter().all(Outcome::clean) {
+        0
+    } else {
+        1
+    }
 }
 
 /// SIGTERM or SIGINT.

@@ -215,6 +215,7 @@ pub fn spawn_run(
         .arg("--log-dir")
         .arg(&log_dir)
         .args(["--restart-delay-secs", "0.2"])
+        .arg("--run-datakit-blocks")
         .args(extra)
         .stdin(std::process::Stdio::null())
         .stdout(stdout)

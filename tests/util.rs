@@ -106,6 +106,9 @@ impl Daemon {
             .arg("--log-dir")
             .arg(&log_dir)
             .args(["--restart-delay-secs", "0.2"])
+            // The test's DataKit dir looks like an install (conf.d/datakit.conf),
+            // but no DataKit runs its blocks.
+            .arg("--run-datakit-blocks")
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(stderr)

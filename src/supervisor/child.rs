@@ -27,6 +27,8 @@ struct ControlState {
     last_beat: Instant,
     /// Started and not yet ended, with how many times.
     running: BTreeMap<String, u32>,
+    /// Why the worker could not start, if it said so (`c` message).
+    config_error: Option<String>,
 }
 
 /// A started worker.
@@ -73,6 +75,7 @@ pub(super) fn start(
     let (read_end, write_end) = pipe()?;
     let mut cmd = Command::new(&exe);
     let child_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
+    let parent = std::process::id();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -84,6 +87,10 @@ pub(super) fn start(
             // on as an orphan nobody supervises.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Died between fork and prctl: the signal will never come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
@@ -107,6 +114,7 @@ pub(super) fn start(
     let state = Arc::new(Mutex::new(ControlState {
         last_beat: Instant::now(),
         running: BTreeMap::new(),
+        config_error: None,
     }));
     let control = tokio::spawn(read_control(
         tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?,
@@ -153,6 +161,7 @@ async fn read_control(pipe: tokio::net::unix::pipe::Receiver, state: Arc<Mutex<C
                     }
                 }
             }
+            Some(Event::ConfigError(m)) => st.config_error = Some(m),
             None => {}
         }
     }
@@ -252,15 +261,25 @@ pub(super) async fn wait(
     }
 }
 
+/// What a worker said before it exited.
+pub(super) struct Last {
+    /// What it had started and not ended when it died.
+    pub running: Vec<String>,
+    /// Its configuration error, when it exited with `exit::CONFIG`.
+    pub config_error: Option<String>,
+}
+
 /// After the worker exited: let its last lines and control messages arrive
-/// (bounded: a grandchild may hold the pipes), and return what it had started
-/// and not ended when it died.
-pub(super) async fn finish(r: Running) -> Vec<String> {
+/// (bounded: a grandchild may hold the pipes).
+pub(super) async fn finish(r: Running) -> Last {
     let deadline = Instant::now() + Duration::from_secs(2);
     let _ = tokio::time::timeout_at(deadline, r.control).await;
     for f in r.forwarders {
         let _ = tokio::time::timeout_at(deadline, f).await;
     }
     let st = r.state.lock().unwrap_or_else(|e| e.into_inner());
-    st.running.keys().cloned().collect()
+    Last {
+        running: st.running.keys().cloned().collect(),
+        config_error: st.config_error.clone(),
+    }
 }

@@ -8,9 +8,11 @@
 //! process's stdout/stderr) line by line, tagged with the input name;
 //! restarts a worker that exits, with a backoff that grows while it keeps
 //! dying and resets once it has stayed up; keeps a script that takes its
-//! worker down again and again out of it ([`crashes`]); and on SIGTERM/SIGINT
-//! stops them all (SIGTERM, then SIGKILL 2 s after the grace period) and
-//! reports how each ended.
+//! worker down again and again out of it ([`crashes`]); stops, without
+//! restarting it, an input whose worker exits with a configuration error
+//! (`exit::CONFIG`: its `cmd` cannot work, restarting would not help); and on
+//! SIGTERM/SIGINT stops them all (SIGTERM, then SIGKILL 2 s after the grace
+//! period) and reports how each ended.
 
 mod child;
 mod crashes;
@@ -80,13 +82,16 @@ pub enum Stream {
 /// must not block: the supervisor runs on one thread.
 pub type LineSink = Arc<dyn Fn(&str, Stream, &str) + Send + Sync>;
 
-/// How one input's last worker ended at shutdown.
+/// How one input's last worker ended: at shutdown, or on a configuration
+/// error.
 #[derive(Debug)]
 pub struct Outcome {
     pub input: String,
     pub status: Option<ExitStatus>,
     /// It did not stop within the grace period.
     pub killed: bool,
+    /// The input was stopped for this configuration error (not restarted).
+    pub config_error: Option<String>,
 }
 
 impl Outcome {
@@ -137,6 +142,7 @@ async fn keep_running(
         input: input.clone(),
         status: None,
         killed: false,
+        config_error: None,
     };
     let mut delay = settings.restart_initial;
     let mut crashes = crashes::Crashes::default();
@@ -182,7 +188,10 @@ async fn keep_running(
             }
         };
         let ended = child::wait(&mut running, &input, &settings, stop).await;
-        let in_flight = child::finish(running).await;
+        let child::Last {
+            running: in_flight,
+            config_error,
+        } = child::finish(running).await;
         if started.elapsed() >= settings.healthy_after {
             delay = settings.restart_initial;
             crashes.healthy();
@@ -202,6 +211,17 @@ async fn keep_running(
         };
         if *shutdown.borrow() {
             outcome.status = status;
+            return outcome;
+        }
+        if status.and_then(|s| s.code()) == Some(exit::CONFIG) {
+            let reason = config_error
+                .unwrap_or_else(|| "the worker exited with a configuration error".to_owned());
+            tracing::error!(
+                input = %input,
+                "configuration error: {reason}; this input is stopped (restarting would not help): fix the configuration and restart pythond"
+            );
+            outcome.status = status;
+            outcome.config_error = Some(reason);
             return outcome;
         }
         let start_failure = status

@@ -8,6 +8,9 @@
 //!   take the process down, `what` being `import:<module>` or
 //!   `run:<module>.<Class>`. When a worker dies, what was started and not
 //!   ended is what it died in (see the supervisor's crash attribution).
+//! - `c <message>`: the worker cannot start because of its configuration
+//!   (`cmd`): it exits with `spec::exit::CONFIG` right after; the supervisor
+//!   stops the input and reports the message.
 
 /// What a worker was doing: the unit a crash is attributed to and a
 /// quarantine applies to.
@@ -35,6 +38,8 @@ pub enum Event {
     Beat,
     Start(String),
     End(String),
+    /// A configuration error, on one line.
+    ConfigError(String),
 }
 
 impl Event {
@@ -44,6 +49,21 @@ impl Event {
             Event::Beat => b"h\n".to_vec(),
             Event::Start(w) => format!("s {w}\n").into_bytes(),
             Event::End(w) => format!("e {w}\n").into_bytes(),
+            Event::ConfigError(m) => {
+                // One line, short enough for one atomic write(2).
+                let mut m: String = m
+                    .chars()
+                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+                    .collect();
+                if m.len() > 3000 {
+                    let mut end = 3000;
+                    while !m.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    m.truncate(end);
+                }
+                format!("c {m}\n").into_bytes()
+            }
         }
     }
 
@@ -53,6 +73,7 @@ impl Event {
             None if line == "h" => Some(Event::Beat),
             Some(("s", w)) => Some(Event::Start(w.to_owned())),
             Some(("e", w)) => Some(Event::End(w.to_owned())),
+            Some(("c", m)) => Some(Event::ConfigError(m.to_owned())),
             _ => None,
         }
     }
@@ -68,11 +89,14 @@ mod tests {
             Event::Beat,
             Event::Start(run_id("sub.m", "C")),
             Event::End(import_id("m")),
+            Event::ConfigError("cmd \"python3\" is Python 3.9".into()),
         ] {
             let line = String::from_utf8(e.encode()).unwrap();
             assert_eq!(Event::parse(line.trim_end()), Some(e));
         }
         assert_eq!(Event::parse("x y"), None);
+        let multi = Event::ConfigError("two\nlines".into()).encode();
+        assert_eq!(multi, b"c two lines\n");
         assert_eq!(module_of(&run_id("sub.m", "C")), Some("sub.m"));
         assert_eq!(module_of(&import_id("sub.m")), Some("sub.m"));
     }

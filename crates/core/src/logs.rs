@@ -2,8 +2,11 @@
 //!
 //! - stderr: everything at the chosen level.
 //! - `_datakit_pythond_cli.log`: the runner's log. In `run` mode the
-//!   supervisor writes it, with every line its workers print (so one process
-//!   owns the file and rotation never races).
+//!   supervisor writes it, with every line its workers print. When DataKit
+//!   starts pythond (launch mode), there is one pythond per block and they
+//!   all append to this file, as the original's runners did: each append
+//!   holds an `flock` on the file, and a process that finds the file rotated
+//!   away by another reopens it, so rotation never loses a line.
 //! - `_datakit_pythond_framework_<name>_.log`: per input, written by its
 //!   worker: send errors (events of target `pythond::writer`).
 //!
@@ -32,7 +35,6 @@ pub struct RotatingFile {
 struct Inner {
     path: PathBuf,
     file: Option<File>,
-    size: u64,
     max_bytes: u64,
     keep: usize,
 }
@@ -51,12 +53,10 @@ impl RotatingFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = open(&path)?;
-        let size = file.metadata()?.len();
         Ok(RotatingFile {
             inner: Arc::new(Mutex::new(Inner {
                 path,
                 file: Some(file),
-                size,
                 max_bytes,
                 keep: keep.max(1),
             })),
@@ -64,27 +64,67 @@ impl RotatingFile {
     }
 
     /// Append `buf`, rotating first if it would pass the size limit.
+    ///
+    /// Other processes may append to the same file: the append holds an
+    /// exclusive `flock` on it, the size checked is the file's own, and a
+    /// file that another process rotated away is reopened first.
     pub fn append(&self, buf: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.size > 0 && g.size + buf.len() as u64 > g.max_bytes {
-            g.rotate()?;
-        }
-        let f = match g.file.as_mut() {
-            Some(f) => f,
-            None => {
-                let f = open(&g.path)?;
-                g.file.insert(f)
+        let inner = &mut *g;
+        for attempt in 0.. {
+            if inner.file.is_none() || inner.rotated_away() {
+                inner.file = Some(open(&inner.path)?);
             }
-        };
-        f.write_all(buf)?;
-        g.size += buf.len() as u64;
-        Ok(())
+            let file = inner.file.as_ref().expect("opened above");
+            let fd = file.as_raw_fd();
+            // SAFETY: flock on a file we hold open (closing it unlocks too).
+            unsafe { libc::flock(fd, libc::LOCK_EX) };
+            if attempt < 3 && inner.rotated_away() {
+                // Rotated between our open and our lock: take the new file.
+                inner.file = None;
+                continue;
+            }
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let result = if size > 0 && size + buf.len() as u64 > inner.max_bytes {
+                // Still holding the lock on the old file (so others wait),
+                // rename the files, then write to the new one; dropping the
+                // old file releases the lock.
+                inner.shift_names();
+                match open(&inner.path) {
+                    Ok(new) => {
+                        let _old = inner.file.replace(new);
+                        inner.file.as_mut().expect("just set").write_all(buf)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                let mut f = inner.file.as_ref().expect("opened above");
+                f.write_all(buf)
+            };
+            if let Some(f) = &inner.file {
+                // SAFETY: as above; unlocking a file we did not lock is a no-op.
+                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+            }
+            return result;
+        }
+        unreachable!("the loop returns")
     }
 }
 
 impl Inner {
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file = None;
+    /// The path no longer names the file we hold (another process rotated it).
+    fn rotated_away(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(f) = &self.file else { return true };
+        match (std::fs::metadata(&self.path), f.metadata()) {
+            (Ok(p), Ok(f)) => p.ino() != f.ino() || p.dev() != f.dev(),
+            _ => true,
+        }
+    }
+
+    /// `f.8` → `f.9`, …, `f` → `f.1` (the oldest is deleted).
+    fn shift_names(&self) {
         let name = |i: usize| {
             let mut p = self.path.clone().into_os_string();
             p.push(format!(".{i}"));
@@ -99,9 +139,6 @@ impl Inner {
         } else {
             let _ = std::fs::remove_file(&self.path);
         }
-        self.file = Some(open(&self.path)?);
-        self.size = 0;
-        Ok(())
     }
 }
 
@@ -219,6 +256,16 @@ const BUFFERED_LINES: usize = 64 * 1024;
 /// however slowly stderr is read. Lines that do not fit are dropped and
 /// counted ([`LogGuard::dropped`]).
 pub fn init(opts: LogOptions) -> LogGuard {
+    init_layers(opts, true)
+}
+
+/// [`init`] without the stderr layer: only the log files. For launch mode,
+/// where stderr is DataKit's pipe, read 1 KiB a second.
+pub fn init_files_only(opts: LogOptions) -> LogGuard {
+    init_layers(opts, false)
+}
+
+fn init_layers(opts: LogOptions, to_stderr: bool) -> LogGuard {
     let mut guards = Vec::new();
     let mut dropped = Vec::new();
     let mut lossy = |w: Box<dyn Write + Send>, name: &str| {
@@ -233,10 +280,12 @@ pub fn init(opts: LogOptions) -> LogGuard {
     };
     let filter =
         || EnvFilter::try_from_env("PYTHOND_LOG").unwrap_or_else(|_| EnvFilter::new(&opts.level));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(lossy(Box::new(io::stderr()), "log-stderr"))
-        .with_ansi(false)
-        .with_filter(filter());
+    let stderr = to_stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(lossy(Box::new(io::stderr()), "log-stderr"))
+            .with_ansi(false)
+            .with_filter(filter())
+    });
     let cli = opts.cli_log.map(|f| {
         tracing_subscriber::fmt::layer()
             .with_writer(lossy(Box::new(f), "log-cli"))
@@ -303,6 +352,44 @@ mod tests {
             std::fs::metadata(d.path().join("y.log.1")).unwrap().len(),
             900
         );
+    }
+
+    #[test]
+    fn several_writers_of_one_file_lose_no_line_across_rotations() {
+        // Each handle has its own open file, as each process of launch mode has.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("shared.log");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let f = RotatingFile::new(p.clone(), 2000, 50).unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        f.append(format!("w{w} line {i:04}\n").as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let mut lines = Vec::new();
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.len() <= 2000,
+                "{}: {} bytes",
+                path.display(),
+                text.len()
+            );
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        lines.sort();
+        let mut want: Vec<String> = (0..4)
+            .flat_map(|w| (0..200).map(move |i| format!("w{w} line {i:04}")))
+            .collect();
+        want.sort();
+        assert_eq!(lines, want, "every line once, none lost to a rotation");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct WorkerSpec {
     /// The block's `name`.
     pub input: String,
     /// The block's `cmd`: the Python whose `site-packages` scripts see.
+    /// Empty: the embedded interpreter's own `sys.path`, no Python probed
+    /// (launch mode without `PYTHOND_PYTHON` or `VIRTUAL_ENV`).
     pub cmd: String,
     /// `(module name, file)` to import, in order.
     pub modules: Vec<(String, PathBuf)>,
@@ -69,4 +71,23 @@ pub mod exit {
     /// Stopped, but points were dropped during the worker's life (queue
     /// full, retries exhausted, spool bound, nothing left to spool into).
     pub const DATA_LOST: i32 = 4;
+    /// The configuration cannot work (`cmd` cannot be run, or is another
+    /// Python version): restarting would not help, so the supervisor stops
+    /// the input (and `pythond` exits with this code when no input is left).
+    /// 78 is `EX_CONFIG` of sysexits.h.
+    pub const CONFIG: i32 = 78;
+}
+
+/// What `pythond-worker parse-launch FILE` found in the runner file DataKit
+/// renders for an `[[inputs.pythond]]` block (printed as JSON): the string
+/// arguments of the calls that matter, in source order. Their meaning
+/// (which path is DataKit's `python.d/core`) is decided by `pythond`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchFileCalls {
+    /// `sys.path.append(p)` and `sys.path.insert(i, p)`.
+    pub path_appends: Vec<String>,
+    /// The elements of `sys.path.extend([...])` lists.
+    pub path_extends: Vec<String>,
+    /// The arguments of the last `main("mod", ...)` call with only strings.
+    pub main_args: Option<Vec<String>>,
 }

@@ -17,13 +17,17 @@
 //!   with the name of the script that printed them.
 //! - [`env`] asks the Python named by a block's `cmd` for its version and
 //!   `site-packages`.
+//! - [`read_launch_file`] parses the runner file DataKit renders for a block
+//!   (launch mode) with Python's own `ast`.
 
 mod convert;
 pub mod env;
 mod interp;
+mod launch_file;
 mod native;
 mod script;
 
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
+pub use launch_file::{read_launch_file, LaunchFileError};
 pub use native::Context;
 pub use script::{current_script, interrupt, load, run, LoadFailure, Loaded, RunError, Script};

@@ -14,13 +14,28 @@ use pythond_core::spec::HEARTBEAT_FD_ENV;
 
 static FD: OnceLock<i32> = OnceLock::new();
 
+fn fd_from_env() -> Option<i32> {
+    std::env::var(HEARTBEAT_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+}
+
+/// Tell the supervisor that this worker cannot start because of its
+/// configuration (it exits with `exit::CONFIG` next, and is not restarted).
+/// Works before [`start`].
+pub fn config_error(message: &str) {
+    let Some(fd) = FD.get().copied().or_else(fd_from_env) else {
+        return;
+    };
+    let line = Event::ConfigError(message.to_owned()).encode();
+    // SAFETY: writing from a live buffer to the fd the supervisor gave us.
+    unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+}
+
 /// Take the channel from the environment (absent when run by hand) and start
 /// the heartbeat thread.
 pub fn start() {
-    let Some(fd) = std::env::var(HEARTBEAT_FD_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    else {
+    let Some(fd) = fd_from_env() else {
         return;
     };
     // SAFETY: fcntl on an fd the supervisor handed us.

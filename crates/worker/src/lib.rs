@@ -9,6 +9,9 @@
 //! - `list`: load the scripts and print what would run (`pythond check`).
 //! - `test PATH...`: run each script once and print its points (`pythond
 //!   test`, which hands its arguments over unchanged).
+//! - `parse-launch FILE`: print, as JSON, what the runner file DataKit
+//!   rendered for a block names (`pythond FILE --logname=NAME`, launch mode,
+//!   has no interpreter to parse it with).
 
 pub mod control;
 pub mod job;
@@ -43,6 +46,11 @@ enum Cmd {
     List,
     /// Load scripts, run each instance once, print their points; send nothing.
     Test(TestArgs),
+    /// Print what a DataKit runner file names (JSON): sys.path and main() calls.
+    ParseLaunch {
+        /// The file DataKit rendered (its `cmd` gets it as first argument).
+        file: PathBuf,
+    },
 }
 
 /// The arguments of `pythond test` (the supervisor binary passes them on).
@@ -77,6 +85,8 @@ enum CliError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Python(#[from] pythond_python::PythonError),
+    #[error(transparent)]
+    LaunchFile(#[from] pythond_python::LaunchFileError),
 }
 
 /// The worker binary's `main`: parses its arguments and returns the exit code.
@@ -123,6 +133,12 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 framework_log: None,
             });
             Ok(list::main(spec))
+        }
+        Cmd::ParseLaunch { file } => {
+            let calls = pythond_python::read_launch_file(&file)?;
+            let json = serde_json::to_string(&calls).expect("strings serialize");
+            println!("{json}");
+            Ok(0)
         }
         Cmd::Test(args) => {
             let _guard = logs::init(LogOptions {

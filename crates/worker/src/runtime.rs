@@ -29,11 +29,16 @@ pub enum StartError {
 }
 
 /// Start the embedded interpreter for `spec`: the `cmd` environment's
-/// site-packages, the scripts' folders on `sys.path`, points to `ctx`.
+/// site-packages (none when `cmd` is empty: the interpreter's own
+/// `sys.path`), the scripts' folders on `sys.path`, points to `ctx`.
 pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
-    let env = pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?;
+    let site_dirs = if spec.cmd.is_empty() {
+        Vec::new()
+    } else {
+        pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?.site_dirs
+    };
     let setup = InterpreterSetup {
-        site_dirs: env.site_dirs,
+        site_dirs,
         sys_path: spec.sys_path.clone(),
     };
     pythond_python::init(&setup, ctx)?;
@@ -138,9 +143,18 @@ pub fn main(spec: WorkerSpec) -> i32 {
         input_tags: spec.tags.clone(),
         numbers_as_float: spec.numbers_as_float,
     };
-    if let Err(e) = start_python(&spec, ctx) {
-        tracing::error!("{e}");
-        return exit::START_FAILED;
+    match start_python(&spec, ctx) {
+        Ok(()) => {}
+        Err(StartError::Env(e)) => {
+            // `cmd` cannot work: restarting would not help.
+            tracing::error!("{e}");
+            crate::control::config_error(&e.to_string());
+            return exit::CONFIG;
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::START_FAILED;
+        }
     }
     crate::control::start();
     let loaded = load(&spec, &*sink, |_, _| {});

@@ -1,0 +1,341 @@
+//! The runner file DataKit renders for a block: read it, say what it means
+//! (where DataKit is, the script folders, the module names), and find each
+//! module's file.
+//!
+//! The file is Python source whose exact text varies between DataKit
+//! versions. `pythond` has no interpreter, so `pythond-worker parse-launch`
+//! parses it with the embedded Python's `ast` and hands back the string
+//! arguments of three calls; this module decides what they mean:
+//!
+//! - `sys.path.append("<datakit>/python.d/core")`: DataKit's directory is the
+//!   parent of `python.d`;
+//! - `sys.path.extend(['<root>', ...])` (and any other `sys.path` append):
+//!   the folders DataKit resolved from the block's `dirs`;
+//! - `main("mod", "sub.mod", ...)`: the modules, `mod` being `<root>/mod.py`
+//!   and `sub.mod` `<root>/sub/mod.py` in the first root holding it. A file
+//!   entry of `dirs` is a module whose folder DataKit does not put on
+//!   `sys.path`; it is found through the block's `dirs` in `conf.d`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _};
+
+use pythond_core::discover::ModuleSpec;
+use pythond_core::spec::LaunchFileCalls;
+
+/// What a runner file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchFile {
+    pub path: PathBuf,
+    /// `<datakit>` of `<datakit>/python.d/core`.
+    pub datakit_dir: PathBuf,
+    /// The script folders, in order.
+    pub roots: Vec<PathBuf>,
+    /// The module names, in order, each once.
+    pub modules: Vec<String>,
+}
+
+/// Read and interpret the runner file at `path`.
+pub fn read(path: &Path) -> anyhow::Result<LaunchFile> {
+    let calls = parse_with_worker(path)?;
+    interpret(path, calls).map_err(anyhow::Error::msg)
+}
+
+/// `pythond-worker parse-launch FILE`.
+fn parse_with_worker(path: &Path) -> anyhow::Result<LaunchFileCalls> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = crate::worker_exe::path()?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("parse-launch")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe prctl between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = err.trim();
+        bail!(
+            "{}",
+            err.strip_prefix("pythond-worker: error: ").unwrap_or(err)
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "unexpected answer of {} parse-launch: {:?}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `<datakit>/python.d/core`, absolute.
+fn is_core(p: &str) -> bool {
+    let p = Path::new(p.trim_end_matches('/'));
+    p.is_absolute()
+        && p.file_name().is_some_and(|n| n == "core")
+        && p.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "python.d")
+}
+
+/// What the calls found in `path` mean; the error says what was not found.
+pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, String> {
+    let core = calls.path_appends.iter().find(|p| is_core(p));
+    let mut missing = Vec::new();
+    if core.is_none() {
+        missing.push(if calls.path_appends.is_empty() {
+            "no sys.path.append(\"<datakit>/python.d/core\") call".to_owned()
+        } else {
+            format!(
+                "no sys.path.append of DataKit's <datakit>/python.d/core folder (it appends {:?})",
+                calls.path_appends
+            )
+        });
+    }
+    let modules: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for m in calls.main_args.iter().flatten() {
+            let m = m.trim();
+            if !m.is_empty() && !v.iter().any(|x| x == m) {
+                v.push(m.to_owned());
+            }
+        }
+        v
+    };
+    if calls.main_args.is_none() {
+        missing.push("no main(\"module\", ...) call naming the scripts' modules".to_owned());
+    } else if modules.is_empty() {
+        missing.push("a main() call that names no module".to_owned());
+    }
+    let Some(core) = core.filter(|_| missing.is_empty()) else {
+        return Err(format!(
+            "{}: not the runner file DataKit renders for an [[inputs.pythond]] block: {}. \
+             pythond takes that file when it is the block's cmd (README: \"Install into DataKit\"); \
+             to run scripts yourself, use `pythond run` or `pythond test`",
+            path.display(),
+            missing.join(", and ")
+        ));
+    };
+    let core = Path::new(core.trim_end_matches('/'));
+    let datakit_dir = core
+        .parent()
+        .and_then(Path::parent)
+        .expect("is_core: two components")
+        .to_owned();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for r in calls
+        .path_extends
+        .iter()
+        .chain(calls.path_appends.iter().filter(|p| !is_core(p)))
+    {
+        let r = PathBuf::from(r);
+        if !r.as_os_str().is_empty() && !roots.contains(&r) {
+            roots.push(r);
+        }
+    }
+    Ok(LaunchFile {
+        path: path.to_owned(),
+        datakit_dir,
+        roots,
+        modules,
+    })
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f == '_' || f.is_alphabetic())
+        && c.all(|ch| ch == '_' || ch.is_alphanumeric())
+}
+
+/// Where the modules of a runner file are.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// `(module, file)`, in the file's order.
+    pub modules: Vec<(String, PathBuf)>,
+    /// The roots, then the folders of modules found through the block.
+    pub sys_path: Vec<PathBuf>,
+    /// One line per module not found.
+    pub missing: Vec<String>,
+}
+
+/// Find each module of `lf` in its roots, else among `block` (what
+/// discovery finds for the block's `dirs`: file entries; `None` when the
+/// block was not found in `conf.d`).
+pub fn find_modules(lf: &LaunchFile, block: Option<&[ModuleSpec]>) -> Found {
+    let mut found = Found {
+        sys_path: lf.roots.clone(),
+        ..Found::default()
+    };
+    for m in &lf.modules {
+        if !m.split('.').all(is_identifier) {
+            found
+                .missing
+                .push(format!("{m:?} is not a Python module name; skipped"));
+            continue;
+        }
+        let mut rel: PathBuf = m.split('.').collect();
+        rel.set_extension("py");
+        if let Some(file) = lf.roots.iter().map(|r| r.join(&rel)).find(|p| p.is_file()) {
+            found.modules.push((m.clone(), file));
+            continue;
+        }
+        if let Some(spec) = block.into_iter().flatten().find(|s| s.name == *m) {
+            if let Some(dir) = spec.path.parent() {
+                if !found.sys_path.iter().any(|p| p == dir) {
+                    found.sys_path.push(dir.to_owned());
+                }
+            }
+            found.modules.push((m.clone(), spec.path.clone()));
+            continue;
+        }
+        let roots: Vec<String> = lf.roots.iter().map(|r| r.display().to_string()).collect();
+        found.missing.push(format!(
+            "module {m:?}: no {} in the script folders [{}]{}; skipped",
+            rel.display(),
+            roots.join(", "),
+            match block {
+                Some(_) => " nor among the block's dirs",
+                None => {
+                    " (a file entry of dirs is found through the [[inputs.pythond]] block in conf.d, which was not found)"
+                }
+            }
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(appends: &[&str], extends: &[&str], main: Option<&[&str]>) -> LaunchFileCalls {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        LaunchFileCalls {
+            path_appends: v(appends),
+            path_extends: v(extends),
+            main_args: main.map(v),
+        }
+    }
+
+    #[test]
+    fn the_core_path_gives_datakits_directory_and_extend_the_roots() {
+        let lf = interpret(
+            Path::new("/tmp/pythond_1"),
+            calls(
+                &["/usr/local/datakit/python.d/core"],
+                &[
+                    "/usr/local/datakit/gitrepos/conf/python.d/team",
+                    "/usr/local/datakit/python.d/mine",
+                ],
+                Some(&["top", "sub.deep", "top"]),
+            ),
+        )
+        .unwrap();
+        assert_eq!(lf.datakit_dir, Path::new("/usr/local/datakit"));
+        assert_eq!(
+            lf.roots,
+            vec![
+                PathBuf::from("/usr/local/datakit/gitrepos/conf/python.d/team"),
+                PathBuf::from("/usr/local/datakit/python.d/mine")
+            ]
+        );
+        assert_eq!(lf.modules, vec!["top", "sub.deep"], "each once, in order");
+    }
+
+    #[test]
+    fn what_is_missing_is_named_with_the_file() {
+        let e = interpret(Path::new("/tmp/x.py"), calls(&[], &[], None)).unwrap_err();
+        assert!(
+            e.starts_with("/tmp/x.py: not the runner file DataKit renders"),
+            "{e}"
+        );
+        assert!(
+            e.contains("no sys.path.append(\"<datakit>/python.d/core\") call"),
+            "{e}"
+        );
+        assert!(e.contains("no main(\"module\", ...) call"), "{e}");
+        let e =
+            interpret(Path::new("/tmp/y"), calls(&["/opt/lib"], &[], Some(&["m"]))).unwrap_err();
+        assert!(e.contains("(it appends [\"/opt/lib\"])"), "{e}");
+        assert!(!e.contains("main("), "{e}");
+        let e = interpret(
+            Path::new("/tmp/z"),
+            calls(&["/dk/python.d/core/"], &[], Some(&[])),
+        )
+        .unwrap_err();
+        assert!(e.contains("names no module"), "{e}");
+    }
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn modules_are_found_in_the_first_root_holding_them() {
+        let t = tree(&["a/top.py", "b/top.py", "b/sub/deep.py"]);
+        let lf = LaunchFile {
+            path: "/tmp/f".into(),
+            datakit_dir: t.path().into(),
+            roots: vec![t.path().join("a"), t.path().join("b")],
+            modules: vec![
+                "top".into(),
+                "sub.deep".into(),
+                "gone".into(),
+                "bad-name".into(),
+            ],
+        };
+        let f = find_modules(&lf, None);
+        assert_eq!(
+            f.modules,
+            vec![
+                ("top".to_string(), t.path().join("a/top.py")),
+                ("sub.deep".to_string(), t.path().join("b/sub/deep.py")),
+            ]
+        );
+        assert_eq!(f.sys_path, lf.roots);
+        assert_eq!(f.missing.len(), 2, "{:?}", f.missing);
+        assert!(f.missing[0].starts_with("module \"gone\": no gone.py in the script folders"));
+        assert!(f.missing[0].contains("which was not found"));
+        assert!(f.missing[1].contains("\"bad-name\" is not a Python module name"));
+    }
+
+    #[test]
+    fn a_file_entry_is_found_through_the_block_with_its_folder_on_sys_path() {
+        let t = tree(&["a/top.py", "extra/single.py"]);
+        let lf = LaunchFile {
+            path: "/tmp/f".into(),
+            datakit_dir: t.path().into(),
+            roots: vec![t.path().join("a")],
+            modules: vec!["single".into(), "top".into()],
+        };
+        let block = vec![ModuleSpec {
+            name: "single".into(),
+            path: t.path().join("extra/single.py"),
+            entry: "extra/single.py".into(),
+        }];
+        let f = find_modules(&lf, Some(&block));
+        assert_eq!(
+            f.modules[0],
+            ("single".to_string(), t.path().join("extra/single.py"))
+        );
+        assert_eq!(f.sys_path, vec![t.path().join("a"), t.path().join("extra")]);
+        assert!(f.missing.is_empty());
+    }
+}
