@@ -94,15 +94,19 @@ pub fn spec_for(
     gitrepos: &[PathBuf],
     d: &SpecDefaults,
 ) -> anyhow::Result<WorkerSpec> {
-    let found = discover::discover(&input.dirs, &at.datakit_dir.join("python.d"), gitrepos);
+    let found = discover::discover(
+        &input.dirs,
+        &at.datakit_dir.join("python.d"),
+        gitrepos,
+        discover::PathPolicy::for_block(input.insecure_paths),
+    );
     for w in &found.warnings {
         tracing::warn!(input = %input.name, "{w}");
     }
+    // The worker logs them (and sends them to lasterror); `check` lists them.
+    let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
     if found.modules.is_empty() {
-        bail!("{}", found.errors.join("; "));
-    }
-    for e in &found.errors {
-        tracing::error!(input = %input.name, "{e}");
+        bail!("{}", errors.join("; "));
     }
     Ok(WorkerSpec {
         input: input.name.clone(),
@@ -112,6 +116,8 @@ pub fn spec_for(
             .into_iter()
             .map(|m| (m.name, m.path))
             .collect(),
+        resolved: found.resolved,
+        discovery_errors: errors,
         sys_path: found.sys_path,
         tags: input.tags.clone(),
         numbers_as_float: input.numbers_as_float,
