@@ -1,4 +1,4 @@
-//! Finding an input's scripts from its `dirs` (SPEC §2).
+//! Finding an input's scripts from its `dirs` (`docs/compat.md#discovery`).
 //!
 //! - An entry is resolved against `python.d/`; with git repos enabled it is
 //!   looked up first as `gitrepos/<repo>/python.d/<entry>` for each enabled
