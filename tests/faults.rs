@@ -95,10 +95,10 @@ fn a_400_drops_one_batch_only_and_logs_datakits_message() {
     let dk = FakeDataKit::start();
     dk.reject_bodies_containing("poison");
     let good = counter_script("Good", "good", 0.3);
-    let bad = "from datakit_framework import DataKitFramework\nclass Bad(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_logging(input='badin', source='poison', message='x')\n";
+    let bad = fixture("faults/poison.py");
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("c/good.py", &good), ("c/bad.py", bad)],
+        &[("c/good.py", &good), ("c/bad.py", &bad)],
         &conf_block("c", "\"c\"", ""),
     );
     let d = Daemon::start(&dir, &args(&spool_args(&dir)));
@@ -259,11 +259,11 @@ fn kill_9_of_one_worker_restarts_it_and_the_other_input_keeps_its_ticks() {
 #[test]
 fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
     let dk = FakeDataKit::start();
-    let spin = "from datakit_framework import DataKitFramework\nclass Spin(DataKitFramework):\n    name = 'spin'\n    interval = 1\n    timeout = 0.5\n    def run(self):\n        self.feed_metric(measurement='spin_start', fields={'v': 1})\n        try:\n            while True:\n                pass\n        except Exception:\n            self.feed_metric(measurement='swallowed', fields={'v': 1})\n";
+    let spin = fixture("faults/spin.py");
     let other = counter_script("Other", "other", 0.25);
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("s/spin.py", spin), ("s/other.py", &other)],
+        &[("s/spin.py", &spin), ("s/other.py", &other)],
         &conf_block("s", "\"s\"", ""),
     );
     let d = Daemon::start(&dir, &[]);
@@ -308,14 +308,14 @@ fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
 #[test]
 fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
     let dk = FakeDataKit::start();
-    let sleeper = "import time\nfrom datakit_framework import DataKitFramework\nclass Sleeper(DataKitFramework):\n    name = 'sleeper'\n    interval = 1\n    timeout = 0.3\n    def run(self):\n        time.sleep(10**6)\n";
-    let socket = "import socket\nfrom datakit_framework import DataKitFramework\nclass Sock(DataKitFramework):\n    name = 'sock'\n    interval = 1\n    timeout = 0.3\n    def run(self):\n        srv = socket.socket()\n        srv.bind(('127.0.0.1', 0))\n        srv.listen(1)\n        c = socket.create_connection(srv.getsockname())\n        c.recv(1)\n";
+    let sleeper = fixture("faults/sleeper.py");
+    let socket = fixture("faults/sock.py");
     let other = counter_script("Other", "other", 0.25);
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
         &[
-            ("s/sleeper.py", sleeper),
-            ("s/sock.py", socket),
+            ("s/sleeper.py", &sleeper),
+            ("s/sock.py", &socket),
             ("s/other.py", &other),
         ],
         &conf_block("s", "\"s\"", ""),
@@ -359,8 +359,8 @@ fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
 #[test]
 fn os_exit_and_segfault_take_down_only_their_own_worker() {
     let dk = FakeDataKit::start();
-    let exit = "import os\nfrom datakit_framework import DataKitFramework\nclass Exit(DataKitFramework):\n    interval = 1\n    def run(self):\n        self.feed_metric(measurement='exit_ran', fields={'v': 1})\n        os._exit(1)\n";
-    let segv = "import ctypes\nfrom datakit_framework import DataKitFramework\nclass Segv(DataKitFramework):\n    interval = 1\n    def run(self):\n        self.feed_metric(measurement='segv_ran', fields={'v': 1})\n        ctypes.string_at(0)\n";
+    let exit = fixture("faults/exit.py");
+    let segv = fixture("faults/segv.py");
     let other = counter_script("Other", "other", 0.25);
     let conf = conf_block("exit", "\"e\"", "")
         + &conf_block("segv", "\"v\"", "")
@@ -368,8 +368,8 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
         &[
-            ("e/exit.py", exit),
-            ("v/segv.py", segv),
+            ("e/exit.py", &exit),
+            ("v/segv.py", &segv),
             ("f/other.py", &other),
         ],
         &conf,
@@ -405,10 +405,10 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
 #[test]
 fn spool_bound_drops_the_oldest_and_says_so() {
     let addr = FakeDataKit::reserve_port();
-    let script = "from datakit_framework import DataKitFramework\nclass Big(DataKitFramework):\n    interval = 0.1\n    n = 0\n    def run(self):\n        pts = [{'measurement': 'big', 'fields': {'seq': type(self).n + i, 'pad': 'x' * 200}} for i in range(50)]\n        type(self).n += 50\n        self.report({'M': pts})\n";
+    let script = fixture("faults/big.py");
     let dir = DataKitDir::new(
         &addr.to_string(),
-        &[("b/b.py", script)],
+        &[("b/b.py", &script)],
         &conf_block("b", "\"b\"", ""),
     );
     let mut a = spool_args(&dir);
@@ -454,10 +454,10 @@ fn a_worker_whose_interpreter_is_wedged_is_killed_and_restarted() {
     let dk = FakeDataKit::start();
     // libc sleep() called through PyDLL keeps the GIL: nothing else in that
     // interpreter can run, not even the heartbeat.
-    let wedge = "import ctypes, os\nfrom datakit_framework import DataKitFramework\nclass Wedge(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_metric(measurement='wedge_start', fields={'pid': os.getpid()})\n        import time; time.sleep(0.5)  # let the batch delay send the point\n        ctypes.PyDLL(None).sleep(3600)\n";
+    let wedge = fixture("faults/wedge.py");
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("w/w.py", wedge)],
+        &[("w/w.py", &wedge)],
         &conf_block("w", "\"w\"", ""),
     );
     let d = Daemon::start(&dir, &["--stall-timeout-secs", "2"]);

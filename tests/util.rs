@@ -33,6 +33,38 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The text of the Python fixture `tests/data/<rel>`.
+pub fn fixture(rel: &str) -> String {
+    let p = crate::fixtures::data(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// [`fixture`] with its `PARAMS = ...` line (the knobs a test sets, marked in
+/// the file) replaced by `PARAMS = <params>`, a Python literal.
+pub fn fixture_with(rel: &str, params: &str) -> String {
+    let text = fixture(rel);
+    assert!(
+        text.lines().any(|l| l.starts_with("PARAMS = ")),
+        "fixture {rel} has no PARAMS line"
+    );
+    text.lines()
+        .map(|l| {
+            if l.starts_with("PARAMS = ") {
+                format!("PARAMS = {params}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// A copy of the fixture folder `tests/data/<rel>` in a new temp dir.
+pub fn fixture_tree(rel: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    crate::fixtures::copy_data(rel, dir.path());
+    dir
+}
+
 /// Write `files` (relative path → content) under a new temp dir.
 pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     umask_022();
@@ -211,15 +243,13 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// A script module: class `name` reporting 5 points a run with `seq` = 0,
-/// 1, 2..., and keeping the number produced so far in `produced_<class>`
-/// beside the script.
+/// The counter script (`tests/data/faults/counter.py`): script `class`
+/// reporting 5 points of `measurement` a run with `seq` = 0, 1, 2..., and
+/// keeping the number produced so far in `produced_<class>` beside the script.
 pub fn counter_script(class: &str, measurement: &str, interval: f64) -> String {
-    format!(
-        "import os\nfrom datakit_framework import DataKitFramework\n\
-         class {class}(DataKitFramework):\n    name = '{class}'\n    interval = {interval}\n    seq = 0\n    def run(self):\n        \
-         for _ in range(5):\n            self.feed_metric(measurement='{measurement}', fields={{'seq': type(self).seq}})\n            type(self).seq += 1\n        \
-         with open(os.path.join(os.path.dirname(__file__), 'produced_{class}'), 'w') as f:\n            f.write(str(type(self).seq))\n"
+    fixture_with(
+        "faults/counter.py",
+        &format!("{{'name': '{class}', 'measurement': '{measurement}', 'interval': {interval}}}"),
     )
 }
 

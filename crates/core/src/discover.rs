@@ -1,5 +1,5 @@
-//! Finding an input's scripts from its `dirs` (SPEC §2), and deciding which
-//! of them may be imported ([`crate::trust`]).
+//! Finding an input's scripts from its `dirs` (`docs/compat.md#discovery`),
+//! and deciding which of them may be imported ([`crate::trust`]).
 //!
 //! - An entry is resolved against `python.d/`; with git repos enabled it is
 //!   looked up first as `gitrepos/<repo>/python.d/<entry>` for each enabled

@@ -1,4 +1,4 @@
-//! Log files users are told to read (SPEC §6), and tracing setup.
+//! Log files users are told to read (`docs/compat.md#logs`), and tracing setup.
 //!
 //! - stderr: everything at the chosen level.
 //! - `_datakit_pythond_cli.log`: the runner's log. In `run` mode the

@@ -175,7 +175,8 @@ impl RawValue {
 #[derive(Debug, Clone, Copy)]
 pub struct ConvertOptions {
     /// Write every number (int, and ints inside arrays) as a float, as the
-    /// original's JSON path did (SPEC §4 "Types"). Per input, opt-in.
+    /// original's JSON path did (`docs/compat.md#data-rules`). Per input,
+    /// opt-in.
     pub numbers_as_float: bool,
     /// The `precision` the script gave with `report()`; `None` means guess the
     /// unit from the magnitude as DataKit does.

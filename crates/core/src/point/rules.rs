@@ -1,4 +1,4 @@
-//! The data rules (docs/compat.md, "Data rules"): a [`RawPoint`] checked and
+//! The data rules (`docs/compat.md#data-rules`): a [`RawPoint`] checked and
 //! converted into a [`Point`], or a [`PointError`] naming the point and key.
 //!
 //! Decisions:
