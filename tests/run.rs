@@ -140,10 +140,17 @@ fn broken_scripts_do_not_stop_the_others_and_errors_reach_lasterror() {
         &conf(&[("mixed", "\"s\"")]),
     );
     let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(1, Duration::from_secs(30)),
+        "{}",
+        d.stderr()
+    );
     std::thread::sleep(Duration::from_millis(2600));
+    // Interval 0.5 s: a few runs, never more often than the interval allows
+    // (the upper bound holds under any load).
     let good_runs = dk.lines("/v1/write/metric").len();
     assert!(
-        (4..=7).contains(&good_runs),
+        (3..=8).contains(&good_runs),
         "good script kept its schedule: {good_runs} runs"
     );
     let lasterrors: Vec<serde_json::Value> = dk
@@ -212,7 +219,7 @@ fn a_bad_point_costs_only_its_call_in_run_mode_and_names_arrive_as_datakit_reads
 }
 
 #[test]
-fn fifty_instances_at_one_second_run_ten_or_eleven_times_each_without_overlap() {
+fn fifty_instances_at_one_second_keep_their_ticks_without_overlap() {
     let dk = FakeDataKit::start();
     let src = fixture("run/many.py");
     let dir = DataKitDir::new(
@@ -227,21 +234,29 @@ fn fifty_instances_at_one_second_run_ten_or_eleven_times_each_without_overlap() 
         "{}",
         d.stderr()
     );
+    let from = std::time::SystemTime::now();
     std::thread::sleep(Duration::from_millis(9_600));
+    let until = std::time::SystemTime::now();
     let (status, _) = d.stop();
     assert!(status.success());
-    let mut per: HashMap<String, usize> = HashMap::new();
+    let mut per: HashMap<String, Vec<std::time::SystemTime>> = HashMap::new();
     for l in dk.lines("/v1/write/metric") {
         let p = parse_line(&l);
         assert_eq!(
             p.fields[0].1, "i:0",
             "a run overlapped the previous one: {l}"
         );
-        *per.entry(p.tags[0].1.clone()).or_default() += 1;
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(p.time.unwrap() as u64);
+        per.entry(p.tags[0].1.clone()).or_default().push(t);
     }
     assert_eq!(per.len(), 50);
-    for (s, n) in &per {
-        assert!((10..=11).contains(n), "{s} ran {n} times");
+    for (s, times) in &mut per {
+        times.sort();
+        // Interval 1 s: fixed-rate ticks, at most one missed under load.
+        assert!(times.len() <= 12, "{s} ran {} times in ~10 s", times.len());
+        if let Err(e) = kept_ticking(times, from, until, Duration::from_millis(2_200)) {
+            panic!("script {s} missed ticks: {e}");
+        }
     }
 }
 

@@ -278,3 +278,62 @@ pub fn seq_of(lines: &[String], measurement: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// When each run of a [`counter_script`] happened: the timestamp pythond
+/// stamped on the first of its 5 points, in order.
+pub fn run_times(lines: &[String], measurement: &str) -> Vec<std::time::SystemTime> {
+    let mut runs: Vec<(i64, i64)> = lines
+        .iter()
+        .map(|l| parse_line(l))
+        .filter(|p| p.measurement == measurement)
+        .filter_map(|p| {
+            let (_, v) = p.fields.iter().find(|(k, _)| k == "seq")?;
+            let seq: i64 = v.trim_start_matches("i:").parse().ok()?;
+            (seq % 5 == 0).then_some((seq, p.time?))
+        })
+        .collect();
+    runs.sort();
+    runs.iter()
+        .map(|(_, t)| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(*t as u64))
+        .collect()
+}
+
+/// Whether a script kept its schedule from `from` to `until`: no gap
+/// between runs, nor before the first after `from` or after the last before
+/// `until`, longer than `max_gap`. Gaps, not counts: a loaded machine delays
+/// single ticks, a stalled scheduler stops them.
+pub fn kept_ticking(
+    runs: &[std::time::SystemTime],
+    from: std::time::SystemTime,
+    until: std::time::SystemTime,
+    max_gap: std::time::Duration,
+) -> Result<(), String> {
+    let mut points = vec![from];
+    points.extend(runs.iter().copied().filter(|t| *t >= from && *t <= until));
+    points.push(until);
+    let worst = points
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .max()
+        .unwrap_or_default();
+    if worst <= max_gap {
+        Ok(())
+    } else {
+        Err(format!(
+            "largest gap {worst:?} > {max_gap:?} ({} runs between)",
+            points.len() - 2
+        ))
+    }
+}
+
+/// [`kept_ticking`], or panic saying why.
+pub fn assert_kept_ticking(
+    runs: &[std::time::SystemTime],
+    from: std::time::SystemTime,
+    until: std::time::SystemTime,
+    max_gap: std::time::Duration,
+) {
+    if let Err(e) = kept_ticking(runs, from, until, max_gap) {
+        panic!("the script did not keep its schedule: {e}");
+    }
+}
