@@ -750,7 +750,6 @@ fn user_site_packages_of_cmd_are_importable() {
 // ---------------------------------------------------------------- item 18
 
 #[test]
-#[ignore = "issue 9 item 18: time=1.5 with precision s is silently truncated to 1 s, fixed by the implementation"]
 fn a_float_time_is_kept_or_refused_never_truncated() {
     let t = tempfile::tempdir().unwrap();
     copy_data(

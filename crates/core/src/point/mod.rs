@@ -12,7 +12,7 @@ mod time;
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;
-pub use time::{normalize_time, Precision};
+pub use time::{normalize_time, normalize_time_f64, Precision};
 
 /// DataKit data categories, each with its `/v1/write/<path>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -18,7 +18,10 @@
 //!   silently dropped); a field key with an odd run of backslashes right
 //!   before `,` `=` or space is refused (DataKit's field scanner misreads it).
 
-use super::{normalize_time, ArrayValue, ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+use super::{
+    normalize_time, normalize_time_f64, ArrayValue, ConvertOptions, FieldValue, Point, RawPoint,
+    RawValue,
+};
 
 /// Why one point was refused. Becomes a Python `ValueError` with this text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,6 +70,8 @@ pub enum PointErrorKind {
     TimeType(String),
     #[error("time is out of range for a nanosecond timestamp")]
     TimeRange,
+    #[error("time cannot be NaN or infinite")]
+    TimeNotFinite,
 }
 
 fn int_value(i: i128, as_float: bool) -> Result<FieldValue, PointErrorKind> {
@@ -333,13 +338,16 @@ impl RawPoint {
                 normalize_time(t, opts.precision)
                     .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
             }
-            RawValue::Float(f) if f.is_finite() && f.abs() < 9.2e18 => {
-                normalize_time(f as i64, opts.precision)
-                    .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
+            // The fraction is kept, scaled to the precision (1.5 s is
+            // 1_500_000_000 ns): the original sent the float as is and
+            // DataKit's JSON decoder refuses a fractional time, so no script
+            // relies on truncation.
+            RawValue::Float(f) if !f.is_finite() => {
+                return Err(err(None, PointErrorKind::TimeNotFinite))
             }
-            RawValue::Float(_) | RawValue::BigInt => {
-                return Err(err(None, PointErrorKind::TimeRange))
-            }
+            RawValue::Float(f) => normalize_time_f64(f, opts.precision)
+                .ok_or_else(|| err(None, PointErrorKind::TimeRange))?,
+            RawValue::BigInt => return Err(err(None, PointErrorKind::TimeRange)),
             other => {
                 return Err(err(
                     None,
@@ -672,6 +680,31 @@ mod tests {
         assert_eq!(
             r.clone().into_point(0, &o).unwrap().time_ns,
             1_716_504_480_000_000_000
+        );
+        r.time = RawValue::Float(1.5);
+        let secs = ConvertOptions {
+            precision: Some(Precision::Seconds),
+            ..opts()
+        };
+        assert_eq!(
+            r.clone().into_point(0, &secs).unwrap().time_ns,
+            1_500_000_000,
+            "the fraction is kept, never truncated"
+        );
+        r.time = RawValue::Float(1_716_544_492.75);
+        assert_eq!(
+            r.clone().into_point(0, &opts()).unwrap().time_ns,
+            1_716_544_492_750_000_000
+        );
+        r.time = RawValue::Float(1e30);
+        assert_eq!(
+            err_text(r.clone()),
+            "point 3: time is out of range for a nanosecond timestamp"
+        );
+        r.time = RawValue::Float(f64::NAN);
+        assert_eq!(
+            err_text(r.clone()),
+            "point 3: time cannot be NaN or infinite"
         );
         r.time = s("yesterday");
         assert_eq!(
