@@ -368,7 +368,6 @@ fn run_keeps_the_other_scripts_going_beside_infinite_and_huge_class_values() {
 // ---------------------------------------------------------------- item 7
 
 #[test]
-#[ignore = "issue 9 item 7: a self-referencing list overflows the stack and aborts the worker, fixed by the implementation"]
 fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(

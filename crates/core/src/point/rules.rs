@@ -46,6 +46,8 @@ pub enum PointErrorKind {
     NonFinite,
     #[error("nested dicts are not allowed as values")]
     Nested,
+    #[error("arrays cannot hold a {0} (nested values are not allowed)")]
+    NestedInArray(String),
     #[error("array mixes types ({0} and {1}); arrays must be homogeneous")]
     MixedArray(String, String),
     #[error("arrays may hold only int, float, bool, str or bytes, got {0}")]
@@ -110,7 +112,9 @@ fn array_value(items: Vec<RawValue>, as_float: bool) -> Result<Option<FieldValue
             RawValue::Float(_) => "float",
             RawValue::Str(_) => "str",
             RawValue::Bytes(_) => "bytes",
-            RawValue::List(_) | RawValue::Map => return Err(PointErrorKind::Nested),
+            RawValue::List(_) | RawValue::Map | RawValue::Nested(_) => {
+                return Err(PointErrorKind::NestedInArray(v.type_name().to_owned()))
+            }
             other => return Err(PointErrorKind::ArrayElement(other.type_name().to_owned())),
         })
     };
@@ -189,6 +193,7 @@ fn field_value(v: RawValue, as_float: bool) -> Result<Option<FieldValue>, PointE
         RawValue::Bytes(b) => FieldValue::Bytes(b),
         RawValue::List(items) => return array_value(items, as_float),
         RawValue::Map => return Err(PointErrorKind::Nested),
+        RawValue::Nested(t) => return Err(PointErrorKind::NestedInArray(t)),
         RawValue::Other(t) => return Err(PointErrorKind::ValueType(t)),
     }))
 }
@@ -202,6 +207,7 @@ fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
         RawValue::Int(i) => i.to_string(),
         RawValue::Float(f) if f.is_finite() => ryu::Buffer::new().format_finite(f).to_owned(),
         RawValue::Float(_) => return Err(PointErrorKind::NonFinite),
+        RawValue::BigInt => return Err(PointErrorKind::IntRange),
         other => return Err(PointErrorKind::TagType(other.type_name().to_owned())),
     }))
 }
@@ -471,6 +477,13 @@ mod tests {
                 RawValue::List(vec![RawValue::Int(1), s("x")])
             )])),
             "point 3 key \"l\": array mixes types (int and str); arrays must be homogeneous"
+        );
+        assert_eq!(
+            err_text(raw(vec![(
+                "l",
+                RawValue::List(vec![RawValue::Int(1), RawValue::Nested("list".into())])
+            )])),
+            "point 3 key \"l\": arrays cannot hold a list (nested values are not allowed)"
         );
         assert!(err_text(raw(vec![(
             "l",
