@@ -92,9 +92,12 @@ pub(crate) fn loader(py: Python<'_>) -> &Bound<'_, PyModule> {
 /// `PyErr` must not cross threads).
 pub(crate) fn format_err(py: Python<'_>, err: &PyErr) -> String {
     if let Some(loader) = LOADER.get(py) {
+        // `into_value` attaches the traceback to the exception (before 3.12
+        // a fetched exception's `__traceback__` is not set).
+        let value = err.clone_ref(py).into_value(py);
         if let Ok(s) = loader
             .bind(py)
-            .call_method1("format_exception", (err.value(py),))
+            .call_method1("format_exception", (value,))
             .and_then(|s| s.extract::<String>())
         {
             return s.trim_end().to_owned();
