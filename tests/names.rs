@@ -255,7 +255,6 @@ fn test_command_ends_on_a_run_blocked_in_c_after_the_hang_grace() {
 // the block's `timeout`` (checked: "interval", "return", "timeout").
 
 #[test]
-#[ignore = "issue 13 item 3: the timeout message does not say run() must return or how to raise the timeout, fixed by the implementation"]
 fn daemon_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(

@@ -61,7 +61,7 @@ pub fn run_once(
     let loaded = python::load(modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
     let mut runs = Vec::new();
     for script in &loaded.scripts {
-        let error = python::run(script).err().map(|e| e.traceback);
+        let error = python::run(script, 1).err().map(|e| e.traceback);
         runs.push(RunRecord {
             script: script.name.to_string(),
             module: script.module.clone(),
