@@ -181,3 +181,37 @@ fn an_interrupt_never_lands_after_the_run_it_names_returned() {
         "the interrupter did reach runs in progress (the race was exercised)"
     );
 }
+
+/// A value whose `__index__` loops: the timeout fires inside the converter,
+/// which must pass `RunTimeout` on rather than take it for "not a number".
+const LOOPS_IN_INDEX: &str = "\
+from datakit_framework import DataKitFramework
+
+class Looper(object):
+    def __index__(self):
+        while True:
+            pass
+
+class InIndex(DataKitFramework):
+    def run(self):
+        try:
+            self.feed_metric(measurement='m', fields={'v': Looper()})
+        except ValueError:
+            pass
+";
+
+#[test]
+fn a_timeout_inside_script_code_the_converter_runs_is_not_swallowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(script(&dir, "loops_in_index", LOOPS_IN_INDEX));
+    let s2 = s.clone();
+    let t = std::thread::spawn(move || python::run(&s2, 1));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(python::interrupt(&s, 1));
+    let e = t
+        .join()
+        .unwrap()
+        .expect_err("the run stopped with RunTimeout");
+    assert!(e.timed_out, "{e:?}");
+    assert!(e.traceback.contains("__index__"), "{}", e.traceback);
+}

@@ -54,6 +54,8 @@ pub enum PointErrorKind {
     ArrayElement(String),
     #[error("newline, carriage return and tab are not allowed in {0}")]
     Newline(&'static str),
+    #[error("NUL characters are not allowed in {0}")]
+    Nul(&'static str),
     #[error("measurement may not start with '#' (DataKit drops such a line as a comment)")]
     CommentMeasurement,
     #[error("a field key cannot have a backslash right before ',', '=' or space (DataKit's parser misreads it)")]
@@ -212,10 +214,19 @@ fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
     }))
 }
 
-/// Whether `s` holds a character line protocol reads as a line or token
-/// break in names (`\n`, `\r`, `\t`). A byte scan: this runs for every key.
-fn has_break(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t'))
+/// Refuse in a name a character line protocol reads as a line or token
+/// break (`\n`, `\r`, `\t`), or NUL, which influxdata's parser refuses in a
+/// measurement (and other tools end a string at). One byte scan: this runs
+/// for every key.
+fn check_chars(s: &str, what: &'static str) -> Result<(), PointErrorKind> {
+    match s
+        .bytes()
+        .find(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'\0'))
+    {
+        None => Ok(()),
+        Some(b'\0') => Err(PointErrorKind::Nul(what)),
+        Some(_) => Err(PointErrorKind::Newline(what)),
+    }
 }
 
 /// Remove trailing backslashes: DataKit's parser decides whether a separator
@@ -233,10 +244,7 @@ fn check_key(key: &mut String, what: &'static str) -> Result<(), PointErrorKind>
     if key.is_empty() {
         return Err(PointErrorKind::EmptyKey);
     }
-    if has_break(key) {
-        return Err(PointErrorKind::Newline(what));
-    }
-    Ok(())
+    check_chars(key, what)
 }
 
 /// In the field section DataKit's scanner skips backslash pairs, so an odd
@@ -285,9 +293,7 @@ impl RawPoint {
         if measurement.is_empty() {
             return Err(err(None, PointErrorKind::EmptyMeasurement));
         }
-        if has_break(&measurement) {
-            return Err(err(None, PointErrorKind::Newline("measurement")));
-        }
+        check_chars(&measurement, "measurement").map_err(|r| err(None, r))?;
         if measurement.starts_with('#') {
             return Err(err(None, PointErrorKind::CommentMeasurement));
         }
@@ -296,9 +302,7 @@ impl RawPoint {
             check_key(&mut k, "tag key").map_err(|r| err(Some(&k), r))?;
             match tag_value(v) {
                 Ok(Some(mut v)) => {
-                    if has_break(&v) {
-                        return Err(err(Some(&k), PointErrorKind::Newline("tag value")));
-                    }
+                    check_chars(&v, "tag value").map_err(|r| err(Some(&k), r))?;
                     strip_trailing_backslashes(&mut v);
                     // DataKit refuses `k=` (the whole request): dropped like None.
                     if !v.is_empty() {
@@ -540,6 +544,30 @@ mod tests {
             err_text(raw(vec![("f\n", RawValue::Int(1))])),
             "point 3 key \"f\\n\": newline, carriage return and tab are not allowed in field key"
         );
+    }
+
+    #[test]
+    fn nul_in_names_is_refused_and_kept_in_string_fields() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("\0cpu");
+        assert_eq!(
+            err_text(p),
+            "point 3: NUL characters are not allowed in measurement"
+        );
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.tags = vec![("t".into(), s("x\0"))];
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"t\": NUL characters are not allowed in tag value"
+        );
+        assert_eq!(
+            err_text(raw(vec![("f\0", RawValue::Int(1))])),
+            "point 3 key \"f\\0\": NUL characters are not allowed in field key"
+        );
+        let p = raw(vec![("msg", s("a\0b"))])
+            .into_point(0, &opts())
+            .unwrap();
+        assert_eq!(p.fields[0].1, FieldValue::Str("a\0b".into()));
     }
 
     #[test]
