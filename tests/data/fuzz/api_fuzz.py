@@ -8,8 +8,10 @@
 # then one `fuzz_summary` point (tag `seed`) with the counts and the first
 # unexpected outcomes. The test compares the points DataKit received with
 # `points` (what the calls that returned should have queued).
+import collections
 import datetime
 import decimal
+import enum
 import fractions
 import json
 import math
@@ -111,6 +113,19 @@ class Mapping(object):
         return 1
 
 
+class Name(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2**70
+
+
 class Gen(object):
     def __init__(self, rng):
         self.r = rng
@@ -153,7 +168,8 @@ class Gen(object):
                                   fractions.Fraction(1, 3)])
         if k == 11:
             return self.r.choice([datetime.datetime(2024, 5, 24), object(), set([1]), frozenset(),
-                                  range(3), Mapping(), Broken(), type, len])
+                                  range(3), Mapping(), Broken(), type, len, memoryview(b"ab"),
+                                  Name("sub"), Count(3), Level.LOW, Level.HIGH, 1.5j])
         if k == 12:
             return Index(self.r.choice([1, -5, 2**64, 10**100]))
         if k == 13:
@@ -252,6 +268,8 @@ class Gen(object):
         k = self.r.random()
         if k < 0.6:
             d = {self.key(): self.value() for _ in range(self.r.randint(0, 5))}
+            if self.chance(0.1):
+                d = collections.OrderedDict(d)
             if self.chance(0.1):
                 d["m"] = Mutator(d)
             return d
