@@ -212,8 +212,9 @@ pub fn interrupt(script: &Script, run_id: u64) -> bool {
         let running = script.lock_running();
         match *running {
             Some(r) if r.run_id == run_id => {
-                // SAFETY: `exc` is a live exception type; `r.thread` is inside
-                // run() of this run (it cannot leave without this lock).
+                // SAFETY: `exc` is a live exception type; `r.thread` is a live
+                // Python thread still inside this run: `run` takes this lock
+                // before it clears the record and what is pending.
                 let n =
                     unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(r.thread as _, exc.as_ptr()) };
                 n == 1
