@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use pythond_core::config::{self, DataKitConf, InputConfig};
 use pythond_core::discover;
 use pythond_core::logs::{self, LineWriter, LogOptions, RotatingFile};
+use pythond_core::names;
 use pythond_core::spec::WorkerSpec;
 use pythond_core::target::Target;
 
@@ -93,15 +94,19 @@ pub fn spec_for(
     gitrepos: &[PathBuf],
     d: &SpecDefaults,
 ) -> anyhow::Result<WorkerSpec> {
-    let found = discover::discover(&input.dirs, &at.datakit_dir.join("python.d"), gitrepos);
+    let found = discover::discover(
+        &input.dirs,
+        &at.datakit_dir.join("python.d"),
+        gitrepos,
+        discover::PathPolicy::for_block(input.insecure_paths),
+    );
     for w in &found.warnings {
         tracing::warn!(input = %input.name, "{w}");
     }
+    // The worker logs them (and sends them to lasterror); `check` lists them.
+    let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
     if found.modules.is_empty() {
-        bail!("{}", found.errors.join("; "));
-    }
-    for e in &found.errors {
-        tracing::error!(input = %input.name, "{e}");
+        bail!("{}", errors.join("; "));
     }
     Ok(WorkerSpec {
         input: input.name.clone(),
@@ -111,6 +116,8 @@ pub fn spec_for(
             .into_iter()
             .map(|m| (m.name, m.path))
             .collect(),
+        resolved: found.resolved,
+        discovery_errors: errors,
         sys_path: found.sys_path,
         tags: input.tags.clone(),
         numbers_as_float: input.numbers_as_float,
@@ -119,24 +126,15 @@ pub fn spec_for(
         grace_secs: d.grace_secs,
         timeout_secs: input.timeout.map(|d| d.as_secs_f64()),
         hang_grace_secs: d.hang_grace_secs,
-        spool_dir: d.spool_root.as_ref().map(|r| r.join(sanitize(&input.name))),
+        spool_dir: d
+            .spool_root
+            .as_ref()
+            .map(|r| r.join(names::file_component(&input.name))),
         spool_max_bytes: d.spool_max_bytes,
         log_dir: d.log_dir.clone(),
         log_level: d.log_level.clone(),
         quarantined: Vec::new(),
     })
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32> {

@@ -270,6 +270,7 @@ fn fifty_instances_at_one_second_run_ten_or_eleven_times_each_without_overlap() 
 
 #[test]
 fn config_errors_name_file_line_and_key() {
+    umask_022();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.conf");
     std::fs::write(&f, "[[inputs.cpu]]\n\n[[inputs.pythond]]\n  name = 'x'\n  cmd = 'python3'\n  dirs = 'not-a-list'\n").unwrap();

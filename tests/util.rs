@@ -7,8 +7,22 @@ use std::process::{Command, Output};
 #[allow(unused_imports)]
 pub use testkit::lp::{field_text, kv, parse_line, Seen};
 
+/// Files this suite creates get the modes an administrator's would (umask
+/// 022), whatever umask `cargo test` was started with: pythond refuses
+/// scripts and config files that group or others can write. Process-wide,
+/// inherited by the processes the tests start; called by every helper that
+/// creates files or starts pythond.
+pub fn umask_022() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: umask only swaps the process's file creation mask.
+    ONCE.call_once(|| unsafe {
+        libc::umask(0o022);
+    });
+}
+
 /// The binary under test.
 pub fn pythond() -> Command {
+    umask_022();
     let mut c = Command::new(env!("CARGO_BIN_EXE_pythond"));
     c.env_remove("PYTHOND_WORKER_SPEC");
     c
@@ -21,6 +35,7 @@ pub fn repo() -> PathBuf {
 
 /// Write `files` (relative path → content) under a new temp dir.
 pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    umask_022();
     let dir = tempfile::tempdir().unwrap();
     for (rel, content) in files {
         let p = dir.path().join(rel);
@@ -62,6 +77,7 @@ pub struct DataKitDir {
 
 impl DataKitDir {
     pub fn new(listen: &str, scripts: &[(&str, &str)], conf: &str) -> DataKitDir {
+        umask_022();
         let dir = tempfile::tempdir().unwrap();
         let w = |rel: &str, content: &str| {
             let p = dir.path().join(rel);

@@ -9,13 +9,15 @@
 //! ```
 //!
 //! - [`config`]: `[[inputs.pythond]]` blocks and `datakit.conf`.
-//! - [`discover`]: a block's `dirs` → the modules to import.
+//! - [`discover`]: a block's `dirs` → the modules to import; [`trust`]: who
+//!   could have changed a script or config file.
 //! - [`scheduler`]: fixed-rate ticks, timeouts, backoff, for any [`scheduler::Job`].
 //! - [`point`]: the data rules; [`lineproto`]: DataKit's line protocol.
 //! - [`sink`]: where the runtime hands points; [`writer`]: batching,
 //!   retries, transport and the disk spool.
 //! - [`target`], [`route`]: where a point goes and in which request.
 //! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
+//! - [`seconds`]: intervals and timeouts users give, within bounds.
 //!
 //! `docs/design.md` describes the process model and the writer's design;
 //! `docs/compat.md` the compatibility contract the code follows.
@@ -25,10 +27,13 @@ pub mod control;
 pub mod discover;
 pub mod lineproto;
 pub mod logs;
+pub mod names;
 pub mod point;
 pub mod route;
 pub mod scheduler;
+pub mod seconds;
 pub mod sink;
 pub mod spec;
 pub mod target;
+pub mod trust;
 pub mod writer;

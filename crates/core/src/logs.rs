@@ -121,13 +121,13 @@ pub fn cli_log_path(dir: &Path) -> PathBuf {
     dir.join("_datakit_pythond_cli.log")
 }
 
-/// An input's framework log file in `dir`.
+/// An input's framework log file in `dir` (the name encoded by
+/// [`crate::names::file_component`], as its spool directory is).
 pub fn framework_log_path(dir: &Path, input: &str) -> PathBuf {
-    let safe: String = input
-        .chars()
-        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
-        .collect();
-    dir.join(format!("_datakit_pythond_framework_{safe}_.log"))
+    dir.join(format!(
+        "_datakit_pythond_framework_{}_.log",
+        crate::names::file_component(input)
+    ))
 }
 
 /// The default log directory: `$HOME`, else the current directory.

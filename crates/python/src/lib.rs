@@ -26,4 +26,6 @@ mod script;
 
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
 pub use native::Context;
-pub use script::{current_script, interrupt, load, run, LoadFailure, Loaded, RunError, Script};
+pub use script::{
+    current_script, interrupt, load, run, FailureKind, LoadFailure, Loaded, RunError, Script,
+};

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use pythond_core::seconds;
+
 use crate::interp::{format_err, loader};
 use crate::native;
 
@@ -69,8 +71,32 @@ pub struct LoadFailure {
     pub path: PathBuf,
     /// `None` when the module itself failed to import.
     pub class: Option<String>,
-    /// The Python traceback.
+    pub kind: FailureKind,
+    /// The Python traceback ([`FailureKind::Import`],
+    /// [`FailureKind::Instantiate`]), or a one-line message naming the file
+    /// or the class and saying what to change (the other kinds).
     pub error: String,
+}
+
+/// Why a module or class is not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The module raised while being imported.
+    Import,
+    /// Not imported: its name is a standard-library module's or an installed
+    /// package's, which it would replace for every other module.
+    NameTaken,
+    /// The class raised when instantiated, or its attributes could not be read.
+    Instantiate,
+    /// The class's `interval` or `timeout` is out of bounds.
+    Attribute,
+}
+
+impl LoadFailure {
+    /// Whether `error` is a traceback (else a one-line message).
+    pub fn is_traceback(&self) -> bool {
+        matches!(self.kind, FailureKind::Import | FailureKind::Instantiate)
+    }
 }
 
 /// What [`load`] found in the modules it imported.
@@ -80,6 +106,9 @@ pub struct Loaded {
     pub failures: Vec<LoadFailure>,
     /// Modules that imported fine but define no class to run.
     pub empty_modules: Vec<(String, PathBuf)>,
+    /// Files left out on purpose that are no error (a copy of
+    /// `datakit_framework.py` among the scripts), as messages.
+    pub notes: Vec<String>,
 }
 
 /// Import each `(module name, file)` and instantiate its plugin classes
@@ -96,16 +125,40 @@ pub fn load<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Loade
 
 fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
     let loader = loader(py);
-    let fail = |class: Option<String>, err: &PyErr| LoadFailure {
+    let fail = |class: Option<String>, kind: FailureKind, err: &PyErr| LoadFailure {
         module: name.to_owned(),
         path: path.to_owned(),
         class,
+        kind,
         error: format_err(py, err),
     };
+    let taken = loader
+        .call_method1("name_taken", (name,))
+        .and_then(|t| t.extract::<Option<(String, String)>>());
+    match taken {
+        Ok(None) => {}
+        Ok(Some((kind, what))) => {
+            match name_taken_message(name, path, &kind, &what) {
+                Ok(note) => out.notes.push(note),
+                Err(error) => out.failures.push(LoadFailure {
+                    module: name.to_owned(),
+                    path: path.to_owned(),
+                    class: None,
+                    kind: FailureKind::NameTaken,
+                    error,
+                }),
+            }
+            return;
+        }
+        Err(e) => {
+            out.failures.push(fail(None, FailureKind::Import, &e));
+            return;
+        }
+    }
     let module = match loader.call_method1("load_module", (name, path.to_string_lossy().as_ref())) {
         Ok(m) => m,
         Err(e) => {
-            out.failures.push(fail(None, &e));
+            out.failures.push(fail(None, FailureKind::Import, &e));
             return;
         }
     };
@@ -115,7 +168,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
     {
         Ok(c) => c,
         Err(e) => {
-            out.failures.push(fail(None, &e));
+            out.failures.push(fail(None, FailureKind::Import, &e));
             return;
         }
     };
@@ -134,20 +187,80 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
                     .extract::<(String, f64, Option<f64>)>()?;
             Ok((obj, sname, interval, timeout))
         });
-        match described {
-            Ok((obj, sname, interval, timeout)) => out.scripts.push(Script {
-                name: sname.into(),
+        let (obj, sname, interval, timeout) = match described {
+            Ok(d) => d,
+            Err(e) => {
+                out.failures
+                    .push(fail(Some(class), FailureKind::Instantiate, &e));
+                continue;
+            }
+        };
+        let bounded = |attr: &str, secs: f64| {
+            seconds::to_duration(secs).map_err(|e| LoadFailure {
                 module: name.to_owned(),
-                class,
                 path: path.to_owned(),
-                interval: Duration::from_secs_f64(interval),
-                timeout: timeout.map(Duration::from_secs_f64),
-                obj: obj.unbind(),
-                running: Mutex::new(None),
-            }),
-            Err(e) => out.failures.push(fail(Some(class), &e)),
-        }
+                class: Some(class.clone()),
+                kind: FailureKind::Attribute,
+                error: format!(
+                    "{name}.{class} ({}): class attribute `{attr}`: {e}; the class is not run",
+                    path.display()
+                ),
+            })
+        };
+        let interval = match bounded("interval", interval) {
+            Ok(d) => d,
+            Err(f) => {
+                out.failures.push(f);
+                continue;
+            }
+        };
+        let timeout = match timeout.map(|t| bounded("timeout", t)).transpose() {
+            Ok(t) => t,
+            Err(f) => {
+                out.failures.push(f);
+                continue;
+            }
+        };
+        out.scripts.push(Script {
+            name: sname.into(),
+            module: name.to_owned(),
+            class,
+            path: path.to_owned(),
+            interval,
+            timeout,
+            obj: obj.unbind(),
+            running: Mutex::new(None),
+        });
     }
+}
+
+/// What to tell about a script file whose module name is taken (see the
+/// loader's `name_taken`): `Ok` a note (a copy of the framework), `Err` the
+/// error.
+fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result<String, String> {
+    let file = path.display();
+    let whose = match kind {
+        "framework" => {
+            return Ok(format!(
+            "{file}: not imported: pythond provides datakit_framework itself (scripts import it \
+                 with no install step); this copy is not used"
+        ))
+        }
+        "stdlib" => format!("the standard library's module {what}"),
+        _ => format!("the installed package {what}"),
+    };
+    let rename = if name.contains('.') {
+        "rename the file or its folder"
+    } else {
+        "rename the file"
+    };
+    Err(format!(
+        "{file}: not imported: its module name {name:?} is {whose}, which this file would \
+         replace for the framework and every other script (the original never ran such a file \
+         either: the standard library and installed packages come first); {rename} \
+         (e.g. {}_collector.py)",
+        name.rsplit('.').next().unwrap_or(name)
+    ))
 }
 
 thread_local! {

@@ -7,8 +7,9 @@
 //! - `run`: the input's scripts on their intervals, points through the
 //!   writer ([`runtime`]).
 //! - `list`: load the scripts and print what would run (`pythond check`).
-//! - `test PATH...`: run each script once and print its points (`pythond
-//!   test`, which hands its arguments over unchanged).
+//! - `test PATH...`: run each script once, with the daemon's timeouts, and
+//!   print its points (`pythond test`, which hands its arguments over
+//!   unchanged).
 
 pub mod control;
 pub mod job;
@@ -147,7 +148,14 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
                 .into_owned()
         })
         .collect();
-    let found = pythond_core::discover::discover(&entries, &cwd, &[]);
+    // The files given are run as `python3 file.py` would run them: a file
+    // others could change is run with a warning, not refused.
+    let found = pythond_core::discover::discover(
+        &entries,
+        &cwd,
+        &[],
+        pythond_core::discover::PathPolicy::Warn("pythond test runs the files it is given"),
+    );
     for w in &found.warnings {
         eprintln!("warning: {w}");
     }
@@ -162,8 +170,14 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
     let setup = pythond_python::InterpreterSetup {
         site_dirs: vec![],
         sys_path: found.sys_path,
+        executable: None,
     };
-    let outcome = testmode::run_once(&modules, &setup, args.numbers_as_float)?;
+    let outcome = testmode::run_once(
+        &modules,
+        &setup,
+        args.numbers_as_float,
+        testmode::Limits::default(),
+    )?;
     let fmt = match args.format {
         FormatArg::Human => testmode::Format::Human,
         FormatArg::Json => testmode::Format::Json,
