@@ -337,7 +337,6 @@ fn test_command_ends_when_a_hung_run_holds_the_interpreter() {
 // the block's `timeout`` (checked: "interval", "return", "timeout").
 
 #[test]
-#[ignore = "issue 13 item 3: the timeout message does not say run() must return or how to raise the timeout, fixed by the implementation"]
 fn daemon_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(

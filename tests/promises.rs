@@ -363,7 +363,6 @@ fn run_keeps_the_other_scripts_going_beside_infinite_and_huge_class_values() {
 // ---------------------------------------------------------------- item 7
 
 #[test]
-#[ignore = "issue 9 item 7: a self-referencing list overflows the stack and aborts the worker, fixed by the implementation"]
 fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
@@ -743,7 +742,6 @@ fn user_site_packages_of_cmd_are_importable() {
 // ---------------------------------------------------------------- item 18
 
 #[test]
-#[ignore = "issue 9 item 18: time=1.5 with precision s is silently truncated to 1 s, fixed by the implementation"]
 fn a_float_time_is_kept_or_refused_never_truncated() {
     let t = tempfile::tempdir().unwrap();
     copy_data(

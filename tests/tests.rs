@@ -9,5 +9,6 @@ mod faults;
 mod names;
 mod paths;
 mod promises;
+mod property;
 mod run;
 mod testmode;

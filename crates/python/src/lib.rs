@@ -3,7 +3,7 @@
 //! The worker calls plain synchronous functions that take and return Rust
 //! data: [`init`] once per process, [`load`] to import script files and
 //! instantiate their plugin classes, [`run`] to call one instance's `run()`,
-//! [`interrupt`] to stop a run that outlived its timeout. Callers run them on
+//! [`interrupt`] to stop the run it names once it outlived its timeout. Callers run them on
 //! blocking threads (never inside an async task), and nothing here waits on
 //! the network while attached to Python.
 //!

@@ -2,8 +2,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -34,10 +33,24 @@ pub struct Script {
     /// The class's optional `timeout` attribute.
     pub timeout: Option<Duration>,
     obj: Py<PyAny>,
-    /// Python thread ident of the thread running `run()`, 0 when idle.
-    /// Written and read only while attached, so an interrupt can never reach
-    /// a thread that has moved on.
-    running_thread: AtomicU64,
+    /// The run inside `run()` right now, if any. Set and cleared by [`run`]
+    /// while attached, and held by [`interrupt`] while it raises, so an
+    /// interrupt can only reach the run it names, and only before that
+    /// run's `run()` returned.
+    running: Mutex<Option<Running>>,
+}
+
+/// A run in progress: which one, on which Python thread.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    run_id: u64,
+    thread: u64,
+}
+
+impl Script {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Script {
@@ -216,7 +229,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
             interval,
             timeout,
             obj: obj.unbind(),
-            running_thread: AtomicU64::new(0),
+            running: Mutex::new(None),
         });
     }
 }
@@ -259,29 +272,36 @@ pub fn current_script() -> Arc<str> {
     CURRENT.with(|c| c.borrow().clone().unwrap_or_else(|| Arc::from("pythond")))
 }
 
-/// Call `script.run()` on this thread.
-pub fn run(script: &Script) -> Result<(), RunError> {
+/// Call `script.run()` on this thread as run `run_id`, the number
+/// [`interrupt`] names to stop this run and no other (the scheduler's run
+/// generation; unique per script).
+pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
     CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
-        let tid = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
-        script.running_thread.store(tid as u64, Ordering::Release);
-        let r = script
-            .obj
-            .bind(py)
-            .call_method0(pyo3::intern!(py, "run"))
-            .map(drop)
-            .map_err(|e| RunError {
-                timed_out: loader(py)
-                    .getattr("RunTimeout")
-                    .is_ok_and(|t| e.get_type(py).is(&t)),
-                traceback: format_err(py, &e),
-            });
-        script.running_thread.store(0, Ordering::Release);
-        // An interrupt that arrived after the last bytecode must not fire in
-        // whatever this thread runs next.
-        // SAFETY: clearing this thread's own pending async exception.
-        unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, std::ptr::null_mut()) };
+        let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+        *script.lock_running() = Some(Running { run_id, thread });
+        let r = script.obj.bind(py).call_method0(pyo3::intern!(py, "run"));
+        // run() has returned, and no Python code has run on this thread since
+        // (the GIL is not released between the call's return and here). Close
+        // the run to interrupts first, then drop what was pending: whatever
+        // this thread runs next (dropping the result, formatting the
+        // traceback, the next script) can no longer get this run's
+        // `RunTimeout`. `interrupt` sets the exception holding the same lock,
+        // so one that won the race is dropped here, and one that lost it
+        // finds the run closed.
+        {
+            let mut running = script.lock_running();
+            *running = None;
+            // SAFETY: clearing this thread's own pending async exception.
+            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+        }
+        let r = r.map(drop).map_err(|e| RunError {
+            timed_out: loader(py)
+                .getattr("RunTimeout")
+                .is_ok_and(|t| e.get_type(py).is_subclass(&t).unwrap_or(false)),
+            traceback: format_err(py, &e),
+        });
         native::flush_output();
         r
     });
@@ -289,21 +309,30 @@ pub fn run(script: &Script) -> Result<(), RunError> {
     result
 }
 
-/// Raise `RunTimeout` inside the thread running `script.run()`, if any. It
-/// takes effect at the next bytecode that thread executes; code blocked in C
-/// (a `sleep`, a socket read) is not reached until it returns.
-pub fn interrupt(script: &Script) -> bool {
+/// Raise `RunTimeout` inside run `run_id` of `script`, if that run is still
+/// inside `run()`; `false` (and nothing happens) when it has returned or
+/// another run is in progress, so an interrupt meant for a run that just
+/// ended can never hit the next one, nor the code that follows a run. It
+/// takes effect at the next bytecode the run executes; code blocked in C (a
+/// `sleep`, a socket read) is not reached until it returns.
+pub fn interrupt(script: &Script, run_id: u64) -> bool {
     Python::attach(|py| {
-        let tid = script.running_thread.load(Ordering::Acquire);
-        if tid == 0 {
-            return false;
-        }
         let Ok(exc) = loader(py).getattr("RunTimeout") else {
             return false;
         };
-        // SAFETY: `exc` is a live exception type; `tid` is a thread that is
-        // inside run() (checked under the GIL, see `running_thread`).
-        let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, exc.as_ptr()) };
-        n == 1
+        // Held while the exception is set: `run` closes the run under this
+        // lock, then clears what is pending.
+        let running = script.lock_running();
+        match *running {
+            Some(r) if r.run_id == run_id => {
+                // SAFETY: `exc` is a live exception type; `r.thread` is a live
+                // Python thread still inside this run: `run` takes this lock
+                // before it clears the record and what is pending.
+                let n =
+                    unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(r.thread as _, exc.as_ptr()) };
+                n == 1
+            }
+            _ => false,
+        }
     })
 }

@@ -12,7 +12,7 @@ mod time;
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;
-pub use time::{normalize_time, Precision};
+pub use time::{normalize_time, normalize_time_f64, Precision};
 
 /// DataKit data categories, each with its `/v1/write/<path>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +140,11 @@ pub enum RawValue {
     List(Vec<RawValue>),
     /// A dict (or any mapping); never valid as a field or tag value.
     Map,
+    /// A list, tuple or dict found inside a list, by its Python type name.
+    /// Arrays hold only scalars, so its contents are never read: that is
+    /// what bounds the description of a list that contains itself, or of
+    /// nesting deeper than any stack.
+    Nested(String),
     /// Any other Python object, by its type name.
     Other(String),
 }
@@ -166,7 +171,7 @@ impl RawValue {
             RawValue::Bytes(_) => "bytes",
             RawValue::List(_) => "list",
             RawValue::Map => "dict",
-            RawValue::Other(t) => t,
+            RawValue::Nested(t) | RawValue::Other(t) => t,
         }
     }
 }

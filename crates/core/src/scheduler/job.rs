@@ -14,11 +14,14 @@ pub trait Job: Send + Sync + 'static {
     fn timeout(&self) -> Option<Duration> {
         None
     }
-    /// Run once, blocking the calling (blocking-pool) thread. An `Err` has
-    /// already been reported by the job itself.
-    fn run(&self) -> Result<(), RunFailed>;
-    /// Ask the run in progress to stop (called from another thread).
-    fn interrupt(&self) {}
+    /// Run once as run `run` (numbered from 1, never reused), blocking the
+    /// calling (blocking-pool) thread. An `Err` has already been reported by
+    /// the job itself.
+    fn run(&self, run: u64) -> Result<(), RunFailed>;
+    /// Ask run `run` to stop (called from another thread). By the time this
+    /// is called that run may have ended and the next begun: the job must
+    /// stop run `run` only, and do nothing once it has returned.
+    fn interrupt(&self, _run: u64) {}
     /// The run did not stop after being interrupted: the job is abandoned.
     fn hung(&self) {}
 }
@@ -69,7 +72,8 @@ pub struct Scheduled<J: Job> {
     pub job: Arc<J>,
     pub stats: Arc<JobStats>,
     pub(super) running: Arc<AtomicBool>,
-    /// Incremented at every run start: tells a watchdog which run it watches.
+    /// Incremented at every run start: the number of the latest run, which
+    /// tells a watchdog (and [`Job::interrupt`]) which run it means.
     pub(super) generation: Arc<AtomicU64>,
 }
 

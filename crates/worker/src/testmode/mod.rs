@@ -171,7 +171,7 @@ fn run_bounded(
     let spawned = std::thread::Builder::new()
         .name(format!("run {}", script.name))
         .spawn(move || {
-            let _ = tx.send(python::run(&s));
+            let _ = tx.send(python::run(&s, 1));
         });
     if let Err(e) = spawned {
         return Some(RunFailure::Raised(format!(
@@ -192,7 +192,7 @@ fn run_bounded(
     let s = script.clone();
     let _ = std::thread::Builder::new()
         .name(format!("interrupt {}", script.name))
-        .spawn(move || python::interrupt(&s));
+        .spawn(move || python::interrupt(&s, 1));
     match rx.recv_timeout(hang_grace) {
         Ok(r) => Some(RunFailure::TimedOut {
             timeout,
