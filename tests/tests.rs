@@ -6,6 +6,7 @@ mod fixtures;
 mod util;
 
 mod faults;
+mod layout;
 mod names;
 mod paths;
 mod promises;

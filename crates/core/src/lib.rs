@@ -37,3 +37,17 @@ pub mod spec;
 pub mod target;
 pub mod trust;
 pub mod writer;
+
+#[cfg(test)]
+mod tests {
+    /// The core crate is Python-free: its own test process does not map
+    /// libpython at all (so it builds and runs where there is none).
+    #[test]
+    fn no_libpython_is_mapped_in_the_core_tests() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            !maps.contains("libpython"),
+            "libpython mapped in core tests"
+        );
+    }
+}
