@@ -28,6 +28,8 @@ pub struct Untrusted {
     pub mode: u32,
     /// The user pythond runs as (effective uid).
     pub euid: u32,
+    /// The group is the owner's private group: its write bit is harmless.
+    pub group_private: bool,
 }
 
 impl Untrusted {
@@ -36,7 +38,7 @@ impl Untrusted {
     }
 
     fn group_writable(&self) -> bool {
-        self.mode & 0o020 != 0
+        self.mode & 0o020 != 0 && !self.group_private
     }
 
     fn other_writable(&self) -> bool {
@@ -129,6 +131,7 @@ pub fn check(path: &Path) -> Result<(), TrustError> {
         gid: meta.gid(),
         mode: meta.mode() & 0o7777,
         euid,
+        group_private: meta.mode() & 0o020 != 0 && private_group(meta.uid(), meta.gid()),
     };
     if u.foreign_owner() || u.group_writable() || u.other_writable() {
         Err(TrustError::Untrusted(Box::new(u)))
@@ -236,6 +239,69 @@ fn lookup_user(uid: u32) -> Option<String> {
     None
 }
 
+/// Whether `gid` is the private group of user `uid`: the user's primary
+/// group, listing no other member, and nobody else's primary group.
+pub fn private_group(uid: u32, gid: u32) -> bool {
+    let Some((name, primary)) = lookup_user_entry(uid) else {
+        return false;
+    };
+    if primary != gid {
+        return false;
+    }
+    let Some(members) = group_members(gid) else {
+        return false;
+    };
+    if members.iter().any(|m| *m != name) {
+        return false;
+    }
+    // No other account has it as its primary group.
+    let others = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    !others.lines().any(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        f.len() > 3 && f[0] != name && f[3].parse::<u32>().ok() == Some(gid)
+    })
+}
+
+fn lookup_user_entry(uid: u32) -> Option<(String, u32)> {
+    let mut buf = vec![0u8; 4096];
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of
+    // the strings it holds.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc == 0 && !res.is_null() && !pw.pw_name.is_null() {
+        // SAFETY: getpwuid_r succeeded: pw_name is a NUL-terminated string in `buf`.
+        let name = unsafe { CStr::from_ptr(pw.pw_name) };
+        return Some((name.to_string_lossy().into_owned(), pw.pw_gid));
+    }
+    None
+}
+
+/// The member names listed for `gid` (not counting users whose primary
+/// group it is).
+fn group_members(gid: u32) -> Option<Vec<String>> {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `lookup_user_entry`.
+    let rc =
+        unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut p = gr.gr_mem;
+    // SAFETY: gr_mem is a NULL-terminated array of NUL-terminated strings in `buf`.
+    unsafe {
+        while !p.is_null() && !(*p).is_null() {
+            out.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
+            p = p.add(1);
+        }
+    }
+    Some(out)
+}
+
 /// The group's name, else the gid.
 pub fn group_name(gid: u32) -> String {
     let mut buf = vec![0u8; 4096];
@@ -273,6 +339,18 @@ mod tests {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
+    /// Give `p` a group other accounts share (root only: nobody's primary
+    /// group), so its group write bit counts. Whether that was possible.
+    fn share_group(p: &Path) -> bool {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            let m = std::fs::metadata(p).unwrap();
+            return !private_group(m.uid(), m.gid());
+        }
+        std::os::unix::fs::chown(p, None, Some(65534)).unwrap();
+        true
+    }
+
     #[test]
     fn owner_only_writable_paths_pass() {
         let t = tempfile::tempdir().unwrap();
@@ -290,13 +368,16 @@ mod tests {
         let f = t.path().join("a.py");
         std::fs::write(&f, "").unwrap();
         chmod(&f, 0o666);
+        if !share_group(&f) {
+            return;
+        }
         let e = check(&f).unwrap_err().to_string();
         let me = user_name(unsafe { libc::geteuid() });
         assert!(
             e.starts_with(&format!(
                 "file {} is writable by group {} and writable by others (owner {me}, ",
                 f.display(),
-                group_name(unsafe { libc::getegid() })
+                group_name(std::fs::metadata(&f).unwrap().gid())
             )),
             "{e}"
         );
@@ -320,6 +401,9 @@ mod tests {
             "{e}"
         );
         chmod(&f, 0o664);
+        if !share_group(&f) {
+            return;
+        }
         let e = check(&f).unwrap_err().to_string();
         assert!(
             e.ends_with(&format!("fix: chmod g-w {}", f.display())),
@@ -352,9 +436,34 @@ mod tests {
     }
 
     #[test]
+    fn group_write_is_harmless_only_for_the_owners_private_group() {
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("shared.py");
+        std::fs::write(&f, "").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let mine = std::fs::metadata(&f).unwrap().gid();
+        if private_group(me, mine) {
+            check(&f).expect("group-writable by the owner's private group");
+        }
+        if me == 0 {
+            // nobody's primary group (nogroup) is shared by several accounts.
+            let nogroup = 65534;
+            std::os::unix::fs::chown(&f, Some(0), Some(nogroup)).unwrap();
+            assert!(!private_group(0, nogroup));
+            let e = check(&f).unwrap_err().to_string();
+            assert!(e.contains("writable by group"), "{e}");
+        }
+    }
+
+    #[test]
     fn a_sticky_world_writable_folder_is_not_enough() {
         let t = tempfile::tempdir().unwrap();
         chmod(t.path(), 0o1777);
+        if !share_group(t.path()) {
+            return;
+        }
         let e = check(t.path()).unwrap_err().to_string();
         assert!(e.contains("mode 1777 drwxrwxrwt"), "{e}");
         assert!(e.contains("writable by group") && e.contains("and writable by others"));
