@@ -34,6 +34,7 @@ pub mod scheduler;
 pub mod seconds;
 pub mod sink;
 pub mod spec;
+pub mod status;
 pub mod target;
 pub mod trust;
 pub mod writer;

@@ -208,6 +208,17 @@ impl LineWriter {
     }
 }
 
+static COUNTERS: std::sync::OnceLock<Vec<ErrorCounter>> = std::sync::OnceLock::new();
+
+/// Log lines this process dropped so far because a destination could not
+/// keep up (0 before [`init`]).
+pub fn dropped_lines() -> u64 {
+    COUNTERS
+        .get()
+        .map(|v| v.iter().map(|c| c.dropped_lines() as u64).sum())
+        .unwrap_or(0)
+}
+
 /// Lines a destination may lag behind before new ones are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;
 
@@ -256,6 +267,7 @@ pub fn init(opts: LogOptions) -> LogGuard {
         .with(cli)
         .with(framework)
         .try_init();
+    let _ = COUNTERS.set(dropped.clone());
     LogGuard {
         _guards: guards,
         dropped,

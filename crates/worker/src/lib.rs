@@ -14,6 +14,7 @@
 pub mod control;
 pub mod job;
 pub mod list;
+pub mod report;
 pub mod runtime;
 pub mod sink;
 pub mod testmode;

@@ -50,7 +50,7 @@ fn open_spool(spec: &WorkerSpec) -> Option<Spool> {
         // A previous worker of this input may still be spooling on its way out.
         ..SpoolLimits::default()
     };
-    match Spool::open(dir, limits) {
+    match pythond_core::writer::open_spool(dir, limits) {
         Ok(s) => {
             let st = s.stats();
             if st.records > 0 {

@@ -43,6 +43,28 @@ impl Category {
         })
     }
 
+    /// Every category, in [`Category::index`] order.
+    pub const ALL: [Category; 10] = [
+        Category::Metric,
+        Category::Logging,
+        Category::Object,
+        Category::CustomObject,
+        Category::KeyEvent,
+        Category::Rum,
+        Category::Network,
+        Category::Security,
+        Category::Tracing,
+        Category::Profiling,
+    ];
+
+    /// A small index (`0..ALL.len()`), for per-category counters.
+    pub fn index(&self) -> usize {
+        Category::ALL
+            .iter()
+            .position(|c| c == self)
+            .expect("ALL lists every category")
+    }
+
     /// The report keys, in the order `report()` walks them.
     pub const REPORT_KEYS: [&'static str; 6] = ["M", "L", "R", "O", "CO", "E"];
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use job::{Job, JobStats, RunFailed, Scheduled};
+pub use job::{Job, JobSnapshot, JobStats, RunFailed, Scheduled};
 pub use tick::backoff_delay;
 pub use watchdog::timeout_message;
 

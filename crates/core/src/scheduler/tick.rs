@@ -93,9 +93,11 @@ pub(super) async fn tick_loop<J: Job>(
         let generation = s.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let s2 = s.clone();
         let done = tokio::task::spawn_blocking(move || {
-            s2.stats
-                .record_jitter(Instant::now().saturating_duration_since(tick));
-            let ok = s2.job.run(generation).is_ok();
+            let began = Instant::now();
+            s2.stats.record_start(began.saturating_duration_since(tick));
+            let result = s2.job.run(generation);
+            s2.stats.record_end(generation, began.elapsed(), &result);
+            let ok = result.is_ok();
             s2.stats.runs.fetch_add(1, Ordering::Relaxed);
             if ok {
                 s2.stats.consecutive_failures.store(0, Ordering::Relaxed);
@@ -132,10 +134,18 @@ fn next_allowed<J: Job>(
     cap: Duration,
 ) -> Instant {
     if ok {
+        s.stats.not_before_ms.store(0, Ordering::Relaxed);
         return started;
     }
     let n = s.stats.consecutive_failures.load(Ordering::Relaxed);
     let wait = backoff_delay(interval, n, cap);
+    if n > 1 {
+        // For status: until when the job waits longer than its interval.
+        let until = std::time::SystemTime::now() + wait.saturating_sub(started.elapsed());
+        s.stats
+            .not_before_ms
+            .store(crate::status::unix_ms(until), Ordering::Relaxed);
+    }
     if n > 1 {
         tracing::warn!(
             script = s.job.name(),

@@ -21,6 +21,7 @@ pub(super) async fn watchdog<J: Job>(
         return;
     }
     s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    s.stats.interrupted_run.store(generation, Ordering::Release);
     // The first line the author of a looping script reads: say what to change.
     tracing::error!(
         script = s.job.name(),
