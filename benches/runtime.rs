@@ -126,35 +126,13 @@ fn wait_lines(dk: &FakeDataKit, n: usize, secs: u64) -> Instant {
     Instant::now()
 }
 
-const FEED: &str = r#"
-import time
-from datakit_framework import DataKitFramework
-class Feed(DataKitFramework):
-    interval = 3600
-    def run(self):
-        time.sleep(1.0)
-        t0 = time.time(); p0 = time.perf_counter()
-        for i in range(20000):
-            self.feed_metric(measurement='m', tags={'host': 'h1', 'region': 'eu', 'app': 'a'},
-                             fields={'i': i, 'f': 1.5, 's': 'x', 'b': True})
-        dt = time.perf_counter() - p0
-        self.feed_metric(measurement='bench_result', fields={'loop_s': dt, 'start_unix': t0})
-"#;
-
-const REPORT: &str = r#"
-import time
-from datakit_framework import DataKitFramework
-class Report(DataKitFramework):
-    interval = 3600
-    def run(self):
-        time.sleep(1.0)
-        pts = [{'measurement': 'm', 'tags': {'host': 'h1', 'region': 'eu', 'app': 'a'},
-                'fields': {'i': i, 'f': 1.5, 's': 'x', 'b': True}} for i in range(100000)]
-        t0 = time.time(); p0 = time.perf_counter()
-        self.report({'M': pts})
-        dt = time.perf_counter() - p0
-        self.feed_metric(measurement='bench_result', fields={'report_s': dt, 'start_unix': t0})
-"#;
+/// The text of the bench script `benches/data/<name>`.
+fn script(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/data")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
@@ -180,7 +158,7 @@ fn main() {
         let dk = FakeDataKit::start();
         dk.drop_bodies(false);
         let root = tempfile::tempdir().unwrap();
-        write(root.path(), "python.d/b/feed.py", FEED);
+        write(root.path(), "python.d/b/feed.py", &script("feed.py"));
         conf(root.path(), "'b'");
         let d = daemon(root.path(), &dk);
         std::thread::sleep(Duration::from_millis(900));
@@ -206,7 +184,7 @@ fn main() {
         let dk = FakeDataKit::start();
         dk.drop_bodies(false);
         let root = tempfile::tempdir().unwrap();
-        write(root.path(), "python.d/b/report.py", REPORT);
+        write(root.path(), "python.d/b/report.py", &script("report.py"));
         conf(root.path(), "'b'");
         let d = daemon(root.path(), &dk);
         std::thread::sleep(Duration::from_millis(900));
@@ -262,13 +240,7 @@ fn main() {
         let dk = FakeDataKit::start();
         dk.drop_bodies(true);
         let root = tempfile::tempdir().unwrap();
-        let mut src = String::from("from datakit_framework import DataKitFramework\n");
-        for i in 0..200 {
-            src.push_str(&format!(
-                "class S{i}(DataKitFramework):\n    name = 's{i}'\n    interval = 1\n    def run(self):\n        self.report({{'M': [{{'measurement': 'tick', 'tags': {{'s': 's{i}'}}, 'fields': {{'v': j}}}} for j in range(10)]}})\n"
-            ));
-        }
-        write(root.path(), "python.d/many/many.py", &src);
+        write(root.path(), "python.d/many/many.py", &script("many.py"));
         conf(root.path(), "'many'");
         let d = daemon(root.path(), &dk);
         // first runs of all 200, then 30 s from there

@@ -152,6 +152,7 @@ mod tests {
             envs: vec![],
             tags: vec![],
             numbers_as_float: false,
+            insecure_paths: false,
             timeout: None,
             source: Location {
                 file: "conf.d/pythond/pythond.conf".into(),

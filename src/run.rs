@@ -97,22 +97,29 @@ pub fn spec_for(
     gitrepos: &[PathBuf],
     d: &SpecDefaults,
 ) -> anyhow::Result<WorkerSpec> {
-    let found = discover::discover(&input.dirs, &at.datakit_dir.join("python.d"), gitrepos);
+    let found = discover::discover(
+        &input.dirs,
+        &at.datakit_dir.join("python.d"),
+        gitrepos,
+        discover::PathPolicy::for_block(input.insecure_paths),
+    );
     for w in &found.warnings {
         tracing::warn!(input = %input.name, "{w}");
     }
+    // The worker logs them (and sends them to lasterror); `check` lists them.
+    let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
     if found.modules.is_empty() {
-        bail!("{}", found.errors.join("; "));
-    }
-    for e in &found.errors {
-        tracing::error!(input = %input.name, "{e}");
+        bail!("{}", errors.join("; "));
     }
     let modules = found
         .modules
         .into_iter()
         .map(|m| (m.name, m.path))
         .collect();
-    Ok(worker_spec(input, modules, found.sys_path, d))
+    let mut spec = worker_spec(input, modules, found.sys_path, d);
+    spec.resolved = found.resolved;
+    spec.discovery_errors = errors;
+    Ok(spec)
 }
 
 /// The Python whose packages `input`'s scripts see: its `cmd`, or, when
@@ -148,6 +155,8 @@ pub fn worker_spec(
         input: input.name.clone(),
         cmd: python_of(input),
         modules,
+        resolved: Vec::new(),
+        discovery_errors: Vec::new(),
         sys_path,
         tags: input.tags.clone(),
         numbers_as_float: input.numbers_as_float,

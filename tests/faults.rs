@@ -36,14 +36,18 @@ fn datakit_down_then_up_every_point_arrives_in_order_once() {
     );
     let d = Daemon::start(&dir, &args(&spool_args(&dir)));
     std::thread::sleep(Duration::from_millis(2000));
+    eventually(30, "a run while DataKit is down", || {
+        (produced(&dir, "c", "Down") >= 5).then_some(())
+    });
+    let while_down = produced(&dir, "c", "Down");
     let dk = FakeDataKit::start_on(addr);
     std::thread::sleep(Duration::from_millis(2000));
     let (status, err) = d.stop();
     assert!(status.success(), "{err}");
     let got = seq_of(&dk.all_lines(), "down");
     assert!(
-        got.len() >= 50,
-        "points produced while DataKit was down arrived: {}",
+        got.len() >= while_down,
+        "the {while_down} points produced while DataKit was down arrived: {}",
         got.len()
     );
     assert_eq!(
@@ -80,7 +84,7 @@ fn answers_503_for_a_while_then_200_nothing_lost() {
     assert!(dk.requests().iter().any(|r| r.status == 503));
     let got = seq_of(&dk.all_lines(), "flaky");
     let made = produced(&dir, "c", "Flaky");
-    assert!(got.len() >= 50, "{}", got.len());
+    assert!(got.len() >= 10, "{}", got.len());
     assert_eq!(got, (0..made as i64).collect::<Vec<_>>());
     report_outcome(
         "DataKit answers 503 for 1.5 s, then 200",
@@ -95,10 +99,10 @@ fn a_400_drops_one_batch_only_and_logs_datakits_message() {
     let dk = FakeDataKit::start();
     dk.reject_bodies_containing("poison");
     let good = counter_script("Good", "good", 0.3);
-    let bad = "from datakit_framework import DataKitFramework\nclass Bad(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_logging(input='badin', source='poison', message='x')\n";
+    let bad = fixture("faults/poison.py");
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("c/good.py", &good), ("c/bad.py", bad)],
+        &[("c/good.py", &good), ("c/bad.py", &bad)],
         &conf_block("c", "\"c\"", ""),
     );
     let d = Daemon::start(&dir, &args(&spool_args(&dir)));
@@ -109,7 +113,7 @@ fn a_400_drops_one_batch_only_and_logs_datakits_message() {
     let got = seq_of(&dk.all_lines(), "good");
     let made = produced(&dir, "c", "Good");
     assert_eq!(got, (0..made as i64).collect::<Vec<_>>());
-    assert!(got.len() >= 20);
+    assert!(got.len() >= 5, "{}", got.len());
     report_outcome("DataKit answers 400 to one batch", "that batch (1 point) dropped and logged with DataKit's message; the other script's points all arrive", made + 1, got.len());
     let fw = std::fs::read_to_string(log_dir.join("_datakit_pythond_framework_c_.log")).unwrap();
     assert!(
@@ -259,23 +263,24 @@ fn kill_9_of_one_worker_restarts_it_and_the_other_input_keeps_its_ticks() {
 #[test]
 fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
     let dk = FakeDataKit::start();
-    let spin = "from datakit_framework import DataKitFramework\nclass Spin(DataKitFramework):\n    name = 'spin'\n    interval = 1\n    timeout = 0.5\n    def run(self):\n        self.feed_metric(measurement='spin_start', fields={'v': 1})\n        try:\n            while True:\n                pass\n        except Exception:\n            self.feed_metric(measurement='swallowed', fields={'v': 1})\n";
+    let spin = fixture("faults/spin.py");
     let other = counter_script("Other", "other", 0.25);
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("s/spin.py", spin), ("s/other.py", &other)],
+        &[("s/spin.py", &spin), ("s/other.py", &other)],
         &conf_block("s", "\"s\"", ""),
     );
     let d = Daemon::start(&dir, &[]);
+    // From the healthy script's first run on (the worker has started).
+    dk.wait_for_lines(5, Duration::from_secs(30));
+    let from = std::time::SystemTime::now();
     std::thread::sleep(Duration::from_millis(2700));
+    let until = std::time::SystemTime::now();
     let (status, err) = d.stop();
     assert!(status.success());
     let lines = dk.all_lines();
     let starts = lines.iter().filter(|l| l.starts_with("spin_start")).count();
-    assert!(
-        (2..=3).contains(&starts),
-        "interrupted each time and run again: {starts}"
-    );
+    assert!(starts >= 2, "interrupted each time and run again: {starts}");
     assert!(
         !lines.iter().any(|l| l.starts_with("swallowed")),
         "RunTimeout is not an Exception"
@@ -292,10 +297,13 @@ fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
             .any(|t| t.contains("RunTimeout") && t.contains("\"input\":\"spin\"")),
         "{le:?}"
     );
-    let n = seq_of(&lines, "other").len() / 5;
-    assert!(
-        (10..=12).contains(&n),
-        "other script kept its schedule: {n} runs"
+    // Interval 0.25 s; a spinning neighbour must not make it miss more than
+    // a tick or two even on a loaded machine.
+    assert_kept_ticking(
+        &run_times(&lines, "other"),
+        from,
+        until,
+        Duration::from_millis(1250),
     );
     report_outcome(
         "`while True: pass` with timeout 0.5 s, every second, beside a healthy script",
@@ -308,20 +316,23 @@ fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
 #[test]
 fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
     let dk = FakeDataKit::start();
-    let sleeper = "import time\nfrom datakit_framework import DataKitFramework\nclass Sleeper(DataKitFramework):\n    name = 'sleeper'\n    interval = 1\n    timeout = 0.3\n    def run(self):\n        time.sleep(10**6)\n";
-    let socket = "import socket\nfrom datakit_framework import DataKitFramework\nclass Sock(DataKitFramework):\n    name = 'sock'\n    interval = 1\n    timeout = 0.3\n    def run(self):\n        srv = socket.socket()\n        srv.bind(('127.0.0.1', 0))\n        srv.listen(1)\n        c = socket.create_connection(srv.getsockname())\n        c.recv(1)\n";
+    let sleeper = fixture("faults/sleeper.py");
+    let socket = fixture("faults/sock.py");
     let other = counter_script("Other", "other", 0.25);
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
         &[
-            ("s/sleeper.py", sleeper),
-            ("s/sock.py", socket),
+            ("s/sleeper.py", &sleeper),
+            ("s/sock.py", &socket),
             ("s/other.py", &other),
         ],
         &conf_block("s", "\"s\"", ""),
     );
     let d = Daemon::start(&dir, &["--hang-grace-secs", "0.5", "--grace-secs", "1"]);
+    dk.wait_for_lines(5, Duration::from_secs(30));
+    let from = std::time::SystemTime::now();
     std::thread::sleep(Duration::from_millis(2600));
+    let until = std::time::SystemTime::now();
     let (status, err) = d.stop();
     assert!(status.success(), "{err}");
     assert!(
@@ -343,10 +354,11 @@ fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
             .any(|t| t.contains("\"input\":\"sleeper\"") && t.contains("no longer scheduled")),
         "{le:?}"
     );
-    let n = seq_of(&dk.all_lines(), "other").len() / 5;
-    assert!(
-        (10..=12).contains(&n),
-        "other script kept its schedule: {n} runs"
+    assert_kept_ticking(
+        &run_times(&dk.all_lines(), "other"),
+        from,
+        until,
+        Duration::from_millis(1250),
     );
     report_outcome(
         "`time.sleep(10**6)` and a socket `recv()` that never answers, timeout 0.3 s",
@@ -359,8 +371,8 @@ fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
 #[test]
 fn os_exit_and_segfault_take_down_only_their_own_worker() {
     let dk = FakeDataKit::start();
-    let exit = "import os\nfrom datakit_framework import DataKitFramework\nclass Exit(DataKitFramework):\n    interval = 1\n    def run(self):\n        self.feed_metric(measurement='exit_ran', fields={'v': 1})\n        os._exit(1)\n";
-    let segv = "import ctypes\nfrom datakit_framework import DataKitFramework\nclass Segv(DataKitFramework):\n    interval = 1\n    def run(self):\n        self.feed_metric(measurement='segv_ran', fields={'v': 1})\n        ctypes.string_at(0)\n";
+    let exit = fixture("faults/exit.py");
+    let segv = fixture("faults/segv.py");
     let other = counter_script("Other", "other", 0.25);
     let conf = conf_block("exit", "\"e\"", "")
         + &conf_block("segv", "\"v\"", "")
@@ -368,14 +380,17 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
         &[
-            ("e/exit.py", exit),
-            ("v/segv.py", segv),
+            ("e/exit.py", &exit),
+            ("v/segv.py", &segv),
             ("f/other.py", &other),
         ],
         &conf,
     );
     let d = Daemon::start(&dir, &[]);
+    dk.wait_for_lines(5, Duration::from_secs(30));
+    let from = std::time::SystemTime::now();
     std::thread::sleep(Duration::from_millis(3000));
+    let until = std::time::SystemTime::now();
     let (status, err) = d.stop();
     assert!(status.success());
     assert!(
@@ -389,10 +404,11 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
     // Points a crashing run queued in the instant before its process died
     // are lost with that process (they were only in its memory); what is
     // checked here is that the crash stays in its own worker.
-    let n = seq_of(&dk.all_lines(), "other").len() / 5;
-    assert!(
-        (11..=13).contains(&n),
-        "the healthy input kept its schedule: {n} runs"
+    assert_kept_ticking(
+        &run_times(&dk.all_lines(), "other"),
+        from,
+        until,
+        Duration::from_millis(1250),
     );
     report_outcome(
         "`os._exit(1)` and a segfault through ctypes, each in its own input, every second",
@@ -405,10 +421,10 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
 #[test]
 fn spool_bound_drops_the_oldest_and_says_so() {
     let addr = FakeDataKit::reserve_port();
-    let script = "from datakit_framework import DataKitFramework\nclass Big(DataKitFramework):\n    interval = 0.1\n    n = 0\n    def run(self):\n        pts = [{'measurement': 'big', 'fields': {'seq': type(self).n + i, 'pad': 'x' * 200}} for i in range(50)]\n        type(self).n += 50\n        self.report({'M': pts})\n";
+    let script = fixture("faults/big.py");
     let dir = DataKitDir::new(
         &addr.to_string(),
-        &[("b/b.py", script)],
+        &[("b/b.py", &script)],
         &conf_block("b", "\"b\"", ""),
     );
     let mut a = spool_args(&dir);
@@ -454,10 +470,10 @@ fn a_worker_whose_interpreter_is_wedged_is_killed_and_restarted() {
     let dk = FakeDataKit::start();
     // libc sleep() called through PyDLL keeps the GIL: nothing else in that
     // interpreter can run, not even the heartbeat.
-    let wedge = "import ctypes, os\nfrom datakit_framework import DataKitFramework\nclass Wedge(DataKitFramework):\n    interval = 60\n    def run(self):\n        self.feed_metric(measurement='wedge_start', fields={'pid': os.getpid()})\n        import time; time.sleep(0.5)  # let the batch delay send the point\n        ctypes.PyDLL(None).sleep(3600)\n";
+    let wedge = fixture("faults/wedge.py");
     let dir = DataKitDir::new(
         &dk.addr().to_string(),
-        &[("w/w.py", wedge)],
+        &[("w/w.py", &wedge)],
         &conf_block("w", "\"w\"", ""),
     );
     let d = Daemon::start(&dir, &["--stall-timeout-secs", "2"]);

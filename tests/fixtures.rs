@@ -17,6 +17,7 @@ pub fn data(rel: &str) -> PathBuf {
 /// Folders get mode 0755 and files 0644 whatever the checkout's umask was,
 /// so that tests about permissions start from a known state.
 pub fn copy_data(src: &str, dst: &Path) {
+    umask_022();
     copy_tree(&data(src), dst);
 }
 

@@ -685,9 +685,10 @@ fn standalone_run_refuses_blocks_datakit_runs_and_check_says_who_runs_each() {
         text.contains("who runs it: DataKit runs it with pythond (cmd \"/usr/local/bin/pythond\")"),
         "{text}"
     );
-    assert!(
-        text.contains("t.T  name=\"T\""),
-        "the scripts are still checked: {text}"
+    assert_eq!(
+        text.matches("name=\"T\"").count(),
+        2,
+        "both blocks' scripts are still checked: {text}"
     );
 
     // The repo's demo: a conf.d without datakit.conf is pythond run's own.

@@ -40,7 +40,6 @@ fn points_named(vals: &[serde_json::Value], measurement: &str) -> Vec<Seen> {
 // ---------------------------------------------------------------- item 1
 
 #[test]
-#[ignore = "issue 13 item 1: json.py in a script folder shadows the standard json and the interpreter fails to start, fixed by the implementation"]
 fn test_command_runs_the_other_scripts_beside_json_py_and_says_to_rename_it() {
     let (_t, s) = folder("json_collision");
     let (out, vals) = test_json(&[&s]);
@@ -59,7 +58,6 @@ fn test_command_runs_the_other_scripts_beside_json_py_and_says_to_rename_it() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: json.py in a dirs folder takes the whole input down, fixed by the implementation"]
 fn daemon_keeps_the_input_running_beside_json_py_and_says_to_rename_it() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
@@ -84,7 +82,6 @@ fn daemon_keeps_the_input_running_beside_json_py_and_says_to_rename_it() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: cmd.py replaces the standard cmd module, so pdb cannot be imported, fixed by the implementation"]
 fn cmd_py_does_not_replace_the_standard_cmd_module_that_pdb_uses() {
     let (_t, s) = folder("cmd_collision");
     let (out, vals) = test_json(&[&s]);
@@ -108,7 +105,6 @@ fn cmd_py_does_not_replace_the_standard_cmd_module_that_pdb_uses() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: requests.py shadows the installed requests package, fixed by the implementation"]
 fn requests_py_does_not_shadow_the_installed_requests_package() {
     let installed = std::process::Command::new("python3")
         .args(["-c", "import requests"])
@@ -140,7 +136,6 @@ fn requests_py_does_not_shadow_the_installed_requests_package() {
 }
 
 #[test]
-#[ignore = "issue 13 item 1: check does not list script files named like standard or installed modules, fixed by the implementation"]
 fn check_lists_script_files_named_like_standard_or_installed_modules() {
     let dir = datakit_with(
         "127.0.0.1:9",
@@ -171,10 +166,60 @@ fn check_lists_script_files_named_like_standard_or_installed_modules() {
     }
 }
 
+#[test]
+fn a_script_in_a_subfolder_named_like_a_standard_module_runs_and_shadows_nothing() {
+    let (_t, s) = folder("subfolder");
+    let (out, vals) = test_json(&[&s]);
+    let err = stderr(&out);
+    assert!(
+        out.status.success(),
+        "sub/json.py is module sub.json:\n{err}"
+    );
+    let p = points_named(&vals, "sub_json");
+    assert_eq!(p.len(), 1, "{vals:?}\n{err}");
+    let json_file = field(&p[0], "json_file").unwrap();
+    assert!(
+        !json_file.starts_with(&s.display().to_string()),
+        "the script's own `import json` got the standard json: {json_file}"
+    );
+}
+
+#[test]
+fn a_copy_of_datakit_framework_among_the_scripts_is_a_note_not_the_framework() {
+    let (_t, s) = folder("framework_copy");
+    let (out, vals) = test_json(&[&s]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "a note, not a failure:\n{err}");
+    assert_eq!(points_named(&vals, "user").len(), 1, "{vals:?}\n{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("note: ")
+            && l.contains("datakit_framework.py")
+            && l.contains("pythond provides datakit_framework itself")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_helper_module_a_script_imports_by_name_is_executed_once() {
+    let (_t, s) = folder("helper_once");
+    let (out, vals) = test_json(&[&s]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let p = points_named(&vals, "collector");
+    assert_eq!(p.len(), 1, "{vals:?}\n{err}");
+    let get = |k: &str| {
+        p[0].fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("helper_loads").as_deref(), Some("i:1"), "{:?}", p[0]);
+    assert_eq!(get("same_module").as_deref(), Some("b:true"), "{:?}", p[0]);
+}
+
 // ---------------------------------------------------------------- item 2
 
 #[test]
-#[ignore = "issue 13 item 2: pythond test hangs forever on a run() that never returns, fixed by the implementation"]
 fn test_command_ends_on_a_run_that_loops_past_its_timeout() {
     let (t, s) = folder("loop");
     let out_path = t.path().join("out");
@@ -207,7 +252,6 @@ fn test_command_ends_on_a_run_that_loops_past_its_timeout() {
 }
 
 #[test]
-#[ignore = "issue 13 item 2: pythond test hangs forever on a run() blocked in C, fixed by the implementation"]
 fn test_command_ends_on_a_run_blocked_in_c_after_the_hang_grace() {
     let (t, s) = folder("blocked_in_c");
     let out_path = t.path().join("out");
@@ -246,6 +290,44 @@ fn test_command_ends_on_a_run_blocked_in_c_after_the_hang_grace() {
     );
 }
 
+#[test]
+fn test_command_ends_when_a_hung_run_holds_the_interpreter() {
+    let (t, s) = folder("wedged");
+    let out_path = t.path().join("out");
+    let err_path = t.path().join("err");
+    let child = pythond()
+        .args(["test", "--format", "json"])
+        .arg(&s)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = Bounded::new(child);
+    // timeout = 1, the hang grace (5 s), then as long again to see that the
+    // interpreter stays held.
+    let status = c.wait_for(40);
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let status = status
+        .unwrap_or_else(|| panic!("pythond test still running 40 s after start:\n{out}\n{err}"));
+    assert!(!status.success(), "{err}");
+    assert!(
+        out.contains("\"measurement\":\"holds_the_gil_started\""),
+        "what the hung run reported before it hung is printed:\n{out}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("holds_the_gil") && l.contains("hung")),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains("script normal")
+            && l.contains("not run: the hung run of holds_the_gil holds the interpreter")),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------- item 3
 //
 // Assumed wording: the timeout line names the script and says run() is
@@ -255,7 +337,6 @@ fn test_command_ends_on_a_run_blocked_in_c_after_the_hang_grace() {
 // the block's `timeout`` (checked: "interval", "return", "timeout").
 
 #[test]
-#[ignore = "issue 13 item 3: the timeout message does not say run() must return or how to raise the timeout, fixed by the implementation"]
 fn daemon_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(

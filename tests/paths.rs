@@ -113,7 +113,6 @@ fn symlinked_team(dk: &FakeDataKit) -> (DataKitDir, PathBuf) {
 }
 
 #[test]
-#[ignore = "issue 14 item 1: a dirs entry reaching its folder through a symlink is refused, fixed by the implementation"]
 fn a_dirs_entry_symlinked_to_a_folder_outside_python_d_runs() {
     let dk = FakeDataKit::start();
     let (dir, _) = symlinked_team(&dk);
@@ -124,7 +123,6 @@ fn a_dirs_entry_symlinked_to_a_folder_outside_python_d_runs() {
 }
 
 #[test]
-#[ignore = "issue 14 item 1: check refuses a symlinked dirs entry instead of showing where it resolved, fixed by the implementation"]
 fn check_shows_where_a_symlinked_dirs_entry_resolved() {
     let dk = FakeDataKit::start();
     let (dir, outside) = symlinked_team(&dk);
@@ -149,7 +147,6 @@ fn check_shows_where_a_symlinked_dirs_entry_resolved() {
 }
 
 #[test]
-#[ignore = "issue 14 item 1: a relative dirs entry with .. is refused, fixed by the implementation"]
 fn a_relative_dotdot_dirs_entry_to_a_sibling_folder_runs() {
     let dk = FakeDataKit::start();
     let dir = DataKitDir::new(
@@ -188,13 +185,15 @@ fn unsafe_scripts(dk: &FakeDataKit, extra_conf: &str) -> DataKitDir {
     tidy_install(&dir);
     chmod(&s.join("open_to_all.py"), 0o666);
     chmod(&s.join("grp"), 0o775);
+    // A group others share (not root's private group, whose write bit is
+    // harmless): nobody's primary group.
     let (uid, gid) = nobody();
+    chown(&s.join("grp"), 0, gid);
     chown(&s.join("foreign.py"), uid, gid);
     dir
 }
 
 #[test]
-#[ignore = "issue 14 item 2: a world-writable script is imported, fixed by the implementation"]
 fn a_world_writable_script_is_refused_and_the_others_run() {
     let dk = FakeDataKit::start();
     let dir = unsafe_scripts(&dk, "");
@@ -216,7 +215,6 @@ fn a_world_writable_script_is_refused_and_the_others_run() {
 }
 
 #[test]
-#[ignore = "issue 14 item 2: a script in a group-writable folder is imported, fixed by the implementation"]
 fn a_script_in_a_group_writable_folder_is_refused_and_the_others_run() {
     let dk = FakeDataKit::start();
     let dir = unsafe_scripts(&dk, "");
@@ -238,7 +236,6 @@ fn a_script_in_a_group_writable_folder_is_refused_and_the_others_run() {
 }
 
 #[test]
-#[ignore = "issue 14 item 2: a script owned by another user is imported, fixed by the implementation"]
 fn a_script_owned_by_another_user_is_refused_and_the_others_run() {
     let dk = FakeDataKit::start();
     let dir = unsafe_scripts(&dk, "");
@@ -260,7 +257,6 @@ fn a_script_owned_by_another_user_is_refused_and_the_others_run() {
 }
 
 #[test]
-#[ignore = "issue 14 item 2: insecure_paths is an unknown key and unsafe scripts run without a warning, fixed by the implementation"]
 fn insecure_paths_runs_unsafe_scripts_with_a_warning() {
     let dk = FakeDataKit::start();
     let dir = unsafe_scripts(&dk, "  insecure_paths = true");
@@ -290,7 +286,6 @@ fn insecure_paths_runs_unsafe_scripts_with_a_warning() {
 }
 
 #[test]
-#[ignore = "issue 14 item 2: a world-writable config file is read, fixed by the implementation"]
 fn a_world_writable_config_file_is_refused_and_the_other_files_run() {
     require_root();
     let dk = FakeDataKit::start();
@@ -314,5 +309,134 @@ fn a_world_writable_config_file_is_refused_and_the_other_files_run() {
             && mentions_mode(&about, 0o666)
             && about.contains("chmod"),
         "the refusal names the file, its owner and mode and the chmod that fixes it:\n{err}"
+    );
+}
+
+// ------------------------------------------------------- more of items 1, 2
+
+#[test]
+fn a_symlinked_script_file_runs() {
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(&dk.addr().to_string(), &[], &block("linked", &["s"], ""));
+    let real = dir.path().join("outside/kept_elsewhere.py");
+    reporter(&real);
+    std::fs::create_dir_all(dir.path().join("python.d/s")).unwrap();
+    std::os::unix::fs::symlink(&real, dir.path().join("python.d/s/linked.py")).unwrap();
+    tidy_install(&dir);
+    tidy(&dir.path().join("outside"));
+    let d = Daemon::start(&dir, &[]);
+    let ran = dk.wait_until(Duration::from_secs(30), |dk| count(dk, "linked") >= 2);
+    let (_, err) = d.stop();
+    assert!(ran, "the symlinked file runs under its link's name:\n{err}");
+}
+
+#[test]
+fn check_shows_where_a_dotdot_entry_resolved() {
+    let dir = DataKitDir::new("127.0.0.1:9", &[], &block("sibling", &["../sibling"], ""));
+    reporter(&dir.path().join("sibling/sibling_script.py"));
+    tidy_install(&dir);
+    tidy(&dir.path().join("sibling"));
+    let out = check(&dir);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    let real = canonical(&dir.path().join("sibling"));
+    assert!(
+        text.contains(&format!("dirs entry \"../sibling\": {}", real.display())),
+        "{text}"
+    );
+    assert!(text.contains("sibling_script.Reporter"), "{text}");
+}
+
+fn check(dir: &DataKitDir) -> std::process::Output {
+    pythond()
+        .args(["check", "--config"])
+        .arg(dir.path().join("conf.d"))
+        .arg("--datakit-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_lists_refused_scripts_with_their_fix_and_fails() {
+    let dk = FakeDataKit::start();
+    let dir = unsafe_scripts(&dk, "");
+    let out = check(&dir);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("trusted.Reporter"), "{text}");
+    // `open_to_all.py` is root:root 0666: `go-w`, or only `o-w` where
+    // root's group is its private group (its write bit is then harmless).
+    for (file, fix) in [
+        ("open_to_all.py", "-w "),
+        ("in_group.py", "chmod g-w"),
+        ("foreign.py", "chown root"),
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains("error: ")
+                && l.contains(file)
+                && l.contains("not imported")
+                && l.contains(fix)),
+            "{file} is listed as refused with `{fix}`:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn python_d_writable_by_others_refuses_every_script_below_it() {
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(&dk.addr().to_string(), &[], &block("all", &["s"], ""));
+    reporter(&dir.path().join("python.d/s/below.py"));
+    tidy_install(&dir);
+    chmod(&dir.path().join("python.d"), 0o777);
+    let out = check(&dir);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    let folder = canonical(&dir.path().join("python.d"));
+    assert!(
+        text.contains(&format!(
+            "folder {} is writable by group root and writable by others",
+            folder.display()
+        )) || text.contains(&format!(
+            "folder {} is writable by others",
+            folder.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("below.Reporter"), "{text}");
+}
+
+#[test]
+fn insecure_paths_cannot_vouch_for_the_config_file_it_is_written_in() {
+    require_root();
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(&dk.addr().to_string(), &[], &block("good", &["g"], ""));
+    reporter(&dir.path().join("python.d/g/from_good_conf.py"));
+    reporter(&dir.path().join("python.d/b/from_open_conf.py"));
+    let bad = dir.path().join("conf.d/pythond/open.conf");
+    std::fs::write(&bad, block("open", &["b"], "  insecure_paths = true")).unwrap();
+    tidy_install(&dir);
+    chmod(&bad, 0o666);
+    let err = run_until_reported(&dir, &dk, "from_good_conf");
+    assert_eq!(count(&dk, "from_open_conf"), 0, "{err}");
+    assert!(lines_about(&err, "open.conf").contains("not read"), "{err}");
+}
+
+#[test]
+fn test_command_runs_a_file_others_can_write_with_a_warning() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("open_script.py");
+    reporter(&f);
+    chmod(&f, 0o666);
+    let (out, vals) = test_json(&[&f]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(vals.len(), 1, "{vals:?}");
+    assert!(
+        err.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("open_script.py")
+            && l.contains("pythond test runs the files it is given")
+            && (l.contains("chmod go-w") || l.contains("chmod o-w"))),
+        "{err}"
     );
 }

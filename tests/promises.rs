@@ -231,7 +231,6 @@ fn names_each_invalid_script(text: &str) -> bool {
 }
 
 #[test]
-#[ignore = "issue 9 item 6: interval = inf / 1e300, timeout = 1e300 panic (Duration::from_secs_f64), fixed by the implementation"]
 fn test_command_reports_infinite_and_huge_intervals_and_timeouts_without_panicking() {
     let t = tempfile::tempdir().unwrap();
     copy_data("promises/invalid_numbers", &t.path().join("s"));
@@ -254,7 +253,6 @@ fn test_command_reports_infinite_and_huge_intervals_and_timeouts_without_panicki
 }
 
 #[test]
-#[ignore = "issue 9 item 6: timeout = \"1e20s\" in the config panics in check, fixed by the implementation"]
 fn check_reports_a_huge_config_timeout_naming_the_block_without_panicking() {
     let dir = datakit_with(
         "127.0.0.1:9",
@@ -285,7 +283,6 @@ fn check_reports_a_huge_config_timeout_naming_the_block_without_panicking() {
 }
 
 #[test]
-#[ignore = "issue 9 item 6: infinite/huge class interval or timeout panic in check's worker --list, fixed by the implementation"]
 fn check_reports_infinite_and_huge_class_values_naming_the_scripts_without_panicking() {
     let dir = datakit_with(
         "127.0.0.1:9",
@@ -312,7 +309,6 @@ fn check_reports_infinite_and_huge_class_values_naming_the_scripts_without_panic
 }
 
 #[test]
-#[ignore = "issue 9 item 6: timeout = \"1e20s\" in the config panics the daemon at start, fixed by the implementation"]
 fn run_reports_a_huge_config_timeout_and_runs_the_other_blocks() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
@@ -339,7 +335,6 @@ fn run_reports_a_huge_config_timeout_and_runs_the_other_blocks() {
 }
 
 #[test]
-#[ignore = "issue 9 item 6: an infinite/huge class interval or timeout panics the worker, fixed by the implementation"]
 fn run_keeps_the_other_scripts_going_beside_infinite_and_huge_class_values() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
@@ -368,7 +363,6 @@ fn run_keeps_the_other_scripts_going_beside_infinite_and_huge_class_values() {
 // ---------------------------------------------------------------- item 7
 
 #[test]
-#[ignore = "issue 9 item 7: a self-referencing list overflows the stack and aborts the worker, fixed by the implementation"]
 fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
@@ -631,7 +625,6 @@ fn log_level_warn_silences_the_workers_info_lines() {
 // ---------------------------------------------------------------- item 16
 
 #[test]
-#[ignore = "issue 9 item 16: pythond test exits 1 for helper modules and base classes, fixed by the implementation"]
 fn test_command_treats_helper_modules_and_base_classes_as_notes() {
     let t = tempfile::tempdir().unwrap();
     copy_data("promises/helpers", &t.path().join("h"));
@@ -674,7 +667,6 @@ fn venv(at: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "issue 9 item 17: sys.executable is the build machine's interpreter, not cmd, fixed by the implementation"]
 fn sys_executable_inside_scripts_is_the_configured_cmd() {
     let dk = FakeDataKit::start();
     let envs = tempfile::tempdir().unwrap();
@@ -750,7 +742,6 @@ fn user_site_packages_of_cmd_are_importable() {
 // ---------------------------------------------------------------- item 18
 
 #[test]
-#[ignore = "issue 9 item 18: time=1.5 with precision s is silently truncated to 1 s, fixed by the implementation"]
 fn a_float_time_is_kept_or_refused_never_truncated() {
     let t = tempfile::tempdir().unwrap();
     copy_data(

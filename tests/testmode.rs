@@ -86,18 +86,7 @@ fn seed_demo_feed_variant_gives_one_metric_with_kwargs_as_fields() {
 
 #[test]
 fn human_format_groups_by_category_and_flags_what_datakit_rewrites() {
-    let dir = tree(&[(
-        "s.py",
-        r#"
-from datakit_framework import DataKitFramework
-class S(DataKitFramework):
-    name = 'S'
-    def run(self):
-        self.feed_logging(source='app', message='hi', **{'a.b': 1})
-        self.feed_object(cls='host', fields={'x': 1})
-        self.feed_metric(measurement='m', fields={'s': 'text', 'n': 1})
-"#,
-    )]);
+    let dir = tree(&[("s.py", &fixture("testmode/human_format.py"))]);
     let out = pythond()
         .arg("test")
         .arg(dir.path().join("s.py"))
@@ -128,16 +117,7 @@ class S(DataKitFramework):
 
 #[test]
 fn types_are_kept_bool_before_int_and_big_ints_unsigned() {
-    let dir = tree(&[(
-        "t.py",
-        r#"
-from datakit_framework import DataKitFramework
-class T(DataKitFramework):
-    def run(self):
-        self.feed_metric(measurement='m', tags={'n': 5, 'flag': True},
-            fields={'i': 7, 'f': 1.0, 'b': False, 'u': 2**64 - 1, 'neg': -3, 'none': None})
-"#,
-    )]);
+    let dir = tree(&[("t.py", &fixture("testmode/types.py"))]);
     let (out, vals) = test_json(&[&dir.path().join("t.py")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let p = &points_of(&vals, "T")[0].2;
@@ -156,16 +136,7 @@ class T(DataKitFramework):
 
 #[test]
 fn report_precision_converts_time_to_nanoseconds() {
-    let dir = tree(&[(
-        "p.py",
-        r#"
-from datakit_framework import DataKitFramework
-class P(DataKitFramework):
-    def run(self):
-        self.report({'M': [{'measurement': 'm', 'fields': {'v': 1}, 'time': 1716544492}], 'precision': 's'})
-        self.report({'L': [{'measurement': 'l', 'fields': {'message': 'x'}, 'time': 1716544492000}]})
-"#,
-    )]);
+    let dir = tree(&[("p.py", &fixture("testmode/precision.py"))]);
     let (out, vals) = test_json(&[&dir.path().join("p.py")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let pts = points_of(&vals, "P");
@@ -179,19 +150,7 @@ class P(DataKitFramework):
 
 #[test]
 fn bad_point_raises_value_error_naming_index_and_key_and_queues_nothing_of_that_call() {
-    let dir = tree(&[(
-        "v.py",
-        r#"
-from datakit_framework import DataKitFramework
-class V(DataKitFramework):
-    def run(self):
-        try:
-            self.report({'M': [{'measurement': 'ok', 'fields': {'a': 1}},
-                               {'measurement': 'bad', 'fields': {'x': float('nan')}}]})
-        except ValueError as e:
-            self.feed_metric(measurement='caught', fields={'msg': str(e)})
-"#,
-    )]);
+    let dir = tree(&[("v.py", &fixture("testmode/bad_point.py"))]);
     let (out, vals) = test_json(&[&dir.path().join("v.py")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let pts = points_of(&vals, "V");
@@ -208,26 +167,7 @@ class V(DataKitFramework):
 
 #[test]
 fn event_methods_validate_required_arguments_and_status() {
-    let dir = tree(&[(
-        "e.py",
-        r#"
-from datakit_framework import DataKitFramework
-class E(DataKitFramework):
-    def run(self):
-        errs = []
-        for call in (
-            lambda: self.feed_user_event(None, None, 10, 'info', 'id', 'title'),
-            lambda: self.feed_system_event(None, 10, 'bogus', 'id', 'title'),
-            lambda: self.feed_monitor_event('', None, 10, 'ok', 'id', 'title'),
-        ):
-            try:
-                call()
-            except ValueError as e:
-                errs.append(str(e))
-        self.feed_system_event(None, 5, 'ok', 'id', 'title')
-        self.feed_metric(measurement='errs', fields={'e%d' % i: s for i, s in enumerate(errs)})
-"#,
-    )]);
+    let dir = tree(&[("e.py", &fixture("testmode/event_args.py"))]);
     let (out, vals) = test_json(&[&dir.path().join("e.py")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let pts = points_of(&vals, "E");
@@ -247,32 +187,7 @@ class E(DataKitFramework):
 
 #[test]
 fn only_classes_defined_in_the_module_that_override_run_are_instantiated() {
-    let dir = tree(&[
-        (
-            "base.py",
-            r#"
-from datakit_framework import DataKitFramework
-class Base(DataKitFramework):
-    name = 'Base'
-    def helper(self):
-        return 1
-class Real(DataKitFramework):
-    name = 'Real'
-    def run(self):
-        self.feed_metric(measurement='real', fields={'v': 1})
-"#,
-        ),
-        (
-            "child.py",
-            r#"
-from base import Base, Real
-class Child(Base):
-    name = 'Child'
-    def run(self):
-        self.feed_metric(measurement='child', fields={'v': self.helper()})
-"#,
-        ),
-    ]);
+    let dir = fixture_tree("testmode/classes");
     let (out, vals) = test_json(&[dir.path()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let names: Vec<&str> = vals.iter().map(|v| v["script"].as_str().unwrap()).collect();
@@ -294,12 +209,7 @@ class Child(Base):
 
 #[test]
 fn broken_scripts_fail_the_test_and_name_their_file_but_others_still_run() {
-    let dir = tree(&[
-        ("good.py", "from datakit_framework import DataKitFramework\nclass G(DataKitFramework):\n    def run(self):\n        self.feed_metric(measurement='g', fields={'v': 1})\n"),
-        ("syntax.py", "def oops(:\n"),
-        ("missing.py", "import no_such_module_xyz\n"),
-        ("raises.py", "from datakit_framework import DataKitFramework\nclass R(DataKitFramework):\n    def run(self):\n        raise RuntimeError('boom in run')\n"),
-    ]);
+    let dir = fixture_tree("testmode/broken");
     let (out, vals) = test_json(&[dir.path()]);
     assert!(!out.status.success());
     let err = stderr(&out);

@@ -7,8 +7,10 @@ mod util;
 
 mod faults;
 mod launch;
+mod layout;
 mod names;
 mod paths;
 mod promises;
+mod property;
 mod run;
 mod testmode;

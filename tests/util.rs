@@ -7,8 +7,22 @@ use std::process::{Command, Output};
 #[allow(unused_imports)]
 pub use testkit::lp::{field_text, kv, parse_line, Seen};
 
+/// Files this suite creates get the modes an administrator's would (umask
+/// 022), whatever umask `cargo test` was started with: pythond refuses
+/// scripts and config files that group or others can write. Process-wide,
+/// inherited by the processes the tests start; called by every helper that
+/// creates files or starts pythond.
+pub fn umask_022() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: umask only swaps the process's file creation mask.
+    ONCE.call_once(|| unsafe {
+        libc::umask(0o022);
+    });
+}
+
 /// The binary under test.
 pub fn pythond() -> Command {
+    umask_022();
     let mut c = Command::new(env!("CARGO_BIN_EXE_pythond"));
     c.env_remove("PYTHOND_WORKER_SPEC");
     c
@@ -19,8 +33,41 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The text of the Python fixture `tests/data/<rel>`.
+pub fn fixture(rel: &str) -> String {
+    let p = crate::fixtures::data(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// [`fixture`] with its `PARAMS = ...` line (the knobs a test sets, marked in
+/// the file) replaced by `PARAMS = <params>`, a Python literal.
+pub fn fixture_with(rel: &str, params: &str) -> String {
+    let text = fixture(rel);
+    assert!(
+        text.lines().any(|l| l.starts_with("PARAMS = ")),
+        "fixture {rel} has no PARAMS line"
+    );
+    text.lines()
+        .map(|l| {
+            if l.starts_with("PARAMS = ") {
+                format!("PARAMS = {params}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// A copy of the fixture folder `tests/data/<rel>` in a new temp dir.
+pub fn fixture_tree(rel: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    crate::fixtures::copy_data(rel, dir.path());
+    dir
+}
+
 /// Write `files` (relative path → content) under a new temp dir.
 pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    umask_022();
     let dir = tempfile::tempdir().unwrap();
     for (rel, content) in files {
         let p = dir.path().join(rel);
@@ -62,6 +109,7 @@ pub struct DataKitDir {
 
 impl DataKitDir {
     pub fn new(listen: &str, scripts: &[(&str, &str)], conf: &str) -> DataKitDir {
+        umask_022();
         let dir = tempfile::tempdir().unwrap();
         let w = |rel: &str, content: &str| {
             let p = dir.path().join(rel);
@@ -198,15 +246,13 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// A script module: class `name` reporting 5 points a run with `seq` = 0,
-/// 1, 2..., and keeping the number produced so far in `produced_<class>`
-/// beside the script.
+/// The counter script (`tests/data/faults/counter.py`): script `class`
+/// reporting 5 points of `measurement` a run with `seq` = 0, 1, 2..., and
+/// keeping the number produced so far in `produced_<class>` beside the script.
 pub fn counter_script(class: &str, measurement: &str, interval: f64) -> String {
-    format!(
-        "import os\nfrom datakit_framework import DataKitFramework\n\
-         class {class}(DataKitFramework):\n    name = '{class}'\n    interval = {interval}\n    seq = 0\n    def run(self):\n        \
-         for _ in range(5):\n            self.feed_metric(measurement='{measurement}', fields={{'seq': type(self).seq}})\n            type(self).seq += 1\n        \
-         with open(os.path.join(os.path.dirname(__file__), 'produced_{class}'), 'w') as f:\n            f.write(str(type(self).seq))\n"
+    fixture_with(
+        "faults/counter.py",
+        &format!("{{'name': '{class}', 'measurement': '{measurement}', 'interval': {interval}}}"),
     )
 }
 
@@ -234,4 +280,63 @@ pub fn seq_of(lines: &[String], measurement: &str) -> Vec<i64> {
             v.trim_start_matches("i:").parse().unwrap()
         })
         .collect()
+}
+
+/// When each run of a [`counter_script`] happened: the timestamp pythond
+/// stamped on the first of its 5 points, in order.
+pub fn run_times(lines: &[String], measurement: &str) -> Vec<std::time::SystemTime> {
+    let mut runs: Vec<(i64, i64)> = lines
+        .iter()
+        .map(|l| parse_line(l))
+        .filter(|p| p.measurement == measurement)
+        .filter_map(|p| {
+            let (_, v) = p.fields.iter().find(|(k, _)| k == "seq")?;
+            let seq: i64 = v.trim_start_matches("i:").parse().ok()?;
+            (seq % 5 == 0).then_some((seq, p.time?))
+        })
+        .collect();
+    runs.sort();
+    runs.iter()
+        .map(|(_, t)| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(*t as u64))
+        .collect()
+}
+
+/// Whether a script kept its schedule from `from` to `until`: no gap
+/// between runs, nor before the first after `from` or after the last before
+/// `until`, longer than `max_gap`. Gaps, not counts: a loaded machine delays
+/// single ticks, a stalled scheduler stops them.
+pub fn kept_ticking(
+    runs: &[std::time::SystemTime],
+    from: std::time::SystemTime,
+    until: std::time::SystemTime,
+    max_gap: std::time::Duration,
+) -> Result<(), String> {
+    let mut points = vec![from];
+    points.extend(runs.iter().copied().filter(|t| *t >= from && *t <= until));
+    points.push(until);
+    let worst = points
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .max()
+        .unwrap_or_default();
+    if worst <= max_gap {
+        Ok(())
+    } else {
+        Err(format!(
+            "largest gap {worst:?} > {max_gap:?} ({} runs between)",
+            points.len() - 2
+        ))
+    }
+}
+
+/// [`kept_ticking`], or panic saying why.
+pub fn assert_kept_ticking(
+    runs: &[std::time::SystemTime],
+    from: std::time::SystemTime,
+    until: std::time::SystemTime,
+    max_gap: std::time::Duration,
+) {
+    if let Err(e) = kept_ticking(runs, from, until, max_gap) {
+        panic!("the script did not keep its schedule: {e}");
+    }
 }

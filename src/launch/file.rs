@@ -15,14 +15,20 @@
 //!   and `sub.mod` `<root>/sub/mod.py` in the first root holding it. A file
 //!   entry of `dirs` is a module whose folder DataKit does not put on
 //!   `sys.path`; it is found through the block's `dirs` in `conf.d`.
+//!
+//! A module file found in a root passes the same ownership and permission
+//! check as `pythond run`'s discovery (`pythond_core::trust`): the file, its
+//! folders up to the root, and the folders from the root up to DataKit's
+//! `python.d` (or the git repo's) it lies in.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
 
-use pythond_core::discover::ModuleSpec;
+use pythond_core::discover::{DiscoverError, DiscoverWarning, ModuleSpec, PathPolicy};
 use pythond_core::spec::LaunchFileCalls;
+use pythond_core::trust;
 
 /// What a runner file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,14 +171,37 @@ pub struct Found {
     pub modules: Vec<(String, PathBuf)>,
     /// The roots, then the folders of modules found through the block.
     pub sys_path: Vec<PathBuf>,
-    /// One line per module not found.
+    /// One line per module not found or refused.
     pub missing: Vec<String>,
+    /// Modules imported although `insecure_paths` let them through.
+    pub warnings: Vec<String>,
+}
+
+/// The ownership and permission check of a module found in `root`, as
+/// discovery does it: the file up to the root, and the root up to the
+/// `python.d` among `lookup_roots` it lies in.
+fn trust_problems(file: &Path, root: &Path, lookup_roots: &[PathBuf]) -> Vec<trust::TrustError> {
+    let mut guarded = trust::guarded_paths(file, root);
+    if let Some(l) = lookup_roots.iter().find(|l| root.starts_with(l)) {
+        for g in trust::guarded_paths(root, l) {
+            if !guarded.contains(&g) {
+                guarded.push(g);
+            }
+        }
+    }
+    trust::check_all(&guarded)
 }
 
 /// Find each module of `lf` in its roots, else among `block` (what
-/// discovery finds for the block's `dirs`: file entries; `None` when the
-/// block was not found in `conf.d`).
-pub fn find_modules(lf: &LaunchFile, block: Option<&[ModuleSpec]>) -> Found {
+/// discovery finds for the block's `dirs`, with `policy` applied: file
+/// entries; `None` when the block was not found in `conf.d`). `lookup_roots`
+/// are DataKit's `python.d` folders (its own and the git repos').
+pub fn find_modules(
+    lf: &LaunchFile,
+    block: Option<&[ModuleSpec]>,
+    policy: PathPolicy,
+    lookup_roots: &[PathBuf],
+) -> Found {
     let mut found = Found {
         sys_path: lf.roots.clone(),
         ..Found::default()
@@ -186,7 +215,31 @@ pub fn find_modules(lf: &LaunchFile, block: Option<&[ModuleSpec]>) -> Found {
         }
         let mut rel: PathBuf = m.split('.').collect();
         rel.set_extension("py");
-        if let Some(file) = lf.roots.iter().map(|r| r.join(&rel)).find(|p| p.is_file()) {
+        if let Some((root, file)) = lf
+            .roots
+            .iter()
+            .map(|r| (r, r.join(&rel)))
+            .find(|(_, p)| p.is_file())
+        {
+            let problems = trust_problems(&file, root, lookup_roots);
+            if !problems.is_empty() {
+                match policy {
+                    PathPolicy::Refuse => {
+                        found
+                            .missing
+                            .push(DiscoverError::Untrusted { file, problems }.to_string());
+                        continue;
+                    }
+                    PathPolicy::Warn(reason) => found.warnings.push(
+                        DiscoverWarning::Insecure {
+                            file: file.clone(),
+                            reason,
+                            problems,
+                        }
+                        .to_string(),
+                    ),
+                }
+            }
             found.modules.push((m.clone(), file));
             continue;
         }
@@ -278,13 +331,59 @@ mod tests {
     }
 
     fn tree(files: &[&str]) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         for f in files {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, "").unwrap();
+            std::fs::write(&p, "").unwrap();
+        }
+        // Whatever the umask: owner-writable only, as the trust check wants.
+        for e in walk(d.path()) {
+            let mode = if e.is_dir() { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&e, std::fs::Permissions::from_mode(mode)).unwrap();
         }
         d
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = vec![dir.to_owned()];
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_module_others_can_write_is_refused_like_discovery_refuses_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tree(&["python.d/a/top.py", "python.d/a/ok.py"]);
+        let top = t.path().join("python.d/a/top.py");
+        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let lf = LaunchFile {
+            path: "/tmp/f".into(),
+            datakit_dir: t.path().into(),
+            roots: vec![t.path().join("python.d/a")],
+            modules: vec!["top".into(), "ok".into()],
+        };
+        let lookup = [t.path().join("python.d")];
+        let f = find_modules(&lf, None, PathPolicy::Refuse, &lookup);
+        assert_eq!(f.modules.len(), 1, "{f:?}");
+        assert_eq!(f.modules[0].0, "ok");
+        assert!(f.missing[0].contains("top.py"), "{:?}", f.missing);
+        let f = find_modules(
+            &lf,
+            None,
+            PathPolicy::Warn("insecure_paths = true"),
+            &lookup,
+        );
+        assert_eq!(f.modules.len(), 2);
+        assert!(f.warnings[0].contains("top.py"), "{:?}", f.warnings);
     }
 
     #[test]
@@ -301,7 +400,7 @@ mod tests {
                 "bad-name".into(),
             ],
         };
-        let f = find_modules(&lf, None);
+        let f = find_modules(&lf, None, PathPolicy::Refuse, &[]);
         assert_eq!(
             f.modules,
             vec![
@@ -330,7 +429,7 @@ mod tests {
             path: t.path().join("extra/single.py"),
             entry: "extra/single.py".into(),
         }];
-        let f = find_modules(&lf, Some(&block));
+        let f = find_modules(&lf, Some(&block), PathPolicy::Refuse, &[]);
         assert_eq!(
             f.modules[0],
             ("single".to_string(), t.path().join("extra/single.py"))

@@ -258,6 +258,7 @@ fn serve(
         envs: Vec::new(),
         tags: block.as_ref().map(|b| b.tags.clone()).unwrap_or_default(),
         numbers_as_float: block.as_ref().is_some_and(|b| b.numbers_as_float),
+        insecure_paths: block.as_ref().is_some_and(|b| b.insecure_paths),
         timeout: block.as_ref().and_then(|b| b.timeout),
         source: block
             .as_ref()
@@ -279,18 +280,33 @@ fn serve(
     };
     let block_found = block.is_some();
     let python_d = datakit_dir.join("python.d");
+    let lookup_roots: Vec<PathBuf> = gitrepos
+        .iter()
+        .map(|r| r.join("python.d"))
+        .chain(std::iter::once(python_d.clone()))
+        .collect();
+    let policy = discover::PathPolicy::for_block(input.insecure_paths);
     let reported = Mutex::new(Vec::<String>::new());
     let prepare = move || -> anyhow::Result<WorkerSpec> {
-        let from_block =
-            block_found.then(|| discover::discover(&input.dirs, &python_d, &gitrepos).modules);
-        let found = file::find_modules(&lf, from_block.as_deref());
+        let from_block = block_found
+            .then(|| discover::discover(&input.dirs, &python_d, &gitrepos, policy).modules);
+        let found = file::find_modules(&lf, from_block.as_deref(), policy, &lookup_roots);
         // Said once, not at every restart.
         let mut seen = reported.lock().unwrap_or_else(|e| e.into_inner());
-        if *seen != found.missing {
+        let said: Vec<String> = found
+            .missing
+            .iter()
+            .chain(&found.warnings)
+            .cloned()
+            .collect();
+        if *seen != said {
             for m in &found.missing {
                 tracing::error!(input = %input.name, "{m}");
             }
-            seen.clone_from(&found.missing);
+            for w in &found.warnings {
+                tracing::warn!(input = %input.name, "{w}");
+            }
+            *seen = said;
         }
         if found.modules.is_empty() {
             anyhow::bail!(

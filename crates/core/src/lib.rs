@@ -9,13 +9,15 @@
 //! ```
 //!
 //! - [`config`]: `[[inputs.pythond]]` blocks and `datakit.conf`.
-//! - [`discover`]: a block's `dirs` → the modules to import.
+//! - [`discover`]: a block's `dirs` → the modules to import; [`trust`]: who
+//!   could have changed a script or config file.
 //! - [`scheduler`]: fixed-rate ticks, timeouts, backoff, for any [`scheduler::Job`].
 //! - [`point`]: the data rules; [`lineproto`]: DataKit's line protocol.
 //! - [`sink`]: where the runtime hands points; [`writer`]: batching,
 //!   retries, transport and the disk spool.
 //! - [`target`], [`route`]: where a point goes and in which request.
 //! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
+//! - [`seconds`]: intervals and timeouts users give, within bounds.
 //!
 //! `docs/design.md` describes the process model and the writer's design;
 //! `docs/compat.md` the compatibility contract the code follows.
@@ -29,7 +31,24 @@ pub mod names;
 pub mod point;
 pub mod route;
 pub mod scheduler;
+pub mod seconds;
 pub mod sink;
 pub mod spec;
+pub mod status;
 pub mod target;
+pub mod trust;
 pub mod writer;
+
+#[cfg(test)]
+mod tests {
+    /// The core crate is Python-free: its own test process does not map
+    /// libpython at all (so it builds and runs where there is none).
+    #[test]
+    fn no_libpython_is_mapped_in_the_core_tests() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            !maps.contains("libpython"),
+            "libpython mapped in core tests"
+        );
+    }
+}

@@ -3,13 +3,14 @@
 //! `measurement[,tag=value...] field=value[,field=value...] timestamp_ns\n`
 //!
 //! Escapes are DataKit's (its parser is influxdb1 `models`, as forked by
-//! GuanceCloud; SPEC §4): the measurement escapes comma and space; tag keys,
-//! tag values and field keys escape comma, equals and space; string field
-//! values escape double quote and backslash. **A backslash in a name is
-//! written as it is**: that parser unescapes only `\,` `\ ` `\=` in names, so
-//! `\\` would arrive doubled (a tag value `C:\dir` arrives as `C:\dir`). What
-//! no escape can express there (a trailing backslash, a misread field key) is
-//! handled by [`crate::point`]. Newlines are written raw inside string fields.
+//! GuanceCloud; `docs/compat.md#data-rules`): the measurement escapes comma
+//! and space; tag keys, tag values and field keys escape comma, equals and
+//! space; string field values escape double quote and backslash. **A
+//! backslash in a name is written as it is**: that parser unescapes only
+//! `\,` `\ ` `\=` in names, so `\\` would arrive doubled (a tag value
+//! `C:\dir` arrives as `C:\dir`). What no escape can express there (a
+//! trailing backslash, a misread field key) is handled by [`crate::point`].
+//! Newlines are written raw inside string fields.
 //!
 //! Tests parse our output with influxdata's `influxdb-line-protocol` crate, an
 //! independent parser. It agrees with DataKit everywhere except a backslash

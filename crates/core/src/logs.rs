@@ -1,4 +1,4 @@
-//! Log files users are told to read (SPEC §6), and tracing setup.
+//! Log files users are told to read (`docs/compat.md#logs`), and tracing setup.
 //!
 //! - stderr: everything at the chosen level.
 //! - `_datakit_pythond_cli.log`: the runner's log. In `run` mode the
@@ -245,6 +245,17 @@ impl LineWriter {
     }
 }
 
+static COUNTERS: std::sync::OnceLock<Vec<ErrorCounter>> = std::sync::OnceLock::new();
+
+/// Log lines this process dropped so far because a destination could not
+/// keep up (0 before [`init`]).
+pub fn dropped_lines() -> u64 {
+    COUNTERS
+        .get()
+        .map(|v| v.iter().map(|c| c.dropped_lines() as u64).sum())
+        .unwrap_or(0)
+}
+
 /// Lines a destination may lag behind before new ones are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;
 
@@ -305,6 +316,7 @@ fn init_layers(opts: LogOptions, to_stderr: bool) -> LogGuard {
         .with(cli)
         .with(framework)
         .try_init();
+    let _ = COUNTERS.set(dropped.clone());
     LogGuard {
         _guards: guards,
         dropped,

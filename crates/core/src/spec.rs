@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::discover::Resolved;
 use crate::target::Target;
 
 /// The environment variable carrying the spec from supervisor to worker.
@@ -27,6 +28,14 @@ pub struct WorkerSpec {
     pub cmd: String,
     /// `(module name, file)` to import, in order.
     pub modules: Vec<(String, PathBuf)>,
+    /// Where each `dirs` entry resolved (shown by `pythond check`, logged).
+    #[serde(default)]
+    pub resolved: Vec<Resolved>,
+    /// What discovery could not use (entries not found, scripts refused by
+    /// the permission check): the worker logs them, `pythond check` lists
+    /// them.
+    #[serde(default)]
+    pub discovery_errors: Vec<String>,
     pub sys_path: Vec<PathBuf>,
     pub tags: Vec<(String, String)>,
     pub numbers_as_float: bool,

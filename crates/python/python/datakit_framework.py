@@ -29,6 +29,15 @@ __all__ = ["DataKitFramework"]
 _EVENT_STATUSES = ("ok", "info", "warning", "error", "critical", "nodata")
 
 
+def _short_repr(v):
+    """repr(v) for an error message: bounded, and never an error itself."""
+    try:
+        r = repr(v)
+    except Exception:
+        return "<%s>" % type(v).__name__
+    return r if len(r) <= 80 else r[:80] + "..."
+
+
 class DataKitFramework(object):
     """Subclass it, set `name` and `interval`, and override `run()`."""
 
@@ -91,7 +100,7 @@ class DataKitFramework(object):
         self.checkArgEmpty("df_title", df_title)
         if df_status not in _EVENT_STATUSES:
             raise ValueError(
-                'argument "df_status" must be one of %s, got %r' % (", ".join(_EVENT_STATUSES), df_status)
+                'argument "df_status" must be one of %s, got %s' % (", ".join(_EVENT_STATUSES), _short_repr(df_status))
             )
         fields = {"df_date_range": df_date_range, "df_source": source}
         fields.update(extra)
@@ -111,7 +120,10 @@ class DataKitFramework(object):
         self.checkArgEmpty("df_dimension_tags", df_dimension_tags)
         if isinstance(df_dimension_tags, dict):
             # The documented form is a JSON string; accept the dict it describes.
-            df_dimension_tags = _json.dumps(df_dimension_tags, separators=(",", ":"))
+            try:
+                df_dimension_tags = _json.dumps(df_dimension_tags, separators=(",", ":"))
+            except RecursionError:
+                raise ValueError('argument "df_dimension_tags": the dict is nested too deeply for JSON')
         return self._feed_event(
             "monitor",
             {"df_dimension_tags": df_dimension_tags},

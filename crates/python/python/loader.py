@@ -1,11 +1,20 @@
 # Internal to pythond: loads script modules and picks the classes to run.
 # Kept in Python because it is Python's import machinery; the daemon calls
 # these functions and gets plain values back.
+import importlib.machinery
 import importlib.util
+import os
 import sys
 import traceback
 
 import datakit_framework
+
+# sys.path and the modules loaded when this loader is created, which the
+# daemon does before it adds the script folders to sys.path: what a script
+# file must not shadow.
+_BASE_PATH = list(sys.path)
+_BASE_MODULES = frozenset(sys.modules)
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
 
 
 class RunTimeout(BaseException):
@@ -13,9 +22,97 @@ class RunTimeout(BaseException):
     KeyboardInterrupt, so that `except Exception:` in a script cannot swallow it."""
 
 
+def add_script_folders(dirs):
+    """Put the script folders at the end of sys.path (a folder already on it,
+    e.g. through PYTHONPATH, stays where it is); they are no "installed
+    package" for name_taken()."""
+    global _BASE_PATH
+    _BASE_PATH = [p for p in _BASE_PATH if p not in dirs]
+    for d in dirs:
+        if d not in sys.path:
+            sys.path.append(d)
+
+
+def _find_without_scripts(name, path=None):
+    """The spec the import system finds for `name` with sys.path as it was
+    before the script folders were added (builtins, frozen modules, the
+    standard library, site-packages, .pth and editable-install finders)."""
+    saved = sys.path
+    sys.path = list(_BASE_PATH)
+    try:
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            try:
+                spec = find(name, path)
+            except Exception:
+                continue
+            if spec is not None:
+                return spec
+    finally:
+        sys.path = saved
+    return None
+
+
+def _spec_of(name):
+    module = sys.modules.get(name) if name in _BASE_MODULES else None
+    spec = getattr(module, "__spec__", None)
+    return spec if spec is not None else _find_without_scripts(name)
+
+
+def _where(spec):
+    if spec.origin and spec.origin not in ("built-in", "frozen"):
+        return spec.origin
+    locations = list(spec.submodule_search_locations or ())
+    return locations[0] if locations else (spec.origin or "?")
+
+
+def name_taken(name):
+    """None when a script may be imported as module `name`; else (kind, what)
+    it would shadow for every other module of the interpreter: kind is
+    "framework" (pythond's own datakit_framework), "stdlib" or "installed".
+    `sub.file` collides only when `sub` is a real package with a module
+    `file` (so `sub.json` is fine)."""
+    top, _, rest = name.partition(".")
+    if name == "datakit_framework":
+        return ("framework", name)
+    if not rest:
+        if name in _STDLIB:
+            return ("stdlib", name)
+        if name in _BASE_MODULES:
+            return ("installed", "%s (already loaded)" % name)
+        spec = _find_without_scripts(name)
+        if spec is not None:
+            return ("installed", "%s (%s)" % (name, _where(spec)))
+        return None
+    if name in _BASE_MODULES:
+        return ("stdlib" if top in _STDLIB else "installed", name)
+    top_spec = _spec_of(top)
+    if top_spec is None or not top_spec.submodule_search_locations:
+        return None
+    sub = importlib.machinery.PathFinder.find_spec(name, list(top_spec.submodule_search_locations))
+    if sub is None:
+        return None
+    if top in _STDLIB:
+        return ("stdlib", name)
+    return ("installed", "%s (%s)" % (name, _where(sub)))
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError):
+        return False
+
+
 def load_module(name, path):
-    """Import the file at `path` as module `name` (exactly that file, even when
-    a module of that name exists elsewhere on sys.path, e.g. stdlib `test`)."""
+    """Import the file at `path` as module `name` (exactly that file). A
+    module another script already imported from that file (a helper imported
+    by name) is reused, not executed twice."""
+    known = sys.modules.get(name)
+    if known is not None and _same_file(getattr(known, "__file__", None), path):
+        return known
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError("cannot load %s as a Python module" % path)
@@ -69,8 +166,20 @@ def describe(instance):
     return name, interval, timeout
 
 
-def format_exception(exc):
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def _internal(tb):
+    name = tb.tb_frame.f_code.co_filename
+    return name == "pythond_loader.py" or name.startswith("<frozen importlib")
+
+
+def format_exception(exc, tb=None):
+    if tb is None:
+        tb = exc.__traceback__
+    # The loader's and importlib's own frames above the script's say nothing
+    # to its author.
+    first = tb
+    while first is not None and _internal(first):
+        first = first.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, first or tb))
 
 
 class ScriptOutput(object):

@@ -1,12 +1,19 @@
 //! Starting the interpreter: `site-packages` of the block's `cmd`, the script
 //! folders on `sys.path`, `datakit_framework` and the loader installed.
+//!
+//! The script folders go at the END of `sys.path`, as the original put them:
+//! the standard library and installed packages always win, so a script file
+//! named `json.py` cannot replace `json` for the framework and every other
+//! script. Such a file is not imported at all (see `script::load`); the
+//! loader learns what it must not shadow from `sys.path` and `sys.modules` as
+//! they are when it is created, before the script folders are added.
 
 use std::ffi::CString;
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyModule};
+use pyo3::types::PyModule;
 
 use crate::native::{self, Context};
 
@@ -28,8 +35,12 @@ pub struct InterpreterSetup {
     /// `site-packages` folders of the Python named by `cmd` (added with
     /// `site.addsitedir`, so `.pth` files work).
     pub site_dirs: Vec<PathBuf>,
-    /// Script folders, put first on `sys.path`.
+    /// Script folders, put last on `sys.path`.
     pub sys_path: Vec<PathBuf>,
+    /// `sys.executable` inside scripts: the block's `cmd` as a path (what
+    /// `subprocess.run([sys.executable, ...])` should start). `None` keeps
+    /// the embedded interpreter's own guess.
+    pub executable: Option<PathBuf>,
 }
 
 /// The `(major, minor)` of the CPython this crate was built for and embeds.
@@ -63,17 +74,24 @@ fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyRe
     for dir in &setup.site_dirs {
         site.call_method1("addsitedir", (dir.to_string_lossy().as_ref(),))?;
     }
-    let path = sys.getattr("path")?.cast_into::<PyList>()?;
-    for (i, dir) in setup.sys_path.iter().enumerate() {
-        path.insert(i, dir.to_string_lossy().as_ref())?;
+    if let Some(exe) = &setup.executable {
+        sys.setattr("executable", exe.to_string_lossy().as_ref())?;
     }
     native::install_api(py, ctx)?;
     let modules = sys.getattr("modules")?;
     let code = CString::new(FRAMEWORK_SRC).expect("no NUL in framework source");
     let framework = PyModule::from_code(py, &code, c"datakit_framework.py", c"datakit_framework")?;
     modules.set_item("datakit_framework", &framework)?;
+    // Before the script folders are on sys.path: the loader notes what is
+    // there without them (see the module docs).
     let code = CString::new(LOADER_SRC).expect("no NUL in loader source");
     let loader = PyModule::from_code(py, &code, c"pythond_loader.py", c"_pythond_loader")?;
+    let dirs: Vec<String> = setup
+        .sys_path
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
+    loader.call_method1("add_script_folders", (dirs,))?;
     let out_cls = loader.getattr("ScriptOutput")?;
     sys.setattr("stdout", out_cls.call1((0,))?)?;
     sys.setattr("stderr", out_cls.call1((1,))?)?;
@@ -92,9 +110,11 @@ pub(crate) fn loader(py: Python<'_>) -> &Bound<'_, PyModule> {
 /// `PyErr` must not cross threads).
 pub(crate) fn format_err(py: Python<'_>, err: &PyErr) -> String {
     if let Some(loader) = LOADER.get(py) {
+        // Before 3.12 the traceback is not on the exception object until
+        // something sets it: pass the one pyo3 fetched with the error.
         if let Ok(s) = loader
             .bind(py)
-            .call_method1("format_exception", (err.value(py),))
+            .call_method1("format_exception", (err.value(py), err.traceback(py)))
             .and_then(|s| s.extract::<String>())
         {
             return s.trim_end().to_owned();

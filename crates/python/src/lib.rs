@@ -3,7 +3,7 @@
 //! The worker calls plain synchronous functions that take and return Rust
 //! data: [`init`] once per process, [`load`] to import script files and
 //! instantiate their plugin classes, [`run`] to call one instance's `run()`,
-//! [`interrupt`] to stop a run that outlived its timeout. Callers run them on
+//! [`interrupt`] to stop the run it names once it outlived its timeout. Callers run them on
 //! blocking threads (never inside an async task), and nothing here waits on
 //! the network while attached to Python.
 //!
@@ -30,4 +30,6 @@ mod script;
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
 pub use launch_file::{read_launch_file, LaunchFileError};
 pub use native::Context;
-pub use script::{current_script, interrupt, load, run, LoadFailure, Loaded, RunError, Script};
+pub use script::{
+    current_script, interrupt, load, run, FailureKind, LoadFailure, Loaded, RunError, Script,
+};

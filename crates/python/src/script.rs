@@ -2,11 +2,12 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
+
+use pythond_core::seconds;
 
 use crate::interp::{format_err, loader};
 use crate::native;
@@ -32,10 +33,24 @@ pub struct Script {
     /// The class's optional `timeout` attribute.
     pub timeout: Option<Duration>,
     obj: Py<PyAny>,
-    /// Python thread ident of the thread running `run()`, 0 when idle.
-    /// Written and read only while attached, so an interrupt can never reach
-    /// a thread that has moved on.
-    running_thread: AtomicU64,
+    /// The run inside `run()` right now, if any. Set and cleared by [`run`]
+    /// while attached, and held by [`interrupt`] while it raises, so an
+    /// interrupt can only reach the run it names, and only before that
+    /// run's `run()` returned.
+    running: Mutex<Option<Running>>,
+}
+
+/// A run in progress: which one, on which Python thread.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    run_id: u64,
+    thread: u64,
+}
+
+impl Script {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Script {
@@ -56,8 +71,32 @@ pub struct LoadFailure {
     pub path: PathBuf,
     /// `None` when the module itself failed to import.
     pub class: Option<String>,
-    /// The Python traceback.
+    pub kind: FailureKind,
+    /// The Python traceback ([`FailureKind::Import`],
+    /// [`FailureKind::Instantiate`]), or a one-line message naming the file
+    /// or the class and saying what to change (the other kinds).
     pub error: String,
+}
+
+/// Why a module or class is not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The module raised while being imported.
+    Import,
+    /// Not imported: its name is a standard-library module's or an installed
+    /// package's, which it would replace for every other module.
+    NameTaken,
+    /// The class raised when instantiated, or its attributes could not be read.
+    Instantiate,
+    /// The class's `interval` or `timeout` is out of bounds.
+    Attribute,
+}
+
+impl LoadFailure {
+    /// Whether `error` is a traceback (else a one-line message).
+    pub fn is_traceback(&self) -> bool {
+        matches!(self.kind, FailureKind::Import | FailureKind::Instantiate)
+    }
 }
 
 /// What [`load`] found in the modules it imported.
@@ -67,6 +106,9 @@ pub struct Loaded {
     pub failures: Vec<LoadFailure>,
     /// Modules that imported fine but define no class to run.
     pub empty_modules: Vec<(String, PathBuf)>,
+    /// Files left out on purpose that are no error (a copy of
+    /// `datakit_framework.py` among the scripts), as messages.
+    pub notes: Vec<String>,
 }
 
 /// Import each `(module name, file)` and instantiate its plugin classes
@@ -83,16 +125,40 @@ pub fn load<'a>(modules: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Loade
 
 fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
     let loader = loader(py);
-    let fail = |class: Option<String>, err: &PyErr| LoadFailure {
+    let fail = |class: Option<String>, kind: FailureKind, err: &PyErr| LoadFailure {
         module: name.to_owned(),
         path: path.to_owned(),
         class,
+        kind,
         error: format_err(py, err),
     };
+    let taken = loader
+        .call_method1("name_taken", (name,))
+        .and_then(|t| t.extract::<Option<(String, String)>>());
+    match taken {
+        Ok(None) => {}
+        Ok(Some((kind, what))) => {
+            match name_taken_message(name, path, &kind, &what) {
+                Ok(note) => out.notes.push(note),
+                Err(error) => out.failures.push(LoadFailure {
+                    module: name.to_owned(),
+                    path: path.to_owned(),
+                    class: None,
+                    kind: FailureKind::NameTaken,
+                    error,
+                }),
+            }
+            return;
+        }
+        Err(e) => {
+            out.failures.push(fail(None, FailureKind::Import, &e));
+            return;
+        }
+    }
     let module = match loader.call_method1("load_module", (name, path.to_string_lossy().as_ref())) {
         Ok(m) => m,
         Err(e) => {
-            out.failures.push(fail(None, &e));
+            out.failures.push(fail(None, FailureKind::Import, &e));
             return;
         }
     };
@@ -102,7 +168,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
     {
         Ok(c) => c,
         Err(e) => {
-            out.failures.push(fail(None, &e));
+            out.failures.push(fail(None, FailureKind::Import, &e));
             return;
         }
     };
@@ -121,20 +187,80 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
                     .extract::<(String, f64, Option<f64>)>()?;
             Ok((obj, sname, interval, timeout))
         });
-        match described {
-            Ok((obj, sname, interval, timeout)) => out.scripts.push(Script {
-                name: sname.into(),
+        let (obj, sname, interval, timeout) = match described {
+            Ok(d) => d,
+            Err(e) => {
+                out.failures
+                    .push(fail(Some(class), FailureKind::Instantiate, &e));
+                continue;
+            }
+        };
+        let bounded = |attr: &str, secs: f64| {
+            seconds::to_duration(secs).map_err(|e| LoadFailure {
                 module: name.to_owned(),
-                class,
                 path: path.to_owned(),
-                interval: Duration::from_secs_f64(interval),
-                timeout: timeout.map(Duration::from_secs_f64),
-                obj: obj.unbind(),
-                running_thread: AtomicU64::new(0),
-            }),
-            Err(e) => out.failures.push(fail(Some(class), &e)),
-        }
+                class: Some(class.clone()),
+                kind: FailureKind::Attribute,
+                error: format!(
+                    "{name}.{class} ({}): class attribute `{attr}`: {e}; the class is not run",
+                    path.display()
+                ),
+            })
+        };
+        let interval = match bounded("interval", interval) {
+            Ok(d) => d,
+            Err(f) => {
+                out.failures.push(f);
+                continue;
+            }
+        };
+        let timeout = match timeout.map(|t| bounded("timeout", t)).transpose() {
+            Ok(t) => t,
+            Err(f) => {
+                out.failures.push(f);
+                continue;
+            }
+        };
+        out.scripts.push(Script {
+            name: sname.into(),
+            module: name.to_owned(),
+            class,
+            path: path.to_owned(),
+            interval,
+            timeout,
+            obj: obj.unbind(),
+            running: Mutex::new(None),
+        });
     }
+}
+
+/// What to tell about a script file whose module name is taken (see the
+/// loader's `name_taken`): `Ok` a note (a copy of the framework), `Err` the
+/// error.
+fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result<String, String> {
+    let file = path.display();
+    let whose = match kind {
+        "framework" => {
+            return Ok(format!(
+            "{file}: not imported: pythond provides datakit_framework itself (scripts import it \
+                 with no install step); this copy is not used"
+        ))
+        }
+        "stdlib" => format!("the standard library's module {what}"),
+        _ => format!("the installed package {what}"),
+    };
+    let rename = if name.contains('.') {
+        "rename the file or its folder"
+    } else {
+        "rename the file"
+    };
+    Err(format!(
+        "{file}: not imported: its module name {name:?} is {whose}, which this file would \
+         replace for the framework and every other script (the original never ran such a file \
+         either: the standard library and installed packages come first); {rename} \
+         (e.g. {}_collector.py)",
+        name.rsplit('.').next().unwrap_or(name)
+    ))
 }
 
 thread_local! {
@@ -146,29 +272,36 @@ pub fn current_script() -> Arc<str> {
     CURRENT.with(|c| c.borrow().clone().unwrap_or_else(|| Arc::from("pythond")))
 }
 
-/// Call `script.run()` on this thread.
-pub fn run(script: &Script) -> Result<(), RunError> {
+/// Call `script.run()` on this thread as run `run_id`, the number
+/// [`interrupt`] names to stop this run and no other (the scheduler's run
+/// generation; unique per script).
+pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
     CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
-        let tid = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
-        script.running_thread.store(tid as u64, Ordering::Release);
-        let r = script
-            .obj
-            .bind(py)
-            .call_method0(pyo3::intern!(py, "run"))
-            .map(drop)
-            .map_err(|e| RunError {
-                timed_out: loader(py)
-                    .getattr("RunTimeout")
-                    .is_ok_and(|t| e.get_type(py).is(&t)),
-                traceback: format_err(py, &e),
-            });
-        script.running_thread.store(0, Ordering::Release);
-        // An interrupt that arrived after the last bytecode must not fire in
-        // whatever this thread runs next.
-        // SAFETY: clearing this thread's own pending async exception.
-        unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, std::ptr::null_mut()) };
+        let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+        *script.lock_running() = Some(Running { run_id, thread });
+        let r = script.obj.bind(py).call_method0(pyo3::intern!(py, "run"));
+        // run() has returned, and no Python code has run on this thread since
+        // (the GIL is not released between the call's return and here). Close
+        // the run to interrupts first, then drop what was pending: whatever
+        // this thread runs next (dropping the result, formatting the
+        // traceback, the next script) can no longer get this run's
+        // `RunTimeout`. `interrupt` sets the exception holding the same lock,
+        // so one that won the race is dropped here, and one that lost it
+        // finds the run closed.
+        {
+            let mut running = script.lock_running();
+            *running = None;
+            // SAFETY: clearing this thread's own pending async exception.
+            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+        }
+        let r = r.map(drop).map_err(|e| RunError {
+            timed_out: loader(py)
+                .getattr("RunTimeout")
+                .is_ok_and(|t| e.get_type(py).is_subclass(&t).unwrap_or(false)),
+            traceback: format_err(py, &e),
+        });
         native::flush_output();
         r
     });
@@ -176,21 +309,30 @@ pub fn run(script: &Script) -> Result<(), RunError> {
     result
 }
 
-/// Raise `RunTimeout` inside the thread running `script.run()`, if any. It
-/// takes effect at the next bytecode that thread executes; code blocked in C
-/// (a `sleep`, a socket read) is not reached until it returns.
-pub fn interrupt(script: &Script) -> bool {
+/// Raise `RunTimeout` inside run `run_id` of `script`, if that run is still
+/// inside `run()`; `false` (and nothing happens) when it has returned or
+/// another run is in progress, so an interrupt meant for a run that just
+/// ended can never hit the next one, nor the code that follows a run. It
+/// takes effect at the next bytecode the run executes; code blocked in C (a
+/// `sleep`, a socket read) is not reached until it returns.
+pub fn interrupt(script: &Script, run_id: u64) -> bool {
     Python::attach(|py| {
-        let tid = script.running_thread.load(Ordering::Acquire);
-        if tid == 0 {
-            return false;
-        }
         let Ok(exc) = loader(py).getattr("RunTimeout") else {
             return false;
         };
-        // SAFETY: `exc` is a live exception type; `tid` is a thread that is
-        // inside run() (checked under the GIL, see `running_thread`).
-        let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(tid as _, exc.as_ptr()) };
-        n == 1
+        // Held while the exception is set: `run` closes the run under this
+        // lock, then clears what is pending.
+        let running = script.lock_running();
+        match *running {
+            Some(r) if r.run_id == run_id => {
+                // SAFETY: `exc` is a live exception type; `r.thread` is a live
+                // Python thread still inside this run: `run` takes this lock
+                // before it clears the record and what is pending.
+                let n =
+                    unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(r.thread as _, exc.as_ptr()) };
+                n == 1
+            }
+            _ => false,
+        }
     })
 }

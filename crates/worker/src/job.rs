@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pythond_core::control::run_id;
-use pythond_core::scheduler::{Job, RunFailed};
+use pythond_core::scheduler::{timeout_message, Job, RunFailed};
 use pythond_core::sink::Sink;
 use pythond_python::Script;
 
@@ -33,8 +33,8 @@ impl Job for ScriptJob {
         Some(self.timeout)
     }
 
-    fn interrupt(&self) {
-        pythond_python::interrupt(&self.script);
+    fn interrupt(&self, run: u64) {
+        pythond_python::interrupt(&self.script, run);
     }
 
     fn hung(&self) {
@@ -46,19 +46,36 @@ impl Job for ScriptJob {
         self.sink.lasterror(None, &self.script.name, &msg);
     }
 
-    fn run(&self) -> Result<(), RunFailed> {
+    fn run(&self, run: u64) -> Result<(), RunFailed> {
         let marker = crate::control::Marker::new(run_id(&self.script.module, &self.script.class));
-        let result = pythond_python::run(&self.script);
+        let result = pythond_python::run(&self.script, run);
         drop(marker);
         self.sink.flush();
         result.map_err(|e| {
-            tracing::error!(
-                script = %self.script.name,
-                module = %self.script.module,
-                "run() raised:\n{}",
-                e.traceback
-            );
-            self.sink.lasterror(None, &self.script.name, &e.traceback);
+            let report = if e.timed_out {
+                // The scheduler's watchdog already said why; this is where.
+                tracing::error!(
+                    script = %self.script.name,
+                    module = %self.script.module,
+                    timeout_secs = self.timeout.as_secs_f64(),
+                    "run() was stopped by its timeout; it was here:\n{}",
+                    e.traceback
+                );
+                format!(
+                    "{}\n{}",
+                    timeout_message(&self.script.name, self.timeout, self.script.interval),
+                    e.traceback
+                )
+            } else {
+                tracing::error!(
+                    script = %self.script.name,
+                    module = %self.script.module,
+                    "run() raised:\n{}",
+                    e.traceback
+                );
+                e.traceback.clone()
+            };
+            self.sink.lasterror(None, &self.script.name, &report);
             RunFailed(e.traceback)
         })
     }

@@ -7,8 +7,9 @@
 //! - `run`: the input's scripts on their intervals, points through the
 //!   writer ([`runtime`]).
 //! - `list`: load the scripts and print what would run (`pythond check`).
-//! - `test PATH...`: run each script once and print its points (`pythond
-//!   test`, which hands its arguments over unchanged).
+//! - `test PATH...`: run each script once, with the daemon's timeouts, and
+//!   print its points (`pythond test`, which hands its arguments over
+//!   unchanged).
 //! - `parse-launch FILE`: print, as JSON, what the runner file DataKit
 //!   rendered for a block names (`pythond FILE --logname=NAME`, launch mode,
 //!   has no interpreter to parse it with).
@@ -16,6 +17,7 @@
 pub mod control;
 pub mod job;
 pub mod list;
+pub mod report;
 pub mod runtime;
 pub mod sink;
 pub mod testmode;
@@ -163,7 +165,14 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
                 .into_owned()
         })
         .collect();
-    let found = pythond_core::discover::discover(&entries, &cwd, &[]);
+    // The files given are run as `python3 file.py` would run them: a file
+    // others could change is run with a warning, not refused.
+    let found = pythond_core::discover::discover(
+        &entries,
+        &cwd,
+        &[],
+        pythond_core::discover::PathPolicy::Warn("pythond test runs the files it is given"),
+    );
     for w in &found.warnings {
         eprintln!("warning: {w}");
     }
@@ -178,8 +187,14 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
     let setup = pythond_python::InterpreterSetup {
         site_dirs: vec![],
         sys_path: found.sys_path,
+        executable: None,
     };
-    let outcome = testmode::run_once(&modules, &setup, args.numbers_as_float)?;
+    let outcome = testmode::run_once(
+        &modules,
+        &setup,
+        args.numbers_as_float,
+        testmode::Limits::default(),
+    )?;
     let fmt = match args.format {
         FormatArg::Human => testmode::Format::Human,
         FormatArg::Json => testmode::Format::Json,

@@ -2,7 +2,6 @@
 //! nothing is sent) and print one line per class that would run.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pythond_core::sink::Collector;
 use pythond_core::spec::WorkerSpec;
@@ -26,15 +25,24 @@ pub fn main(spec: WorkerSpec) -> i32 {
         println!("error: {e}");
         return 2;
     }
+    for r in &spec.resolved {
+        println!("dirs entry {:?}: {}", r.entry, r.path.display());
+    }
+    for e in &spec.discovery_errors {
+        println!("error: {e}");
+    }
     // Progress on stderr, unbuffered: if an import never returns, `pythond
     // check` names the module it is stuck in.
     let loaded = crate::runtime::load(&spec, &*sink, |name, path| {
         eprintln!("{IMPORTING}{name} ({})", path.display());
     });
+    let block_timeout = spec
+        .timeout_secs
+        .and_then(|t| pythond_core::seconds::to_duration(t).ok());
     for s in &loaded.scripts {
         let timeout = s
             .timeout
-            .or(spec.timeout_secs.map(Duration::from_secs_f64))
+            .or(block_timeout)
             .unwrap_or_else(|| default_timeout(s.interval));
         println!(
             "{}.{}  name={:?}  interval={}s  timeout={}s  ({})",
@@ -48,11 +56,18 @@ pub fn main(spec: WorkerSpec) -> i32 {
     }
     for (m, p) in &loaded.empty_modules {
         println!(
-            "warning: module {m} ({}) defines no DataKitFramework subclass with run()",
+            "note: module {m} ({}) defines no DataKitFramework subclass with run() (a helper or base-class module)",
             p.display()
         );
     }
+    for n in &loaded.notes {
+        println!("note: {n}");
+    }
     for f in &loaded.failures {
+        if !f.is_traceback() {
+            println!("error: {}", f.error);
+            continue;
+        }
         println!(
             "error: {} ({}){}:",
             f.module,
@@ -66,7 +81,8 @@ pub fn main(spec: WorkerSpec) -> i32 {
             println!("    {line}");
         }
     }
-    if loaded.failures.is_empty() && !loaded.scripts.is_empty() {
+    if loaded.failures.is_empty() && spec.discovery_errors.is_empty() && !loaded.scripts.is_empty()
+    {
         0
     } else {
         1

@@ -14,7 +14,7 @@ use pythond_core::sink::Sink;
 use pythond_core::spec::{exit, WorkerSpec};
 use pythond_core::writer::spool::{Spool, SpoolLimits};
 use pythond_core::writer::{Writer, WriterConfig};
-use pythond_python::{Context, InterpreterSetup, PythonError};
+use pythond_python::{Context, FailureKind, InterpreterSetup, PythonError};
 
 use crate::job::{default_timeout, ScriptJob};
 use crate::sink::WriterSink;
@@ -29,17 +29,20 @@ pub enum StartError {
 }
 
 /// Start the embedded interpreter for `spec`: the `cmd` environment's
-/// site-packages (none when `cmd` is empty: the interpreter's own
-/// `sys.path`), the scripts' folders on `sys.path`, points to `ctx`.
+/// site-packages and `sys.executable` (when `cmd` is empty, launch mode's
+/// default: the interpreter's own), the scripts' folders on `sys.path`,
+/// points to `ctx`.
 pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
-    let site_dirs = if spec.cmd.is_empty() {
-        Vec::new()
+    let (site_dirs, executable) = if spec.cmd.is_empty() {
+        (Vec::new(), None)
     } else {
-        pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?.site_dirs
+        let env = pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?;
+        (env.site_dirs, Some(env.executable))
     };
     let setup = InterpreterSetup {
         site_dirs,
         sys_path: spec.sys_path.clone(),
+        executable,
     };
     pythond_python::init(&setup, ctx)?;
     Ok(())
@@ -54,7 +57,7 @@ fn open_spool(spec: &WorkerSpec) -> Option<Spool> {
         // A previous worker of this input may still be spooling on its way out.
         ..SpoolLimits::default()
     };
-    match Spool::open(dir, limits) {
+    match pythond_core::writer::open_spool(dir, limits) {
         Ok(s) => {
             let st = s.stats();
             if st.records > 0 {
@@ -102,8 +105,36 @@ pub(crate) fn load(
         all.scripts.append(&mut one.scripts);
         all.failures.append(&mut one.failures);
         all.empty_modules.append(&mut one.empty_modules);
+        all.notes.append(&mut one.notes);
     }
     all
+}
+
+/// Log where the `dirs` entries resolved and what could not be loaded.
+fn report_load_problems(spec: &WorkerSpec, loaded: &pythond_python::Loaded) {
+    for r in &spec.resolved {
+        tracing::info!(entry = %r.entry, path = %r.path.display(), "dirs entry resolved");
+    }
+    for e in &spec.discovery_errors {
+        tracing::error!("{e}");
+    }
+    for f in &loaded.failures {
+        match (f.kind, &f.class) {
+            (FailureKind::Import, _) => {
+                tracing::error!(module = %f.module, file = %f.path.display(), "module failed to load:\n{}", f.error)
+            }
+            (FailureKind::Instantiate, c) => {
+                tracing::error!(module = %f.module, class = c.as_deref().unwrap_or("?"), file = %f.path.display(), "class could not be instantiated:\n{}", f.error)
+            }
+            (FailureKind::NameTaken | FailureKind::Attribute, _) => tracing::error!("{}", f.error),
+        }
+    }
+    for n in &loaded.notes {
+        tracing::info!("{n}");
+    }
+    for (m, p) in &loaded.empty_modules {
+        tracing::info!(module = %m, file = %p.display(), "module defines no DataKitFramework subclass with a run() method (a helper or base-class module): nothing to schedule in it");
+    }
 }
 
 /// Run a worker to the end; returns the process exit code.
@@ -158,19 +189,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
     }
     crate::control::start();
     let loaded = load(&spec, &*sink, |_, _| {});
-    for f in &loaded.failures {
-        match &f.class {
-            None => {
-                tracing::error!(module = %f.module, file = %f.path.display(), "module failed to load:\n{}", f.error)
-            }
-            Some(c) => {
-                tracing::error!(module = %f.module, class = %c, file = %f.path.display(), "class could not be instantiated:\n{}", f.error)
-            }
-        }
-    }
-    for (m, p) in &loaded.empty_modules {
-        tracing::warn!(module = %m, file = %p.display(), "module defines no DataKitFramework subclass with a run() method");
-    }
+    report_load_problems(&spec, &loaded);
     if loaded.scripts.is_empty() {
         tracing::error!("no script to run in this input");
         return exit::NO_SCRIPTS;
@@ -178,13 +197,18 @@ pub fn main(spec: WorkerSpec) -> i32 {
     for s in &loaded.scripts {
         tracing::info!(script = %s.name, module = %s.module, class = %s.class, interval_secs = s.interval.as_secs_f64(), "scheduled");
     }
+    // Validated with the config; bounded again so that a hand-made spec
+    // cannot panic the worker.
+    let block_timeout = spec
+        .timeout_secs
+        .and_then(|t| pythond_core::seconds::to_duration(t).ok());
     let jobs: Vec<Scheduled<ScriptJob>> = loaded
         .scripts
         .into_iter()
         .map(|script| {
             let timeout = script
                 .timeout
-                .or(spec.timeout_secs.map(Duration::from_secs_f64))
+                .or(block_timeout)
                 .unwrap_or_else(|| default_timeout(script.interval));
             Scheduled::new(Arc::new(ScriptJob {
                 script,

@@ -17,6 +17,9 @@ pub struct InputConfig {
     pub tags: Vec<(String, String)>,
     pub numbers_as_float: bool,
     pub timeout: Option<Duration>,
+    /// Import scripts that someone other than root and pythond's user could
+    /// change, with a warning, instead of refusing them (see `trust`).
+    pub insecure_paths: bool,
     /// Where the block is: `file:line`.
     pub source: Location,
 }
@@ -29,6 +32,7 @@ const KNOWN_KEYS: &[&str] = &[
     "tags",
     "numbers_as_float",
     "timeout",
+    "insecure_paths",
 ];
 
 pub(super) fn parse_block(
@@ -145,16 +149,20 @@ pub(super) fn parse_block(
                 .collect::<Result<_, _>>()?
         }
     };
-    let numbers_as_float = match t.get("numbers_as_float") {
-        None => false,
-        Some(v) => v.get_ref().as_bool().ok_or_else(|| {
-            err(
-                v.span().start,
-                "numbers_as_float",
-                format!("expected true or false, got {}", v.get_ref().type_str()),
-            )
-        })?,
+    let bool_key = |key: &str| -> Result<bool, ConfigError> {
+        match t.get(key) {
+            None => Ok(false),
+            Some(v) => v.get_ref().as_bool().ok_or_else(|| {
+                err(
+                    v.span().start,
+                    key,
+                    format!("expected true or false, got {}", v.get_ref().type_str()),
+                )
+            }),
+        }
     };
+    let numbers_as_float = bool_key("numbers_as_float")?;
+    let insecure_paths = bool_key("insecure_paths")?;
     let timeout = match t.get("timeout") {
         None => None,
         Some(v) => Some(parse_timeout(v.get_ref()).map_err(|m| err(v.span().start, "timeout", m))?),
@@ -167,6 +175,7 @@ pub(super) fn parse_block(
         tags,
         numbers_as_float,
         timeout,
+        insecure_paths,
         source: at(block_offset),
     })
 }
@@ -188,10 +197,10 @@ fn parse_timeout(v: &DeValue<'_>) -> Result<Duration, String> {
         })?,
         other => return Err(format!("expected seconds or a duration string, got {}", other.type_str())),
     };
-    if !(secs.is_finite() && secs > 0.0) {
+    if secs <= 0.0 {
         return Err("must be positive".into());
     }
-    Ok(Duration::from_secs_f64(secs))
+    crate::seconds::to_duration(secs).map_err(|e| e.to_string())
 }
 
 /// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"1.5"` → seconds.

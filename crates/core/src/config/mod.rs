@@ -12,7 +12,13 @@
 //!   `dirs` (array of str), `envs` (array of `KEY=VALUE`, `$VAR`/`${VAR}`
 //!   expanded), `[inputs.pythond.tags]` (str → str);
 //! - pythond's own: `numbers_as_float` (bool), `timeout` (seconds as a number,
-//!   or `"30s"`, `"2m"`, `"500ms"`).
+//!   or `"30s"`, `"2m"`, `"500ms"`; 1 ms to 365 days), `insecure_paths`
+//!   (bool: import scripts others could change, with a warning).
+//!
+//! A config file that someone other than root and pythond's user could
+//! change (or that sits in such a folder below the config path) is not read
+//! ([`crate::trust`]); `insecure_paths` cannot vouch for the file it is
+//! written in, since whoever could change the file could add it.
 
 //!
 //! The block's keys are parsed in [`input`]; `envs` expansion is in [`envs`].
@@ -25,6 +31,8 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+
+use crate::trust;
 
 pub use datakit::{repo_dir_name, DataKitConf};
 pub use envs::expand_envs;
@@ -58,7 +66,7 @@ pub struct ConfigSet {
     pub inputs: Vec<InputConfig>,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<ConfigError>,
-    /// The files read.
+    /// The config files found (read, or refused by the permission check).
     pub files: Vec<PathBuf>,
 }
 
@@ -73,7 +81,29 @@ pub fn load(path: &Path) -> ConfigSet {
     } else {
         vec![path.to_owned()]
     };
+    let root = if path.is_dir() {
+        path.to_owned()
+    } else {
+        path.parent().unwrap_or(Path::new("/")).to_owned()
+    };
     for f in files {
+        let problems = trust::check_all(&trust::guarded_paths(&f, &root));
+        if !problems.is_empty() {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            set.errors.push(ConfigError {
+                at: Location {
+                    file: f.clone(),
+                    line: 0,
+                },
+                message: format!(
+                    "not read: someone other than root and the user pythond runs as could change it: {}; \
+                     its [[inputs.pythond]] blocks are ignored until that is fixed",
+                    problems.join("; ")
+                ),
+            });
+            set.files.push(f);
+            continue;
+        }
         match std::fs::read_to_string(&f) {
             Ok(text) => parse_file(&f, &text, &mut set),
             Err(e) => set.errors.push(ConfigError {
@@ -279,6 +309,90 @@ mod tests {
         );
     }
 
+    /// Folders 0755, files 0644 whatever the umask (the permission check
+    /// refuses group-writable config files).
+    fn owner_only_writable(p: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let m = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap().flatten() {
+                owner_only_writable(&e.path());
+            }
+        }
+    }
+
+    #[test]
+    fn huge_or_infinite_timeouts_are_errors_naming_block_and_key() {
+        for v in ["'1e20s'", "1e300", "inf", "nan", "'400d'"] {
+            let set = parse(&format!(
+                "[[inputs.pythond]]\n name='huge'\n cmd='p'\n dirs=[]\n timeout={v}\n"
+            ));
+            assert!(set.inputs.is_empty(), "{v}");
+            let e = set.errors[0].to_string();
+            assert!(
+                e.starts_with("conf.d/pythond/pythond.conf:5: [[inputs.pythond]] #1 (\"huge\"): key \"timeout\": "),
+                "{v}: {e}"
+            );
+        }
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n timeout='1e20s'\n");
+        assert!(
+            set.errors[0].message.ends_with(
+                "key \"timeout\": 1e20 s is too long; use 0.001 to 31536000 seconds (365 days)"
+            ),
+            "{}",
+            set.errors[0]
+        );
+    }
+
+    #[test]
+    fn insecure_paths_is_a_known_bool_key() {
+        let set =
+            parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n insecure_paths=true\n");
+        assert!(set.warnings.is_empty() && set.errors.is_empty(), "{set:?}");
+        assert!(set.inputs[0].insecure_paths);
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n");
+        assert!(!set.inputs[0].insecure_paths);
+    }
+
+    #[test]
+    fn a_config_file_others_can_change_is_not_read_and_the_others_are() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        std::fs::create_dir(dir.path().join("pythond")).unwrap();
+        let good = dir.path().join("pythond/good.conf");
+        let open = dir.path().join("pythond/open.conf");
+        std::fs::write(&good, "[[inputs.pythond]]\nname='good'\ncmd='p'\ndirs=[]\n").unwrap();
+        std::fs::write(&open, "[[inputs.pythond]]\nname='open'\ncmd='p'\ndirs=[]\n").unwrap();
+        mode(dir.path(), 0o755);
+        mode(&dir.path().join("pythond"), 0o755);
+        mode(&good, 0o644);
+        mode(&open, 0o666);
+        let set = load(dir.path());
+        let names: Vec<&str> = set.inputs.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["good"]);
+        assert_eq!(set.files.len(), 2);
+        let e = set.errors[0].to_string();
+        let real = open.canonicalize().unwrap();
+        assert!(
+            e.starts_with(&format!("{}:0: not read: ", open.display())),
+            "{e}"
+        );
+        assert!(
+            e.contains("mode 0666") && e.contains(&format!("chmod go-w {}", real.display())),
+            "{e}"
+        );
+        // A folder others can write below the config path: every file in it.
+        mode(&open, 0o644);
+        mode(&dir.path().join("pythond"), 0o777);
+        let set = load(dir.path());
+        assert!(set.inputs.is_empty());
+        assert_eq!(set.errors.len(), 2, "{:?}", set.errors);
+    }
+
     #[test]
     fn duplicate_names_are_refused_after_the_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -294,6 +408,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("ignored.txt"), "[[inputs.pythond]]\n").unwrap();
+        owner_only_writable(dir.path());
         let set = load(dir.path());
         assert_eq!(set.files.len(), 2);
         assert_eq!(set.inputs.len(), 1);

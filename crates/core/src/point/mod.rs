@@ -12,7 +12,7 @@ mod time;
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;
-pub use time::{normalize_time, Precision};
+pub use time::{normalize_time, normalize_time_f64, Precision};
 
 /// DataKit data categories, each with its `/v1/write/<path>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,28 @@ impl Category {
             "E" => Category::KeyEvent,
             _ => return None,
         })
+    }
+
+    /// Every category, in [`Category::index`] order.
+    pub const ALL: [Category; 10] = [
+        Category::Metric,
+        Category::Logging,
+        Category::Object,
+        Category::CustomObject,
+        Category::KeyEvent,
+        Category::Rum,
+        Category::Network,
+        Category::Security,
+        Category::Tracing,
+        Category::Profiling,
+    ];
+
+    /// A small index (`0..ALL.len()`), for per-category counters.
+    pub fn index(&self) -> usize {
+        Category::ALL
+            .iter()
+            .position(|c| c == self)
+            .expect("ALL lists every category")
     }
 
     /// The report keys, in the order `report()` walks them.
@@ -140,6 +162,11 @@ pub enum RawValue {
     List(Vec<RawValue>),
     /// A dict (or any mapping); never valid as a field or tag value.
     Map,
+    /// A list, tuple or dict found inside a list, by its Python type name.
+    /// Arrays hold only scalars, so its contents are never read: that is
+    /// what bounds the description of a list that contains itself, or of
+    /// nesting deeper than any stack.
+    Nested(String),
     /// Any other Python object, by its type name.
     Other(String),
 }
@@ -166,7 +193,7 @@ impl RawValue {
             RawValue::Bytes(_) => "bytes",
             RawValue::List(_) => "list",
             RawValue::Map => "dict",
-            RawValue::Other(t) => t,
+            RawValue::Nested(t) | RawValue::Other(t) => t,
         }
     }
 }
@@ -175,7 +202,8 @@ impl RawValue {
 #[derive(Debug, Clone, Copy)]
 pub struct ConvertOptions {
     /// Write every number (int, and ints inside arrays) as a float, as the
-    /// original's JSON path did (SPEC §4 "Types"). Per input, opt-in.
+    /// original's JSON path did (`docs/compat.md#data-rules`). Per input,
+    /// opt-in.
     pub numbers_as_float: bool,
     /// The `precision` the script gave with `report()`; `None` means guess the
     /// unit from the magnitude as DataKit does.

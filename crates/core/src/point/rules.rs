@@ -1,4 +1,4 @@
-//! The data rules (docs/compat.md, "Data rules"): a [`RawPoint`] checked and
+//! The data rules (`docs/compat.md#data-rules`): a [`RawPoint`] checked and
 //! converted into a [`Point`], or a [`PointError`] naming the point and key.
 //!
 //! Decisions:
@@ -18,7 +18,10 @@
 //!   silently dropped); a field key with an odd run of backslashes right
 //!   before `,` `=` or space is refused (DataKit's field scanner misreads it).
 
-use super::{normalize_time, ArrayValue, ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+use super::{
+    normalize_time, normalize_time_f64, ArrayValue, ConvertOptions, FieldValue, Point, RawPoint,
+    RawValue,
+};
 
 /// Why one point was refused. Becomes a Python `ValueError` with this text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,12 +46,16 @@ pub enum PointErrorKind {
     NonFinite,
     #[error("nested dicts are not allowed as values")]
     Nested,
+    #[error("arrays cannot hold a {0} (nested values are not allowed)")]
+    NestedInArray(String),
     #[error("array mixes types ({0} and {1}); arrays must be homogeneous")]
     MixedArray(String, String),
     #[error("arrays may hold only int, float, bool, str or bytes, got {0}")]
     ArrayElement(String),
     #[error("newline, carriage return and tab are not allowed in {0}")]
     Newline(&'static str),
+    #[error("NUL characters are not allowed in {0}")]
+    Nul(&'static str),
     #[error("measurement may not start with '#' (DataKit drops such a line as a comment)")]
     CommentMeasurement,
     #[error("a field key cannot have a backslash right before ',', '=' or space (DataKit's parser misreads it)")]
@@ -67,6 +74,8 @@ pub enum PointErrorKind {
     TimeType(String),
     #[error("time is out of range for a nanosecond timestamp")]
     TimeRange,
+    #[error("time cannot be NaN or infinite")]
+    TimeNotFinite,
 }
 
 fn int_value(i: i128, as_float: bool) -> Result<FieldValue, PointErrorKind> {
@@ -105,7 +114,9 @@ fn array_value(items: Vec<RawValue>, as_float: bool) -> Result<Option<FieldValue
             RawValue::Float(_) => "float",
             RawValue::Str(_) => "str",
             RawValue::Bytes(_) => "bytes",
-            RawValue::List(_) | RawValue::Map => return Err(PointErrorKind::Nested),
+            RawValue::List(_) | RawValue::Map | RawValue::Nested(_) => {
+                return Err(PointErrorKind::NestedInArray(v.type_name().to_owned()))
+            }
             other => return Err(PointErrorKind::ArrayElement(other.type_name().to_owned())),
         })
     };
@@ -184,6 +195,7 @@ fn field_value(v: RawValue, as_float: bool) -> Result<Option<FieldValue>, PointE
         RawValue::Bytes(b) => FieldValue::Bytes(b),
         RawValue::List(items) => return array_value(items, as_float),
         RawValue::Map => return Err(PointErrorKind::Nested),
+        RawValue::Nested(t) => return Err(PointErrorKind::NestedInArray(t)),
         RawValue::Other(t) => return Err(PointErrorKind::ValueType(t)),
     }))
 }
@@ -197,14 +209,24 @@ fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
         RawValue::Int(i) => i.to_string(),
         RawValue::Float(f) if f.is_finite() => ryu::Buffer::new().format_finite(f).to_owned(),
         RawValue::Float(_) => return Err(PointErrorKind::NonFinite),
+        RawValue::BigInt => return Err(PointErrorKind::IntRange),
         other => return Err(PointErrorKind::TagType(other.type_name().to_owned())),
     }))
 }
 
-/// Whether `s` holds a character line protocol reads as a line or token
-/// break in names (`\n`, `\r`, `\t`). A byte scan: this runs for every key.
-fn has_break(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t'))
+/// Refuse in a name a character line protocol reads as a line or token
+/// break (`\n`, `\r`, `\t`), or NUL, which influxdata's parser refuses in a
+/// measurement (and other tools end a string at). One byte scan: this runs
+/// for every key.
+fn check_chars(s: &str, what: &'static str) -> Result<(), PointErrorKind> {
+    match s
+        .bytes()
+        .find(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'\0'))
+    {
+        None => Ok(()),
+        Some(b'\0') => Err(PointErrorKind::Nul(what)),
+        Some(_) => Err(PointErrorKind::Newline(what)),
+    }
 }
 
 /// Remove trailing backslashes: DataKit's parser decides whether a separator
@@ -222,10 +244,7 @@ fn check_key(key: &mut String, what: &'static str) -> Result<(), PointErrorKind>
     if key.is_empty() {
         return Err(PointErrorKind::EmptyKey);
     }
-    if has_break(key) {
-        return Err(PointErrorKind::Newline(what));
-    }
-    Ok(())
+    check_chars(key, what)
 }
 
 /// In the field section DataKit's scanner skips backslash pairs, so an odd
@@ -274,9 +293,7 @@ impl RawPoint {
         if measurement.is_empty() {
             return Err(err(None, PointErrorKind::EmptyMeasurement));
         }
-        if has_break(&measurement) {
-            return Err(err(None, PointErrorKind::Newline("measurement")));
-        }
+        check_chars(&measurement, "measurement").map_err(|r| err(None, r))?;
         if measurement.starts_with('#') {
             return Err(err(None, PointErrorKind::CommentMeasurement));
         }
@@ -285,9 +302,7 @@ impl RawPoint {
             check_key(&mut k, "tag key").map_err(|r| err(Some(&k), r))?;
             match tag_value(v) {
                 Ok(Some(mut v)) => {
-                    if has_break(&v) {
-                        return Err(err(Some(&k), PointErrorKind::Newline("tag value")));
-                    }
+                    check_chars(&v, "tag value").map_err(|r| err(Some(&k), r))?;
                     strip_trailing_backslashes(&mut v);
                     // DataKit refuses `k=` (the whole request): dropped like None.
                     if !v.is_empty() {
@@ -333,13 +348,16 @@ impl RawPoint {
                 normalize_time(t, opts.precision)
                     .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
             }
-            RawValue::Float(f) if f.is_finite() && f.abs() < 9.2e18 => {
-                normalize_time(f as i64, opts.precision)
-                    .ok_or_else(|| err(None, PointErrorKind::TimeRange))?
+            // The fraction is kept, scaled to the precision (1.5 s is
+            // 1_500_000_000 ns): the original sent the float as is and
+            // DataKit's JSON decoder refuses a fractional time, so no script
+            // relies on truncation.
+            RawValue::Float(f) if !f.is_finite() => {
+                return Err(err(None, PointErrorKind::TimeNotFinite))
             }
-            RawValue::Float(_) | RawValue::BigInt => {
-                return Err(err(None, PointErrorKind::TimeRange))
-            }
+            RawValue::Float(f) => normalize_time_f64(f, opts.precision)
+                .ok_or_else(|| err(None, PointErrorKind::TimeRange))?,
+            RawValue::BigInt => return Err(err(None, PointErrorKind::TimeRange)),
             other => {
                 return Err(err(
                     None,
@@ -464,6 +482,13 @@ mod tests {
             )])),
             "point 3 key \"l\": array mixes types (int and str); arrays must be homogeneous"
         );
+        assert_eq!(
+            err_text(raw(vec![(
+                "l",
+                RawValue::List(vec![RawValue::Int(1), RawValue::Nested("list".into())])
+            )])),
+            "point 3 key \"l\": arrays cannot hold a list (nested values are not allowed)"
+        );
         assert!(err_text(raw(vec![(
             "l",
             RawValue::List(vec![RawValue::List(vec![])])
@@ -519,6 +544,30 @@ mod tests {
             err_text(raw(vec![("f\n", RawValue::Int(1))])),
             "point 3 key \"f\\n\": newline, carriage return and tab are not allowed in field key"
         );
+    }
+
+    #[test]
+    fn nul_in_names_is_refused_and_kept_in_string_fields() {
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.measurement = s("\0cpu");
+        assert_eq!(
+            err_text(p),
+            "point 3: NUL characters are not allowed in measurement"
+        );
+        let mut p = raw(vec![("a", RawValue::Int(1))]);
+        p.tags = vec![("t".into(), s("x\0"))];
+        assert_eq!(
+            err_text(p),
+            "point 3 key \"t\": NUL characters are not allowed in tag value"
+        );
+        assert_eq!(
+            err_text(raw(vec![("f\0", RawValue::Int(1))])),
+            "point 3 key \"f\\0\": NUL characters are not allowed in field key"
+        );
+        let p = raw(vec![("msg", s("a\0b"))])
+            .into_point(0, &opts())
+            .unwrap();
+        assert_eq!(p.fields[0].1, FieldValue::Str("a\0b".into()));
     }
 
     #[test]
@@ -672,6 +721,31 @@ mod tests {
         assert_eq!(
             r.clone().into_point(0, &o).unwrap().time_ns,
             1_716_504_480_000_000_000
+        );
+        r.time = RawValue::Float(1.5);
+        let secs = ConvertOptions {
+            precision: Some(Precision::Seconds),
+            ..opts()
+        };
+        assert_eq!(
+            r.clone().into_point(0, &secs).unwrap().time_ns,
+            1_500_000_000,
+            "the fraction is kept, never truncated"
+        );
+        r.time = RawValue::Float(1_716_544_492.75);
+        assert_eq!(
+            r.clone().into_point(0, &opts()).unwrap().time_ns,
+            1_716_544_492_750_000_000
+        );
+        r.time = RawValue::Float(1e30);
+        assert_eq!(
+            err_text(r.clone()),
+            "point 3: time is out of range for a nanosecond timestamp"
+        );
+        r.time = RawValue::Float(f64::NAN);
+        assert_eq!(
+            err_text(r.clone()),
+            "point 3: time cannot be NaN or infinite"
         );
         r.time = s("yesterday");
         assert_eq!(

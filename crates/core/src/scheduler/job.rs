@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use crate::status::{quantile, Histogram};
 
 /// Something the scheduler runs on an interval.
 pub trait Job: Send + Sync + 'static {
@@ -14,11 +16,14 @@ pub trait Job: Send + Sync + 'static {
     fn timeout(&self) -> Option<Duration> {
         None
     }
-    /// Run once, blocking the calling (blocking-pool) thread. An `Err` has
-    /// already been reported by the job itself.
-    fn run(&self) -> Result<(), RunFailed>;
-    /// Ask the run in progress to stop (called from another thread).
-    fn interrupt(&self) {}
+    /// Run once as run `run` (numbered from 1, never reused), blocking the
+    /// calling (blocking-pool) thread. An `Err` has already been reported by
+    /// the job itself.
+    fn run(&self, run: u64) -> Result<(), RunFailed>;
+    /// Ask run `run` to stop (called from another thread). By the time this
+    /// is called that run may have ended and the next begun: the job must
+    /// stop run `run` only, and do nothing once it has returned.
+    fn interrupt(&self, _run: u64) {}
     /// The run did not stop after being interrupted: the job is abandoned.
     fn hung(&self) {}
 }
@@ -41,26 +46,136 @@ pub struct JobStats {
     pub timeouts: AtomicU64,
     pub consecutive_failures: AtomicU64,
     pub hung: AtomicBool,
-    /// Start delays after the tick, microseconds (bounded sample).
-    jitter_us: Mutex<Vec<u64>>,
+    /// Unix ms before which no run starts (backoff), 0 when not backing off.
+    pub(super) not_before_ms: AtomicU64,
+    /// The run the watchdog interrupted last.
+    pub(super) interrupted_run: AtomicU64,
+    detail: Mutex<Detail>,
 }
 
-const JITTER_SAMPLES: usize = 10_000;
+/// Samples kept for percentiles: the most recent runs.
+const SAMPLES: usize = 1024;
+
+/// A ring of the latest samples.
+#[derive(Debug, Default)]
+struct Ring {
+    v: Vec<f64>,
+    next: usize,
+}
+
+impl Ring {
+    fn push(&mut self, x: f64) {
+        if self.v.len() < SAMPLES {
+            self.v.push(x);
+        } else {
+            self.v[self.next] = x;
+        }
+        self.next = (self.next + 1) % SAMPLES;
+    }
+}
+
+/// What is kept about the runs beyond counters.
+#[derive(Debug, Default)]
+struct Detail {
+    /// Start delays after the tick, ms.
+    delays_ms: Ring,
+    /// Durations, ms.
+    durations_ms: Ring,
+    histogram: Option<Histogram>,
+    last_start: Option<SystemTime>,
+    last_duration: Option<Duration>,
+    last_success: Option<SystemTime>,
+    last_error: Option<(SystemTime, String)>,
+    last_timed_out: bool,
+}
+
+/// A copy of a job's numbers at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSnapshot {
+    pub runs: u64,
+    pub failures: u64,
+    pub skipped: u64,
+    pub backed_off: u64,
+    pub timeouts: u64,
+    pub consecutive_failures: u64,
+    pub hung: bool,
+    /// Waiting past its normal tick because of failures.
+    pub backing_off: bool,
+    /// The last run ended because its timeout interrupted it.
+    pub last_timed_out: bool,
+    pub last_start: Option<SystemTime>,
+    pub last_duration: Option<Duration>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<(SystemTime, String)>,
+    pub duration_p50_ms: Option<f64>,
+    pub duration_p99_ms: Option<f64>,
+    pub durations: Histogram,
+    pub start_delay_p50_ms: Option<f64>,
+    pub start_delay_p99_ms: Option<f64>,
+}
 
 impl JobStats {
-    pub(super) fn record_jitter(&self, d: Duration) {
-        let mut v = self.jitter_us.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() < JITTER_SAMPLES {
-            v.push(d.as_micros() as u64);
+    fn detail(&self) -> std::sync::MutexGuard<'_, Detail> {
+        self.detail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn record_start(&self, delay: Duration) {
+        let mut d = self.detail();
+        d.delays_ms.push(delay.as_secs_f64() * 1e3);
+        d.last_start = Some(SystemTime::now());
+    }
+
+    pub(super) fn record_end(&self, run: u64, took: Duration, result: &Result<(), RunFailed>) {
+        let timed_out = self.interrupted_run.load(Ordering::Acquire) == run;
+        let mut d = self.detail();
+        d.durations_ms.push(took.as_secs_f64() * 1e3);
+        d.histogram
+            .get_or_insert_with(Histogram::new)
+            .observe(took.as_secs_f64());
+        d.last_duration = Some(took);
+        d.last_timed_out = timed_out && result.is_err();
+        match result {
+            Ok(()) => d.last_success = Some(SystemTime::now()),
+            Err(e) => d.last_error = Some((SystemTime::now(), e.0.clone())),
         }
     }
 
-    /// Start delays recorded so far (microseconds).
+    /// Start delays of the latest runs (microseconds).
     pub fn jitter_samples(&self) -> Vec<u64> {
-        self.jitter_us
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.detail()
+            .delays_ms
+            .v
+            .iter()
+            .map(|ms| (ms * 1e3) as u64)
+            .collect()
+    }
+
+    /// All the numbers, with percentiles over the latest runs.
+    pub fn snapshot(&self) -> JobSnapshot {
+        let d = self.detail();
+        let mut durations = d.durations_ms.v.clone();
+        let mut delays = d.delays_ms.v.clone();
+        let not_before = self.not_before_ms.load(Ordering::Relaxed);
+        JobSnapshot {
+            runs: self.runs.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            backed_off: self.backed_off.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            hung: self.hung.load(Ordering::Relaxed),
+            backing_off: not_before > crate::status::unix_ms(SystemTime::now()),
+            last_timed_out: d.last_timed_out,
+            last_start: d.last_start,
+            last_duration: d.last_duration,
+            last_success: d.last_success,
+            last_error: d.last_error.clone(),
+            duration_p50_ms: quantile(&mut durations, 0.5),
+            duration_p99_ms: quantile(&mut durations, 0.99),
+            durations: d.histogram.clone().unwrap_or_else(Histogram::new),
+            start_delay_p50_ms: quantile(&mut delays, 0.5),
+            start_delay_p99_ms: quantile(&mut delays, 0.99),
+        }
     }
 }
 
@@ -69,7 +184,8 @@ pub struct Scheduled<J: Job> {
     pub job: Arc<J>,
     pub stats: Arc<JobStats>,
     pub(super) running: Arc<AtomicBool>,
-    /// Incremented at every run start: tells a watchdog which run it watches.
+    /// Incremented at every run start: the number of the latest run, which
+    /// tells a watchdog (and [`Job::interrupt`]) which run it means.
     pub(super) generation: Arc<AtomicU64>,
 }
 

@@ -9,11 +9,14 @@
 //! blocking pool, because they hold Python and may block for their whole
 //! duration; the tick loops themselves are cheap async tasks.
 //!
-//! A run longer than its timeout is interrupted ([`Job::interrupt`]); one that
-//! still has not returned `hang_grace` later is declared *hung*: the job is no
-//! longer scheduled (its thread is lost to it) and the others go on. A job
-//! whose runs keep failing waits `interval × 2^(failures-1)` (capped) before
-//! its next run, back to its normal ticks after the first success.
+//! A run longer than its timeout is interrupted ([`Job::interrupt`], naming
+//! the run: one that has ended by then is left alone, and so is the next);
+//! one that still has not returned `hang_grace` later is declared *hung*: the
+//! job is no longer scheduled (its thread is lost to it) and the others go
+//! on. A job whose runs keep failing backs off: after `n` failures in a row
+//! its next run starts `interval × 2^(n-1)` (capped) after the last one
+//! started, whatever that run's duration; back to its normal ticks after the
+//! first success.
 
 mod job;
 mod tick;
@@ -25,8 +28,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use job::{Job, JobStats, RunFailed, Scheduled};
+pub use job::{Job, JobSnapshot, JobStats, RunFailed, Scheduled};
 pub use tick::backoff_delay;
+pub use watchdog::timeout_message;
 
 /// Scheduler-wide settings.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@ impl Job for Sleepy {
     fn interval(&self) -> Duration {
         self.interval
     }
-    fn run(&self) -> Result<(), RunFailed> {
+    fn run(&self, _run: u64) -> Result<(), RunFailed> {
         if self.active.fetch_add(1, Ordering::SeqCst) > 0 {
             self.overlap.store(true, Ordering::SeqCst);
         }
@@ -122,7 +122,7 @@ impl Job for Stubborn {
     fn timeout(&self) -> Option<Duration> {
         Some(Duration::from_millis(100))
     }
-    fn run(&self) -> Result<(), RunFailed> {
+    fn run(&self, _run: u64) -> Result<(), RunFailed> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         let end = std::time::Instant::now() + self.work;
         while std::time::Instant::now() < end {
@@ -133,7 +133,7 @@ impl Job for Stubborn {
         }
         Ok(())
     }
-    fn interrupt(&self) {
+    fn interrupt(&self, _run: u64) {
         self.interrupted.store(true, Ordering::SeqCst);
     }
     fn hung(&self) {
@@ -206,4 +206,188 @@ async fn shutdown_waits_for_running_runs_up_to_grace() {
     tx.send(true).unwrap();
     let busy = h.await.unwrap();
     assert_eq!(busy, vec!["sleepy".to_string()]);
+}
+
+/// Runs as a script dictates: run `i` (from 1) takes `plan[i-1].0` and fails
+/// if `plan[i-1].1`; past the plan, the last entry repeats. Records when each
+/// run started, and which runs it was asked to interrupt.
+struct Planned {
+    interval: Duration,
+    timeout: Option<Duration>,
+    plan: Vec<(Duration, bool)>,
+    /// How long an interrupt takes to get to the run (waiting for the GIL).
+    interrupt_delay: Duration,
+    t0: std::time::Instant,
+    /// (run, started, ended) per run, in order.
+    log: std::sync::Mutex<Vec<(u64, Duration, Option<Duration>)>>,
+    /// (run named, the run in progress when the interrupt arrived).
+    interrupts: std::sync::Mutex<Vec<(u64, Option<u64>)>>,
+    current: std::sync::Mutex<Option<u64>>,
+}
+
+impl Job for Planned {
+    fn name(&self) -> &str {
+        "planned"
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+    fn run(&self, run: u64) -> Result<(), RunFailed> {
+        let i = (run as usize).min(self.plan.len()) - 1;
+        let (work, fail) = self.plan[i];
+        *self.current.lock().unwrap() = Some(run);
+        self.log
+            .lock()
+            .unwrap()
+            .push((run, self.t0.elapsed(), None));
+        std::thread::sleep(work);
+        *self.current.lock().unwrap() = None;
+        if let Some(e) = self.log.lock().unwrap().iter_mut().find(|e| e.0 == run) {
+            e.2 = Some(self.t0.elapsed());
+        }
+        if fail {
+            Err(RunFailed("planned failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+    fn interrupt(&self, run: u64) {
+        std::thread::sleep(self.interrupt_delay);
+        let now = *self.current.lock().unwrap();
+        self.interrupts.lock().unwrap().push((run, now));
+    }
+}
+
+fn planned(interval_ms: u64, plan: &[(u64, bool)]) -> Planned {
+    Planned {
+        interval: Duration::from_millis(interval_ms),
+        timeout: None,
+        plan: plan
+            .iter()
+            .map(|&(ms, fail)| (Duration::from_millis(ms), fail))
+            .collect(),
+        interrupt_delay: Duration::ZERO,
+        t0: std::time::Instant::now(),
+        log: Default::default(),
+        interrupts: Default::default(),
+        current: Default::default(),
+    }
+}
+
+async fn run_planned(job: Planned, cap_ms: u64, dur: Duration) -> Scheduled<Planned> {
+    let s = Scheduled::new(Arc::new(job));
+    let (tx, rx) = watch::channel(false);
+    let settings = Settings {
+        hang_grace: Duration::from_secs(5),
+        backoff_cap: Duration::from_millis(cap_ms),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let h = tokio::spawn(run(vec![s.clone()], rx, settings));
+    tokio::time::sleep(dur).await;
+    tx.send(true).unwrap();
+    h.await.unwrap();
+    s
+}
+
+/// Start offsets of the runs, in ms.
+fn starts(s: &Scheduled<Planned>) -> Vec<u128> {
+    s.job
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.1.as_millis())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_runs_longer_than_the_interval_back_off_too() {
+    // Every run takes 1.5 intervals and fails. Each failure counts, so the
+    // starts are spaced 2, 2, 4, 8 intervals apart (the first two spaced by
+    // the runs' own length), not 2 intervals forever.
+    let s = run_planned(
+        planned(100, &[(150, true)]),
+        10_000,
+        Duration::from_millis(2_100),
+    )
+    .await;
+    let st = starts(&s);
+    let gaps: Vec<u128> = st.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(st.len() >= 4, "runs started at {st:?}");
+    // Backoff is a lower bound on the gaps; an interval of slack for a late
+    // start of the run a gap is measured from.
+    assert!(gaps[2] >= 300, "third failure waits 4 intervals: {gaps:?}");
+    if let Some(g) = gaps.get(3) {
+        assert!(*g >= 700, "fourth failure waits 8 intervals: {gaps:?}");
+    }
+    assert!(
+        s.stats.backed_off.load(Ordering::SeqCst) >= 2,
+        "ticks were held back"
+    );
+    assert_eq!(
+        s.stats.failures.load(Ordering::SeqCst),
+        s.stats.runs.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_after_slow_failures_restores_the_normal_ticks() {
+    // Three slow failures, then fast successes: after the first success the
+    // runs are back on every tick.
+    let s = run_planned(
+        planned(100, &[(150, true), (150, true), (150, true), (1, false)]),
+        10_000,
+        Duration::from_millis(1_700),
+    )
+    .await;
+    let st = starts(&s);
+    // Slow failures at about 0, 200, 400; the backoff of the third (4
+    // intervals) puts the first success at about 800; then every tick.
+    assert!(st.len() >= 7, "runs started at {st:?}");
+    let gaps: Vec<u128> = st.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[2] >= 300,
+        "the third slow failure backed off: {gaps:?}"
+    );
+    // Backing off again would wait 8 intervals; a late tick, 2 at most.
+    assert!(
+        gaps[3..].iter().all(|g| *g <= 350),
+        "normal ticks after the success: {gaps:?}"
+    );
+    assert_eq!(s.stats.consecutive_failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interrupt_names_the_run_that_timed_out_even_when_it_arrives_late() {
+    // Run 1 outlives its timeout (100 ms) and returns on its own at 180 ms;
+    // the interrupt takes 150 ms to get there (the GIL), by which time run 2
+    // (fast, every 200 ms) may be going. The interrupt must name run 1.
+    let mut job = planned(200, &[(180, false), (60, false)]);
+    job.timeout = Some(Duration::from_millis(100));
+    job.interrupt_delay = Duration::from_millis(150);
+    let s = run_planned(job, 10_000, Duration::from_millis(700)).await;
+    let interrupts = s.job.interrupts.lock().unwrap().clone();
+    let log = s.job.log.lock().unwrap().clone();
+    assert!(!interrupts.is_empty(), "run 1 was interrupted: {log:?}");
+    assert_eq!(
+        interrupts[0].0, 1,
+        "the interrupt names the run that timed out, whatever runs when it arrives: \
+         {interrupts:?} {log:?}"
+    );
+    assert!(s.stats.timeouts.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn the_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
+    let m = timeout_message("loops", Duration::from_secs(2), Duration::from_millis(500));
+    assert_eq!(
+        m,
+        "run() of loops exceeded its timeout (2s) and is interrupted: run() is called every \
+         interval (0.5s) and must return each time, not loop; if one run needs longer, raise \
+         the timeout with the class attribute `timeout = <seconds>` or the input block's \
+         `timeout = \"60s\"`"
+    );
 }

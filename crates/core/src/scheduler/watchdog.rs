@@ -21,14 +21,20 @@ pub(super) async fn watchdog<J: Job>(
         return;
     }
     s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    s.stats.interrupted_run.store(generation, Ordering::Release);
+    // The first line the author of a looping script reads: say what to change.
     tracing::error!(
         script = s.job.name(),
         timeout_secs = timeout.as_secs_f64(),
-        "run() exceeded its timeout: interrupting it"
+        interval_secs = s.job.interval().as_secs_f64(),
+        "{}",
+        timeout_message(s.job.name(), timeout, s.job.interval())
     );
     let job = s.job.clone();
     // Interrupting needs the interpreter; never block an async worker on it.
-    tokio::task::spawn_blocking(move || job.interrupt());
+    // The run is named: if it ends before the interrupt gets there, the
+    // interrupt does nothing (it must not hit the next run).
+    tokio::task::spawn_blocking(move || job.interrupt(generation));
     tokio::time::sleep(hang_grace).await;
     if !same_run(&s) {
         return;
@@ -41,4 +47,23 @@ pub(super) async fn watchdog<J: Job>(
     );
     let job = s.job.clone();
     tokio::task::spawn_blocking(move || job.hung());
+}
+
+/// What the log says when a run outlives its timeout: that `run()` is
+/// called every interval and must return, and how to allow more time.
+pub fn timeout_message(script: &str, timeout: Duration, interval: Duration) -> String {
+    format!(
+        "run() of {script} exceeded its timeout ({}s) and is interrupted: run() is called \
+         every interval ({}s) and must return each time, not loop; if one run needs longer, \
+         raise the timeout with the class attribute `timeout = <seconds>` or the input \
+         block's `timeout = \"60s\"`",
+        secs(timeout),
+        secs(interval)
+    )
+}
+
+/// Seconds as a short number: `2`, `0.5`, `1.25`.
+fn secs(d: Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

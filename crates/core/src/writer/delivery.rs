@@ -53,11 +53,12 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
                             cfg.spill_after
                         );
                         let (sh, points, len) = (shared.clone(), b.points, b.body.len());
+                        let route = b.route.clone();
                         tokio::spawn(async move {
                             tokio::select! {
                                 v = task => {
                                     if let Ok(Verdict::Success) = v {
-                                        sh.delivered(points, len);
+                                        sh.delivered(&route, points, len);
                                         if let Some(s) = &sh.spool {
                                             s.mark_delivered(id);
                                         }
@@ -79,7 +80,7 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
         };
         match verdict {
             Verdict::Success => {
-                shared.delivered(b.points, b.body.len());
+                shared.delivered(&b.route, b.points, b.body.len());
                 return;
             }
             Verdict::Reject(msg) => {
@@ -173,7 +174,7 @@ impl Shared {
             .post(target, &route.path_and_query(), body)
             .await;
         self.counters.requests_sent.fetch_add(1, Relaxed);
-        match r {
+        let v = match r {
             Ok(a) => {
                 let v = retry::classify(a.status, &a.body);
                 if v == Verdict::Success {
@@ -182,11 +183,17 @@ impl Shared {
                 v
             }
             Err(e) => Verdict::Retry(e.to_string()),
+        };
+        if let Verdict::Retry(reason) = &v {
+            self.counters.requests_failed.fetch_add(1, Relaxed);
+            self.counters.note_error(reason);
         }
+        v
     }
 
-    pub(super) fn delivered(&self, points: u64, body_bytes: usize) {
+    pub(super) fn delivered(&self, route: &Route, points: u64, body_bytes: usize) {
         self.counters.points_sent.fetch_add(points, Relaxed);
+        self.counters.sent_by_category[route.category.index()].fetch_add(points, Relaxed);
         self.counters
             .bytes_sent
             .fetch_add(body_bytes as u64, Relaxed);
@@ -195,6 +202,9 @@ impl Shared {
     pub(super) fn rejected(&self, route: &Route, points: u64, message: &str) {
         self.counters.batches_rejected.fetch_add(1, Relaxed);
         self.counters.dropped_rejected.fetch_add(points, Relaxed);
+        self.counters.note_error(&format!(
+            "DataKit refused a batch of {points} points: {message}"
+        ));
         tracing::warn!(
             target: "pythond::writer",
             input = self.input_for(route),

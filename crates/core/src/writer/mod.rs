@@ -63,6 +63,7 @@ use crate::route::Route;
 use crate::sink::Payload;
 pub use config::WriterConfig;
 pub use requests::WriteError;
+pub use spill::open_spool;
 use spill::SpoolState;
 use spool::Spool;
 use stats::Counters;
@@ -288,6 +289,11 @@ impl Writer {
 
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// The writer part of `GET /status`.
+    pub fn status(&self) -> crate::status::WriterStatus {
+        self.shared.counters.status(self.spool_stats())
     }
 
     /// Spool counters, when the writer has a spool.

@@ -84,7 +84,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 attempt = 0;
                 shared.replay_ok.store(true, Relaxed);
                 shared.counters.points_replayed.fetch_add(points, Relaxed);
-                shared.delivered(points, len);
+                shared.delivered(&route, points, len);
                 if pop(rec.id).await == Some(Popped::Gone) {
                     tracing::debug!(target: "pythond::writer", "spool: the record sent had been dropped by the size bound meanwhile");
                 }

@@ -93,16 +93,30 @@ pub(super) fn decode_record(rec: &[u8]) -> Option<(Route, u64, &[u8])> {
     Some((route, header.points, &rec[split + 1..]))
 }
 
+/// Open the spool of a writer: its records weigh their points, so the
+/// spool's stats count points waiting and points dropped.
+pub fn open_spool(
+    dir: &std::path::Path,
+    limits: super::spool::SpoolLimits,
+) -> Result<Spool, super::spool::SpoolError> {
+    Spool::open_weighed(
+        dir,
+        limits,
+        Box::new(|rec| decode_record(rec).map(|(_, p, _)| p).unwrap_or(0)),
+    )
+}
+
 impl Shared {
     /// Put a batch in the spool (on the blocking pool): its record, or
     /// `None` if there is no spool or the write failed (logged).
     pub(super) async fn spill(&self, b: &Batch) -> Option<RecordId> {
         let s = self.spool.clone()?;
         let rec = encode_record(&b.route, b.points, &b.body);
+        let points = b.points;
         let s2 = s.clone();
         let pushed = tokio::task::spawn_blocking(move || {
             let mut active = s2.active.lock().unwrap_or_else(|e| e.into_inner());
-            let r = s2.spool.push(&rec);
+            let r = s2.spool.push_weighed(&rec, points);
             if r.is_ok() {
                 *active = true;
             }

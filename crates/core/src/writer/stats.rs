@@ -1,6 +1,12 @@
 //! Counters of a writer, shared by its tasks and read by status/benchmarks.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::point::Category;
+use crate::status::{unix_ms, ErrorAt, WriterStatus};
 
 /// Live counters (atomics).
 #[derive(Debug, Default)]
@@ -25,6 +31,12 @@ pub struct Counters {
     pub points_replayed: AtomicU64,
     /// Points accepted and not yet delivered or dropped (queue depth).
     pub held_points: AtomicU64,
+    /// Attempts that failed (and were retried, spooled or dropped after).
+    pub requests_failed: AtomicU64,
+    /// Points delivered, by [`Category::index`].
+    pub sent_by_category: [AtomicU64; Category::ALL.len()],
+    /// The last failed attempt or refusal, and when.
+    pub last_error: Mutex<Option<(SystemTime, String)>>,
 }
 
 /// A snapshot of [`Counters`].
@@ -65,6 +77,55 @@ impl Stats {
 }
 
 impl Counters {
+    pub fn note_error(&self, message: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((SystemTime::now(), message.to_owned()));
+    }
+
+    /// The writer part of `GET /status`, with the spool's numbers.
+    pub fn status(&self, spool: Option<crate::writer::spool::SpoolStats>) -> WriterStatus {
+        let st = self.snapshot();
+        let spool = spool.unwrap_or_default();
+        let mut dropped = BTreeMap::new();
+        for (reason, n) in [
+            ("rejected", st.dropped_rejected),
+            ("queue_full", st.dropped_queue_full),
+            ("retries_exhausted", st.dropped_retries_exhausted),
+            ("shutdown", st.dropped_shutdown),
+            ("routes", st.dropped_routes),
+            ("spool_full", spool.dropped_weight),
+        ] {
+            dropped.insert(reason.to_owned(), n);
+        }
+        WriterStatus {
+            queue_points: st.held_points,
+            spool_bytes: spool.bytes,
+            spool_records: spool.records,
+            spool_points: spool.weight,
+            requests_sent: st.requests_sent,
+            requests_retried: st.requests_retried,
+            requests_failed: self.requests_failed.load(Relaxed),
+            points_sent: Category::ALL
+                .iter()
+                .zip(&self.sent_by_category)
+                .filter(|(_, n)| n.load(Relaxed) > 0)
+                .map(|(c, n)| (c.as_str().to_owned(), n.load(Relaxed)))
+                .collect(),
+            points_spooled: st.points_spooled,
+            points_replayed: st.points_replayed,
+            dropped,
+            last_delivery_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(t, m)| ErrorAt {
+                    at_ms: unix_ms(*t),
+                    message: m.clone(),
+                }),
+        }
+    }
+
     pub fn snapshot(&self) -> Stats {
         Stats {
             points_sent: self.points_sent.load(Relaxed),

@@ -1,12 +1,12 @@
 //! The one-point methods (`feed_metric`, `feed_logging`, `feed_object`, the
 //! events), `set_lasterror` and the blocking `http_post_*` helpers.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::{finish, now_ns, route_target, submit, Api};
-use crate::convert::{optional_map, raw_value, type_name};
+use crate::convert::{optional_map, raw_value, type_name, ConvertError};
 use pythond_core::point::{Category, ConvertOptions, RawPoint};
 use pythond_core::route::{Route, WriteQuery};
 
@@ -50,14 +50,15 @@ pub(super) fn feed(
     let category = Category::from_report_key(key)
         .ok_or_else(|| PyValueError::new_err(format!("unknown category key {key:?}")))?;
     let err = |e: String| PyValueError::new_err(format!("{what}: {e}"));
+    let conv = |e: ConvertError| e.into_pyerr(|e| format!("{what}: {e}"));
     let mut raw = RawPoint {
-        measurement: raw_value(measurement),
+        measurement: raw_value(measurement).map_err(conv)?,
         ..RawPoint::default()
     };
-    optional_map(tags.as_ref(), "argument \"tags\"", &mut raw.tags).map_err(err)?;
-    optional_map(fields.as_ref(), "argument \"fields\"", &mut raw.fields).map_err(err)?;
+    optional_map(tags.as_ref(), "argument \"tags\"", &mut raw.tags).map_err(conv)?;
+    optional_map(fields.as_ref(), "argument \"fields\"", &mut raw.fields).map_err(conv)?;
     let mut extra = Vec::new();
-    optional_map(kwargs.as_ref(), "keyword arguments", &mut extra).map_err(err)?;
+    optional_map(kwargs.as_ref(), "keyword arguments", &mut extra).map_err(conv)?;
     for (k, v) in extra {
         // Python's {**fields, **kwargs}: a keyword replaces a field of the same name.
         if let Some(slot) = raw.fields.iter_mut().find(|(f, _)| *f == k) {
@@ -67,7 +68,7 @@ pub(super) fn feed(
         }
     }
     if let Some(t) = &time {
-        raw.time = raw_value(t);
+        raw.time = raw_value(t).map_err(conv)?;
     }
     let input = match input {
         Some(v) if !v.is_none() => Some(
@@ -111,10 +112,35 @@ pub(super) fn lasterror(
     message: &Bound<'_, PyAny>,
 ) -> PyResult<String> {
     let ctx = &api.ctx;
-    let input = input.str()?.to_string();
-    let message = message.str()?.to_string();
+    let input = text_arg(input, "input_name")?;
+    let message = text_arg(message, "err_msg")?;
     ctx.sink.lasterror(route_target(target), &input, &message);
     Ok(String::new())
+}
+
+/// A `set_lasterror` argument as text: a str as it is, anything else through
+/// `str()`, as the original's JSON body would have carried it. A `str()`
+/// that fails (a list nested past the recursion limit, a raising `__str__`)
+/// is a `ValueError` naming the argument, with the failure as its cause;
+/// what is not an `Exception` (`RunTimeout`) is passed on.
+fn text_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let py = v.py();
+    let s = match v.cast::<PyString>() {
+        Ok(s) => s.clone(),
+        Err(_) => match v.str() {
+            Ok(s) => s,
+            Err(e) if e.is_instance_of::<PyException>(py) => {
+                let err = PyValueError::new_err(format!(
+                    "set_lasterror(): argument \"{what}\" ({}) cannot be converted to str: {e}",
+                    type_name(v)
+                ));
+                err.set_cause(py, Some(e));
+                return Err(err);
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(s.to_str()?.to_owned())
 }
 
 /// `http_post_json` / `http_post_raw`: blocks the calling script (not the

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::{finish, now_ns, route_target, submit, Api};
-use crate::convert::{raw_point, type_name};
+use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::point::{Category, ConvertOptions, Precision};
 use pythond_core::route::{Route, WriteQuery};
 
@@ -46,7 +46,7 @@ fn opt_bool(v: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<bool>> {
     }
     Err(PyValueError::new_err(format!(
         "report(): {what} must be a bool (or \"true\"/\"false\"), got {}",
-        v.repr()?
+        short_repr(&v)?
     )))
 }
 
@@ -113,8 +113,8 @@ pub(super) fn report(
         // cache; nothing is handed over until every list is valid.
         let mut points = ctx.sink.payload();
         for (i, item) in items.iter().enumerate() {
-            let raw = raw_point(item)
-                .map_err(|e| PyValueError::new_err(format!("{what}: point {i}: {e}")))?;
+            let raw =
+                raw_point(item).map_err(|e| e.into_pyerr(|e| format!("{what}: point {i}: {e}")))?;
             points.push(finish(ctx, raw, i, &opts, &what)?);
         }
         let category = Category::from_report_key(key).expect("REPORT_KEYS are categories");

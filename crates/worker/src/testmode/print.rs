@@ -11,7 +11,9 @@ use pythond_core::point::{Category, FieldValue, Point};
 use pythond_core::route::Route;
 use pythond_core::sink::Recorded;
 
-use super::{Format, RunRecord, TestOutcome};
+use pythond_python::FailureKind;
+
+use super::{Format, RunFailure, RunRecord, TestOutcome};
 
 /// What DataKit will do to this point that the script may not expect.
 pub fn datakit_notes(category: &Category, p: &Point) -> Vec<String> {
@@ -68,15 +70,18 @@ pub fn print(
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
     for f in &outcome.load_failures {
-        match &f.class {
-            None => writeln!(
+        match (f.kind, &f.class) {
+            (FailureKind::NameTaken | FailureKind::Attribute, _) => {
+                writeln!(err, "error: {}", f.error)?
+            }
+            (_, None) => writeln!(
                 err,
                 "error: {}: module {} failed to load:\n{}",
                 f.path.display(),
                 f.module,
                 f.error
             )?,
-            Some(c) => writeln!(
+            (_, Some(c)) => writeln!(
                 err,
                 "error: {}: class {c} could not be instantiated:\n{}",
                 f.path.display(),
@@ -84,17 +89,45 @@ pub fn print(
             )?,
         }
     }
-    for p in &outcome.problems {
-        writeln!(err, "error: {p}")?;
+    for n in &outcome.notes {
+        writeln!(err, "note: {n}")?;
     }
     for r in &outcome.runs {
-        if let Some(e) = &r.error {
-            writeln!(
+        let Some(e) = &r.error else { continue };
+        let who = format!("script {} ({}.{})", r.script, r.module, r.class);
+        match e {
+            RunFailure::Raised(tb) => writeln!(err, "error: {who} raised in run():\n{tb}")?,
+            RunFailure::TimedOut { timeout, traceback } => writeln!(
                 err,
-                "error: script {} ({}.{}) raised in run():\n{e}",
-                r.script, r.module, r.class
-            )?;
+                "error: {who}: run() did not return within its timeout of {} s and was interrupted \
+                 (run() is called every interval and must return; raise the timeout with the \
+                 class attribute `timeout`):\n{traceback}",
+                timeout.as_secs_f64()
+            )?,
+            RunFailure::Hung {
+                timeout,
+                hang_grace,
+            } => writeln!(
+                err,
+                "error: {who}: run() did not return within its timeout of {} s, and {} s after \
+                 being interrupted it still had not stopped: it is hung, blocked outside Python \
+                 (in C code: a sleep, a socket read without timeout), where it cannot be \
+                 interrupted; the daemon would stop scheduling it. Its points so far are shown; \
+                 the command ends without waiting for it",
+                timeout.as_secs_f64(),
+                hang_grace.as_secs_f64()
+            )?,
+            RunFailure::NotRun { blocked_by } => writeln!(
+                err,
+                "error: {who}: not run: the hung run of {blocked_by} holds the interpreter"
+            )?,
         }
+    }
+    if outcome.runs.is_empty() {
+        writeln!(
+            err,
+            "error: nothing to run: no DataKitFramework subclass with a run() method was loaded"
+        )?;
     }
     match format {
         Format::Json => {
@@ -164,14 +197,24 @@ pub fn print(
                 }
             }
             let total: usize = by_cat.values().map(|v| v.len()).sum();
+            let ran = outcome
+                .runs
+                .iter()
+                .filter(|r| !matches!(r.error, Some(RunFailure::NotRun { .. })))
+                .count();
+            let not_run = outcome.runs.len() - ran;
             writeln!(
                 out,
-                "{} script{} ran, {total} point{}, {} failed to load, {} raised",
-                outcome.runs.len(),
-                if outcome.runs.len() == 1 { "" } else { "s" },
+                "{ran} script{} ran, {total} point{}, {} failed to load, {} failed in run(){}",
+                if ran == 1 { "" } else { "s" },
                 if total == 1 { "" } else { "s" },
                 outcome.load_failures.len(),
-                outcome.runs.iter().filter(|r| r.error.is_some()).count()
+                outcome.runs.iter().filter(|r| r.error.is_some()).count() - not_run,
+                if not_run > 0 {
+                    format!(", {not_run} not run")
+                } else {
+                    String::new()
+                }
             )?;
         }
     }

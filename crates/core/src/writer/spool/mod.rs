@@ -109,6 +109,10 @@ pub struct SpoolStats {
     pub dropped_bytes: u64,
     /// Torn or corrupt records skipped at open.
     pub corrupt_skipped: u64,
+    /// The sum of the weights of the records held (for the writer: points).
+    pub weight: u64,
+    /// The weight of the records the size bound dropped.
+    pub dropped_weight: u64,
 }
 
 /// Where a record is: its segment and offset. Orders as the records do.
@@ -140,6 +144,8 @@ struct Segment {
     seq: u64,
     /// Offsets and lengths (whole record, header included) of its valid records.
     records: VecDeque<(u64, u64)>,
+    /// The weight of each record, in the same order.
+    weights: VecDeque<u64>,
     bytes: u64,
 }
 
@@ -153,10 +159,15 @@ struct Inner {
     stats: SpoolStats,
 }
 
+/// How much a record counts (the writer: its points), read back from the
+/// record itself when the spool is reopened.
+pub type Weigh = Box<dyn Fn(&[u8]) -> u64 + Send + Sync>;
+
 /// A durable FIFO of byte records. Thread-safe; operations block on disk I/O.
 pub struct Spool {
     dir: PathBuf,
     io: Arc<dyn SpoolIo>,
+    weigh: Weigh,
     inner: Mutex<Inner>,
     _lock: Box<dyn Send + Sync>,
 }
@@ -173,11 +184,30 @@ impl Spool {
         Spool::open_with(Arc::new(FsIo), dir, limits)
     }
 
+    /// [`Spool::open`], each record weighing what `weigh` says (see
+    /// [`SpoolStats::weight`]).
+    pub fn open_weighed(
+        dir: &Path,
+        limits: SpoolLimits,
+        weigh: Weigh,
+    ) -> Result<Spool, SpoolError> {
+        Spool::open_full(Arc::new(FsIo), dir, limits, weigh)
+    }
+
     /// [`Spool::open`] through `io`.
     pub fn open_with(
         io: Arc<dyn SpoolIo>,
         dir: &Path,
         limits: SpoolLimits,
+    ) -> Result<Spool, SpoolError> {
+        Spool::open_full(io, dir, limits, Box::new(|_| 1))
+    }
+
+    fn open_full(
+        io: Arc<dyn SpoolIo>,
+        dir: &Path,
+        limits: SpoolLimits,
+        weigh: Weigh,
     ) -> Result<Spool, SpoolError> {
         io.create_dir(dir).map_err(io_err(dir))?;
         let lock = io.lock(dir, limits.lock_wait).map_err(|e| {
@@ -228,17 +258,25 @@ impl Spool {
                 }
             }
             let bytes = s.records.iter().map(|(_, l)| l).sum();
+            let weights: VecDeque<u64> = s
+                .records
+                .iter()
+                .map(|(o, l)| weigh(&data[(*o as usize + HEADER)..(*o + *l) as usize]))
+                .collect();
             stats.records += s.records.len() as u64;
             stats.bytes += bytes;
+            stats.weight += weights.iter().sum::<u64>();
             segments.push_back(Segment {
                 seq,
                 records: s.records,
+                weights,
                 bytes,
             });
         }
         Ok(Spool {
             dir: dir.to_owned(),
             io,
+            weigh,
             inner: Mutex::new(Inner {
                 limits,
                 segments,
@@ -259,8 +297,15 @@ impl Spool {
         &self.dir
     }
 
-    /// Append one record at the back.
+    /// Append one record at the back, weighing what the spool's weigher says
+    /// of it.
     pub fn push(&self, payload: &[u8]) -> Result<RecordId, SpoolError> {
+        self.push_weighed(payload, (self.weigh)(payload))
+    }
+
+    /// Append one record at the back with a known weight (which must be what
+    /// the weigher would say, for reopening).
+    pub fn push_weighed(&self, payload: &[u8], weight: u64) -> Result<RecordId, SpoolError> {
         if payload.len() > MAX_RECORD {
             return Err(SpoolError::TooLarge(payload.len()));
         }
@@ -288,6 +333,7 @@ impl Spool {
                     inner.segments.push_back(Segment {
                         seq,
                         records: VecDeque::new(),
+                        weights: VecDeque::new(),
                         bytes: 0,
                     });
                     seq
@@ -308,7 +354,9 @@ impl Spool {
         }
         let seg = inner.segments.back_mut().expect("segment pushed above");
         seg.records.push_back((offset, rec_len));
+        seg.weights.push_back(weight);
         seg.bytes += rec_len;
+        inner.stats.weight += weight;
         inner.stats.records += 1;
         inner.stats.bytes += rec_len;
         inner.stats.appended += 1;
@@ -364,7 +412,9 @@ impl Spool {
             return Ok(Popped::Gone);
         }
         seg.records.pop_front();
+        let weight = seg.weights.pop_front().unwrap_or(0);
         seg.bytes -= len;
+        inner.stats.weight -= weight;
         let done = seg.records.is_empty() && Some(seg.seq) != writing;
         inner.stats.records -= 1;
         inner.stats.bytes -= len;
@@ -409,6 +459,9 @@ impl Spool {
         while inner.stats.bytes > inner.limits.max_bytes && inner.segments.len() > 1 {
             let s = inner.segments.pop_front().expect("len > 1");
             let n = s.records.len() as u64;
+            let w: u64 = s.weights.iter().sum();
+            inner.stats.weight -= w;
+            inner.stats.dropped_weight += w;
             inner.stats.records -= n;
             inner.stats.bytes -= s.bytes;
             inner.stats.dropped_records += n;

@@ -264,6 +264,30 @@ fn pop_consumes_the_record_it_names_even_when_the_bound_deleted_it_meanwhile() {
 }
 
 #[test]
+fn weights_are_summed_kept_across_reopen_and_counted_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // A record's weight is its first byte (the writer weighs its points).
+    let weigh = || -> Weigh { Box::new(|r: &[u8]| u64::from(r[0])) };
+    {
+        let s = Spool::open_weighed(dir.path(), limits(1 << 20, 1 << 20), weigh()).unwrap();
+        s.push(&[3, 0]).unwrap();
+        s.push_weighed(&[5, 0], 5).unwrap();
+        assert_eq!(s.stats().weight, 8);
+        let id = s.front().unwrap().unwrap().id;
+        s.pop(id).unwrap();
+        assert_eq!(s.stats().weight, 5);
+    }
+    let s = Spool::open_weighed(dir.path(), limits(40, 20), weigh()).unwrap();
+    assert_eq!(s.stats().weight, 5, "read back from the records");
+    for _ in 0..10 {
+        s.push(&[2, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    }
+    let st = s.stats();
+    assert!(st.dropped_weight >= 5, "{st:?}");
+    assert_eq!(st.weight + st.dropped_weight, 25, "{st:?}");
+}
+
+#[test]
 fn a_second_process_cannot_open_a_spool_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let s = Spool::open(dir.path(), limits(1 << 20, 1 << 20)).unwrap();

@@ -1,0 +1,506 @@
+//! Whether a file may be trusted to run with pythond's privileges: the
+//! check trusted daemons make before acting on a file (cron ignores crontabs
+//! writable by group or others, OpenSSH's StrictModes refuses keys in
+//! writable folders, sudo refuses a sudoers file writable by others).
+//!
+//! A path passes when it is owned by root or by the user pythond runs as and
+//! is writable by neither its group nor others. A sticky folder (`/tmp`) is
+//! not enough: anyone may still create a file in it. The file and every
+//! folder from it up to its root are checked ([`guarded_paths`]): whoever
+//! can write a folder can replace what is in it. Above the root (python.d,
+//! the `dirs` entry, the config folder) is the administrator's business.
+//!
+//! Not checked: ACLs, and what the scripts themselves import from elsewhere
+//! (`site-packages` belongs to `cmd`'s Python and its administrator).
+
+use std::ffi::CStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A path that someone other than root and pythond's user can change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    pub path: PathBuf,
+    pub is_dir: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`0o777` and the sticky/setuid bits).
+    pub mode: u32,
+    /// The user pythond runs as (effective uid).
+    pub euid: u32,
+    /// The group is the owner's private group: its write bit is harmless.
+    pub group_private: bool,
+}
+
+impl Untrusted {
+    fn foreign_owner(&self) -> bool {
+        self.uid != 0 && self.uid != self.euid
+    }
+
+    fn group_writable(&self) -> bool {
+        self.mode & 0o020 != 0 && !self.group_private
+    }
+
+    fn other_writable(&self) -> bool {
+        self.mode & 0o002 != 0
+    }
+
+    /// The shell commands that make the path pass.
+    pub fn fixes(&self) -> Vec<String> {
+        let path = shell_quote(&self.path.to_string_lossy());
+        let mut v = Vec::new();
+        if self.foreign_owner() {
+            let user = lookup_user(self.euid).unwrap_or_else(|| self.euid.to_string());
+            v.push(format!("chown {user} {path}"));
+        }
+        let who = match (self.group_writable(), self.other_writable()) {
+            (true, true) => "go-w",
+            (true, false) => "g-w",
+            (false, true) => "o-w",
+            (false, false) => "",
+        };
+        if !who.is_empty() {
+            v.push(format!("chmod {who} {path}"));
+        }
+        v
+    }
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut why = Vec::new();
+        if self.foreign_owner() {
+            let allowed = if self.euid == 0 {
+                "root (the user pythond runs as)".to_owned()
+            } else {
+                format!(
+                    "root or {} (the user pythond runs as)",
+                    user_name(self.euid)
+                )
+            };
+            why.push(format!(
+                "owned by {}, not by {allowed}",
+                user_name(self.uid)
+            ));
+        }
+        if self.group_writable() {
+            why.push(format!("writable by group {}", group_name(self.gid)));
+        }
+        if self.other_writable() {
+            why.push("writable by others".to_owned());
+        }
+        write!(
+            f,
+            "{} {} is {} (owner {}, group {}, mode {:04o} {}); fix: {}",
+            if self.is_dir { "folder" } else { "file" },
+            self.path.display(),
+            why.join(" and "),
+            user_name(self.uid),
+            group_name(self.gid),
+            self.mode & 0o7777,
+            ls_mode(self.mode, self.is_dir),
+            self.fixes().join(" && ")
+        )
+    }
+}
+
+/// Why a path could not be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{0}")]
+    Untrusted(Box<Untrusted>),
+    #[error("cannot check {}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Check one path (symlinks followed: pass real paths).
+pub fn check(path: &Path) -> Result<(), TrustError> {
+    let meta = std::fs::metadata(path).map_err(|source| TrustError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let u = Untrusted {
+        path: path.to_owned(),
+        is_dir: meta.is_dir(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mode: meta.mode() & 0o7777,
+        euid,
+        group_private: meta.mode() & 0o020 != 0 && private_group(meta.uid(), meta.gid()),
+    };
+    if u.foreign_owner() || u.group_writable() || u.other_writable() {
+        Err(TrustError::Untrusted(Box::new(u)))
+    } else {
+        Ok(())
+    }
+}
+
+/// Check every path, returning every problem found.
+pub fn check_all<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<TrustError> {
+    paths.into_iter().filter_map(|p| check(p).err()).collect()
+}
+
+/// The paths whose owner and mode decide whether `file` (below `root`) can
+/// be trusted, symlinks resolved: the file and every folder from it up to
+/// `root` inclusive, both along the path as written and along the real path.
+/// Where the real path is not below `root` (a symlink to elsewhere), only the
+/// real file and its real folder are added: what lies above them is the
+/// administrator's business, as are `root`'s own parents.
+pub fn guarded_paths(file: &Path, root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push = |p: &Path| {
+        if let Ok(real) = p.canonicalize() {
+            if !out.contains(&real) {
+                out.push(real);
+            }
+        }
+    };
+    // Along the path as written.
+    push(file);
+    if file.starts_with(root) {
+        let mut p = file;
+        while let Some(parent) = p.parent() {
+            push(parent);
+            if parent == root || parent.as_os_str().is_empty() {
+                break;
+            }
+            p = parent;
+        }
+    } else if let Some(parent) = file.parent() {
+        push(parent);
+    }
+    // Along the real path.
+    let (Ok(real), Ok(real_root)) = (file.canonicalize(), root.canonicalize()) else {
+        return out;
+    };
+    let mut extra = vec![real.clone()];
+    if real.starts_with(&real_root) {
+        extra.extend(
+            real.ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&real_root))
+                .map(Path::to_owned),
+        );
+    } else if let Some(parent) = real.parent() {
+        extra.push(parent.to_owned());
+    }
+    for p in extra {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `rwxr-xr-x` style, with `d` for folders and the sticky bit as `t`/`T`.
+fn ls_mode(mode: u32, is_dir: bool) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(if is_dir { 'd' } else { '-' });
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    if mode & 0o1000 != 0 {
+        let x = s.pop() == Some('x');
+        s.push(if x { 't' } else { 'T' });
+    }
+    s
+}
+
+/// The user's name for messages: `root`, `nobody (uid 65534)`, `uid 1234`.
+pub fn user_name(uid: u32) -> String {
+    match (lookup_user(uid), uid) {
+        (Some(name), 0) => name,
+        (Some(name), _) => format!("{name} (uid {uid})"),
+        (None, _) => format!("uid {uid}"),
+    }
+}
+
+fn lookup_user(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of
+    // the strings it holds.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc == 0 && !res.is_null() && !pw.pw_name.is_null() {
+        // SAFETY: getpwuid_r succeeded: pw_name is a NUL-terminated string in `buf`.
+        let name = unsafe { CStr::from_ptr(pw.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+    None
+}
+
+/// Whether `gid` is the private group of user `uid`: the user's primary
+/// group, listing no other member, and nobody else's primary group.
+pub fn private_group(uid: u32, gid: u32) -> bool {
+    let Some((name, primary)) = lookup_user_entry(uid) else {
+        return false;
+    };
+    if primary != gid {
+        return false;
+    }
+    let Some(members) = group_members(gid) else {
+        return false;
+    };
+    if members.iter().any(|m| *m != name) {
+        return false;
+    }
+    // No other account has it as its primary group.
+    let others = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    !others.lines().any(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        f.len() > 3 && f[0] != name && f[3].parse::<u32>().ok() == Some(gid)
+    })
+}
+
+fn lookup_user_entry(uid: u32) -> Option<(String, u32)> {
+    let mut buf = vec![0u8; 4096];
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of
+    // the strings it holds.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc == 0 && !res.is_null() && !pw.pw_name.is_null() {
+        // SAFETY: getpwuid_r succeeded: pw_name is a NUL-terminated string in `buf`.
+        let name = unsafe { CStr::from_ptr(pw.pw_name) };
+        return Some((name.to_string_lossy().into_owned(), pw.pw_gid));
+    }
+    None
+}
+
+/// The member names listed for `gid` (not counting users whose primary
+/// group it is).
+fn group_members(gid: u32) -> Option<Vec<String>> {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `lookup_user_entry`.
+    let rc =
+        unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut p = gr.gr_mem;
+    // SAFETY: gr_mem is a NULL-terminated array of NUL-terminated strings in `buf`.
+    unsafe {
+        while !p.is_null() && !(*p).is_null() {
+            out.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
+            p = p.add(1);
+        }
+    }
+    Some(out)
+}
+
+/// The group's name, else the gid.
+pub fn group_name(gid: u32) -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `user_name`.
+    let rc =
+        unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+    if rc == 0 && !res.is_null() && !gr.gr_name.is_null() {
+        // SAFETY: getgrgid_r succeeded.
+        let name = unsafe { CStr::from_ptr(gr.gr_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    format!("gid {gid}")
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Give `p` a group other accounts share (root only: nobody's primary
+    /// group), so its group write bit counts. Whether that was possible.
+    fn share_group(p: &Path) -> bool {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            let m = std::fs::metadata(p).unwrap();
+            return !private_group(m.uid(), m.gid());
+        }
+        std::os::unix::fs::chown(p, None, Some(65534)).unwrap();
+        true
+    }
+
+    #[test]
+    fn owner_only_writable_paths_pass() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.py");
+        std::fs::write(&f, "").unwrap();
+        chmod(&f, 0o644);
+        chmod(t.path(), 0o755);
+        check(&f).unwrap();
+        check(t.path()).unwrap();
+    }
+
+    #[test]
+    fn a_world_writable_file_names_its_mode_and_the_chmod() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.py");
+        std::fs::write(&f, "").unwrap();
+        chmod(&f, 0o666);
+        if !share_group(&f) {
+            return;
+        }
+        let e = check(&f).unwrap_err().to_string();
+        let me = user_name(unsafe { libc::geteuid() });
+        assert!(
+            e.starts_with(&format!(
+                "file {} is writable by group {} and writable by others (owner {me}, ",
+                f.display(),
+                group_name(std::fs::metadata(&f).unwrap().gid())
+            )),
+            "{e}"
+        );
+        assert!(e.contains("mode 0666 -rw-rw-rw-"), "{e}");
+        assert!(
+            e.ends_with(&format!("fix: chmod go-w {}", f.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_the_bits_that_are_set_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.py");
+        std::fs::write(&f, "").unwrap();
+        chmod(&f, 0o646);
+        let e = check(&f).unwrap_err().to_string();
+        assert!(e.contains(" is writable by others (owner "), "{e}");
+        assert!(
+            e.ends_with(&format!("fix: chmod o-w {}", f.display())),
+            "{e}"
+        );
+        chmod(&f, 0o664);
+        if !share_group(&f) {
+            return;
+        }
+        let e = check(&f).unwrap_err().to_string();
+        assert!(
+            e.ends_with(&format!("fix: chmod g-w {}", f.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_another_user_names_its_owner_and_the_chown() {
+        if unsafe { libc::geteuid() } != 0 {
+            return; // chown to another user needs root (as the e2e tests run)
+        }
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.py");
+        std::fs::write(&f, "").unwrap();
+        chmod(&f, 0o644);
+        std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+        let e = check(&f).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                " is owned by {}, not by root (the user pythond runs as) (owner ",
+                user_name(65534)
+            )),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("fix: chown root {}", f.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn group_write_is_harmless_only_for_the_owners_private_group() {
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("shared.py");
+        std::fs::write(&f, "").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let mine = std::fs::metadata(&f).unwrap().gid();
+        if private_group(me, mine) {
+            check(&f).expect("group-writable by the owner's private group");
+        }
+        if me == 0 {
+            // nobody's primary group (nogroup) is shared by several accounts.
+            let nogroup = 65534;
+            std::os::unix::fs::chown(&f, Some(0), Some(nogroup)).unwrap();
+            assert!(!private_group(0, nogroup));
+            let e = check(&f).unwrap_err().to_string();
+            assert!(e.contains("writable by group"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sticky_world_writable_folder_is_not_enough() {
+        let t = tempfile::tempdir().unwrap();
+        chmod(t.path(), 0o1777);
+        if !share_group(t.path()) {
+            return;
+        }
+        let e = check(t.path()).unwrap_err().to_string();
+        assert!(e.contains("mode 1777 drwxrwxrwt"), "{e}");
+        assert!(e.contains("writable by group") && e.contains("and writable by others"));
+        assert!(
+            e.ends_with(&format!("chmod go-w {}", t.path().display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn guarded_paths_follow_the_written_and_the_real_path_up_to_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("python.d");
+        std::fs::create_dir_all(root.join("s/sub")).unwrap();
+        std::fs::create_dir_all(t.path().join("elsewhere/deep")).unwrap();
+        std::fs::write(t.path().join("elsewhere/deep/x.py"), "").unwrap();
+        std::os::unix::fs::symlink(
+            t.path().join("elsewhere/deep/x.py"),
+            root.join("s/sub/x.py"),
+        )
+        .unwrap();
+        let real = |p: &Path| p.canonicalize().unwrap();
+        let got = guarded_paths(&root.join("s/sub/x.py"), &root.join("s"));
+        assert_eq!(
+            got,
+            vec![
+                real(&t.path().join("elsewhere/deep/x.py")),
+                real(&root.join("s/sub")),
+                real(&root.join("s")),
+                real(&t.path().join("elsewhere/deep")),
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_quote_odd_paths() {
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(shell_quote("/usr/local/datakit"), "/usr/local/datakit");
+    }
+}
