@@ -57,7 +57,7 @@ pub struct ErrorAt {
 
 /// Counts of run durations under each bound (seconds; the last is +Inf):
 /// per bucket, not cumulative.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
     pub buckets: Vec<(f64, u64)>,
     pub sum_secs: f64,
@@ -68,6 +68,12 @@ pub struct Histogram {
 pub const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram::new()
+    }
+}
 
 impl Histogram {
     pub fn new() -> Histogram {

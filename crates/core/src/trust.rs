@@ -330,6 +330,34 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// For tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Give `p` a group other accounts share (as root: nobody's primary
+    /// group), so that its group write bit counts. Whether its group is
+    /// shared now (not as another user whose files have a private group).
+    pub fn share_group(p: &Path) -> bool {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            let m = std::fs::metadata(p).unwrap();
+            return !private_group(m.uid(), m.gid());
+        }
+        std::os::unix::fs::chown(p, None, Some(65534)).unwrap();
+        true
+    }
+
+    /// The chmod a file with group and other write bits needs.
+    pub fn go_w(p: &Path) -> &'static str {
+        if share_group(p) {
+            "chmod go-w"
+        } else {
+            "chmod o-w"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,17 +367,7 @@ mod tests {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    /// Give `p` a group other accounts share (root only: nobody's primary
-    /// group), so its group write bit counts. Whether that was possible.
-    fn share_group(p: &Path) -> bool {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            let m = std::fs::metadata(p).unwrap();
-            return !private_group(m.uid(), m.gid());
-        }
-        std::os::unix::fs::chown(p, None, Some(65534)).unwrap();
-        true
-    }
+    use super::testing::share_group;
 
     #[test]
     fn owner_only_writable_paths_pass() {

@@ -371,6 +371,7 @@ mod tests {
         mode(&dir.path().join("pythond"), 0o755);
         mode(&good, 0o644);
         mode(&open, 0o666);
+        let fix = crate::trust::testing::go_w(&open);
         let set = load(dir.path());
         let names: Vec<&str> = set.inputs.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, vec!["good"]);
@@ -382,7 +383,7 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains("mode 0666") && e.contains(&format!("chmod go-w {}", real.display())),
+            e.contains("mode 0666") && e.contains(&format!("{fix} {}", real.display())),
             "{e}"
         );
         // A folder others can write below the config path: every file in it.

@@ -172,7 +172,7 @@ impl JobStats {
             last_error: d.last_error.clone(),
             duration_p50_ms: quantile(&mut durations, 0.5),
             duration_p99_ms: quantile(&mut durations, 0.99),
-            durations: d.histogram.clone().unwrap_or_else(Histogram::new),
+            durations: d.histogram.clone().unwrap_or_default(),
             start_delay_p50_ms: quantile(&mut delays, 0.5),
             start_delay_p99_ms: quantile(&mut delays, 0.99),
         }
