@@ -11,7 +11,9 @@
 mod check;
 mod launch;
 mod owner;
+mod reload;
 mod run;
+mod status;
 mod supervisor;
 mod worker_exe;
 
@@ -70,6 +72,8 @@ enum Cmd {
         #[command(flatten)]
         at: Where,
     },
+    /// Show a running pythond's inputs and scripts; exit 1 if any is broken.
+    Status(status::client::StatusArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -109,6 +113,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Run { at, opts } => run::main(&at, opts, cli.log_level),
         Cmd::Check { at } => check::main(&at),
+        Cmd::Status(args) => status::client::main(args),
         Cmd::Test {
             format,
             numbers_as_float,

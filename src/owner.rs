@@ -153,6 +153,7 @@ mod tests {
             tags: vec![],
             numbers_as_float: false,
             insecure_paths: false,
+            max_rss: None,
             timeout: None,
             source: Location {
                 file: "conf.d/pythond/pythond.conf".into(),

@@ -51,6 +51,20 @@ pub struct RunArgs {
     /// First restart delay of a worker that died (doubles up to 60 s).
     #[arg(long, default_value_t = 1.0)]
     restart_delay_secs: f64,
+    /// Also serve the status endpoint on this TCP address (loopback only,
+    /// unless --status-listen-any), e.g. 127.0.0.1:9530.
+    #[arg(long)]
+    status_listen: Option<std::net::SocketAddr>,
+    /// Allow a non-loopback --status-listen address.
+    #[arg(long)]
+    status_listen_any: bool,
+    /// Do not serve the status endpoint on <data-dir>/pythond.sock.
+    #[arg(long)]
+    no_status_socket: bool,
+    /// Do not reload on changes to the configuration or the scripts, nor on
+    /// SIGHUP.
+    #[arg(long)]
+    no_reload: bool,
 }
 
 /// What every worker spec of one `run` shares.
@@ -176,6 +190,70 @@ pub fn worker_spec(
     }
 }
 
+/// A block's configuration as one string: another value means the block
+/// changed (where it sits in its file does not count).
+pub fn fingerprint(input: &InputConfig) -> String {
+    let InputConfig { source: _, .. } = input;
+    let mut i = input.clone();
+    i.source.line = 0;
+    format!("{i:?}")
+}
+
+/// The launch of one block.
+fn launch_of(
+    input: InputConfig,
+    at: &Arc<Where>,
+    gitrepos: &[PathBuf],
+    defaults: &Arc<SpecDefaults>,
+) -> Launch {
+    let envs = config::expand_envs(&input.envs, |k| std::env::var(k).ok());
+    let (at, gitrepos, defaults) = (at.clone(), gitrepos.to_vec(), defaults.clone());
+    Launch {
+        input: input.name.clone(),
+        source: input.source.to_string(),
+        envs,
+        max_rss: input.max_rss,
+        fingerprint: fingerprint(&input),
+        prepare: Box::new(move || spec_for(&input, &at, &gitrepos, &defaults)),
+    }
+}
+
+/// Every block's launch as the configuration says now, and the config files
+/// that could not be read (their blocks are missing from the launches).
+fn launches(
+    at: &Arc<Where>,
+    defaults: &Arc<SpecDefaults>,
+) -> anyhow::Result<crate::reload::Reconfig> {
+    let set = config::load(&at.config);
+    if set.files.is_empty() {
+        bail!("no *.conf file found at {}", at.config.display());
+    }
+    for w in &set.warnings {
+        tracing::warn!("{w}");
+    }
+    for e in &set.errors {
+        tracing::error!("{e}");
+    }
+    // A file with an error at line 0 (unreadable, refused) or not valid TOML
+    // lost all its blocks; errors of one block do not count.
+    let broken: Vec<(PathBuf, String)> = set
+        .errors
+        .iter()
+        .filter(|e| e.at.line == 0 || e.message.starts_with("not valid TOML"))
+        .map(|e| (e.at.file.clone(), e.message.clone()))
+        .collect();
+    let dk = DataKitConf::load(&at.datakit_dir)?;
+    let gitrepos = gitrepo_dirs(at, &dk);
+    let inputs = crate::owner::ours(set.inputs, at);
+    Ok(crate::reload::Reconfig {
+        launches: inputs
+            .into_iter()
+            .map(|i| launch_of(i, at, &gitrepos, defaults))
+            .collect(),
+        broken,
+    })
+}
+
 pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32> {
     let log_dir = args.log_dir.clone().unwrap_or_else(logs::default_dir);
     let cli_log = RotatingFile::new(logs::cli_log_path(&log_dir), logs::MAX_BYTES, logs::KEEP)
@@ -209,12 +287,12 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         (None, Some(url)) => (Target::from_listen(url), false),
         (None, None) => (dk.listen.clone(), false),
     };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| at.datakit_dir.join("cache/pythond"));
     // A local output cannot fail: no spool needed.
-    let spool_root = (!force).then(|| {
-        args.data_dir
-            .clone()
-            .unwrap_or_else(|| at.datakit_dir.join("cache/pythond"))
-    });
+    let spool_root = (!force).then(|| data_dir.clone());
     tracing::info!(
         inputs = inputs.len(),
         target = %target,
@@ -224,7 +302,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
     );
     let stdout_is_points = target == Target::Stdout;
     let defaults = Arc::new(SpecDefaults {
-        target,
+        target: target.clone(),
         force_target: force,
         grace_secs: args.grace_secs,
         hang_grace_secs: args.hang_grace_secs,
@@ -235,17 +313,9 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
     });
     let gitrepos = gitrepo_dirs(at, &dk);
     let at = Arc::new(at.clone());
-    let launches: Vec<Launch> = inputs
+    let launches_now: Vec<Launch> = inputs
         .into_iter()
-        .map(|input| {
-            let envs = config::expand_envs(&input.envs, |k| std::env::var(k).ok());
-            let (at, gitrepos, defaults) = (at.clone(), gitrepos.clone(), defaults.clone());
-            Launch {
-                input: input.name.clone(),
-                envs,
-                prepare: Box::new(move || spec_for(&input, &at, &gitrepos, &defaults)),
-            }
-        })
+        .map(|i| launch_of(i, &at, &gitrepos, &defaults))
         .collect();
     let settings = supervisor::Settings {
         restart_initial: Duration::from_secs_f64(args.restart_delay_secs.max(0.01)),
@@ -254,19 +324,51 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         stdout_is_points,
         ..supervisor::Settings::default()
     };
-    let outcomes = serve(launches, settings, cli_log, true)?;
+    let mut config_paths = vec![at.config.clone()];
+    let dk_conf = at.datakit_dir.join("conf.d/datakit.conf");
+    if dk_conf.exists() && !dk_conf.starts_with(&at.config) {
+        config_paths.push(dk_conf);
+    }
+    let reload = (!args.no_reload).then(|| {
+        let (at, defaults) = (at.clone(), defaults.clone());
+        crate::reload::Reloader {
+            reconfigure: Box::new(move || launches(&at, &defaults)),
+            config_paths,
+            lasterror: None,
+        }
+    });
+    let opts = ServeOptions {
+        status: crate::status::server::Listen {
+            socket: (!args.no_status_socket).then(|| crate::status::server::socket_path(&data_dir)),
+            tcp: args.status_listen,
+            any: args.status_listen_any,
+        },
+        reload,
+        lasterror_target: (!force).then_some(target),
+    };
+    let outcomes = serve(launches_now, settings, cli_log, true, opts)?;
     Ok(exit_code(&outcomes))
 }
 
+/// What [`serve`] offers beside supervising.
+pub struct ServeOptions {
+    pub status: crate::status::server::Listen,
+    pub reload: Option<crate::reload::Reloader>,
+    /// Where the supervisor sends `/v1/lasterror` (reload errors).
+    pub lasterror_target: Option<Target>,
+}
+
 /// Supervise `launches` until SIGTERM/SIGINT, or until every input has
-/// stopped on a configuration error. What workers print goes to the
-/// runner's log and, with `to_stderr`, to our stderr, through writer
-/// threads: the supervisor's one runtime thread never blocks on it.
+/// stopped on a configuration error; serve the status endpoint and reload
+/// on changes meanwhile. What workers print goes to the runner's log and,
+/// with `to_stderr`, to our stderr, through writer threads: the
+/// supervisor's one runtime thread never blocks on it.
 pub fn serve(
     launches: Vec<Launch>,
     settings: supervisor::Settings,
     cli_log: RotatingFile,
     to_stderr: bool,
+    mut opts: ServeOptions,
 ) -> anyhow::Result<Vec<Outcome>> {
     let mut dests: Vec<(Box<dyn std::io::Write + Send>, &str)> = Vec::new();
     if to_stderr {
@@ -297,8 +399,40 @@ pub fn serve(
             tracing::info!("stopping: signal received");
             let _ = tx.send(true);
         });
-        supervisor::supervise(launches, settings, lines, rx).await
-    });
+        let registry = supervisor::state::Registry::new();
+        let src: crate::status::server::Source = {
+            let r = registry.clone();
+            Arc::new(move || r.status())
+        };
+        crate::status::server::serve(opts.status, src, rx.clone()).await?;
+        let mut sup = supervisor::Supervisor::new(settings, lines, registry, rx.clone());
+        for l in launches {
+            sup.start(l);
+        }
+        match opts.reload.take() {
+            Some(mut reloader) => {
+                if let Some(t) = opts.lasterror_target.take() {
+                    reloader.lasterror = Some(pythond_core::writer::Writer::spawn(
+                        pythond_core::writer::WriterConfig {
+                            target: t,
+                            ..Default::default()
+                        },
+                    ));
+                }
+                crate::reload::run(&mut sup, reloader, rx.clone()).await
+            }
+            None => {
+                let mut rx = rx.clone();
+                while !*rx.borrow() && !sup.all_ended() {
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+        anyhow::Ok(sup.finish().await)
+    })?;
     for o in outcomes.iter().filter(|o| !o.clean()) {
         tracing::error!(
             input = %o.input,

@@ -259,6 +259,7 @@ fn serve(
         tags: block.as_ref().map(|b| b.tags.clone()).unwrap_or_default(),
         numbers_as_float: block.as_ref().is_some_and(|b| b.numbers_as_float),
         insecure_paths: block.as_ref().is_some_and(|b| b.insecure_paths),
+        max_rss: block.as_ref().and_then(|b| b.max_rss),
         timeout: block.as_ref().and_then(|b| b.timeout),
         source: block
             .as_ref()
@@ -279,6 +280,8 @@ fn serve(
         log_level: log_level.to_owned(),
     };
     let block_found = block.is_some();
+    let max_rss = input.max_rss;
+    let launch_file = lf.path.display().to_string();
     let python_d = datakit_dir.join("python.d");
     let lookup_roots: Vec<PathBuf> = gitrepos
         .iter()
@@ -332,14 +335,32 @@ fn serve(
     ));
     let launch = Launch {
         input: name.to_owned(),
+        source: launch_file,
         envs: locale_env(),
+        max_rss,
+        fingerprint: String::new(),
         prepare: Box::new(prepare),
+    };
+    // One pythond per block: each serves its own socket in the data dir,
+    // and `pythond status` reads them all.
+    let opts = run::ServeOptions {
+        status: crate::status::server::Listen {
+            socket: Some(crate::status::server::input_socket_path(
+                &datakit_dir.join("cache/pythond"),
+                name,
+            )),
+            tcp: None,
+            any: false,
+        },
+        reload: None,
+        lasterror_target: Some(dk.listen.clone()),
     };
     let outcomes = run::serve(
         vec![launch],
         supervisor::Settings::default(),
         cli_log,
         false,
+        opts,
     )?;
     for o in &outcomes {
         if let Some(reason) = &o.config_error {

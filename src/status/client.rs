@@ -42,46 +42,63 @@ pub mod code {
     pub const UNREACHABLE: i32 = 2;
 }
 
-async fn fetch(args: &StatusArgs) -> anyhow::Result<Status> {
-    let (client, url) = match &args.url {
-        Some(u) => (
-            reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(5))
-                .build()?,
-            format!("{}/status", u.trim_end_matches('/')),
-        ),
-        None => {
-            let sock = args.socket.clone().unwrap_or_else(|| {
-                super::server::socket_path(
-                    &args
-                        .data_dir
-                        .clone()
-                        .unwrap_or_else(|| args.datakit_dir.join("cache/pythond")),
-                )
-            });
-            let c = reqwest::Client::builder()
-                .unix_socket(sock.clone())
-                .timeout(Duration::from_secs(5))
-                .build()?;
-            let _ = sock;
-            (c, "http://pythond/status".to_owned())
-        }
-    };
+async fn get(client: reqwest::Client, url: &str) -> anyhow::Result<Status> {
     let body = client
-        .get(&url)
+        .get(url)
         .send()
         .await
-        .and_then(|r| r.error_for_status())
-        .with_context(|| match &args.url {
-            Some(u) => format!("no pythond status endpoint at {u}"),
-            None => "pythond is not running, or not with this data dir \
-                     (give --socket, --data-dir or --datakit-dir)"
-                .to_owned(),
-        })?
+        .and_then(|r| r.error_for_status())?
         .text()
         .await?;
-    serde_json::from_str(&body).context("the status endpoint answered something else than pythond's status")
+    serde_json::from_str(&body)
+        .context("the status endpoint answered something else than pythond's status")
+}
+
+fn unix_client(sock: &std::path::Path) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .unix_socket(sock.to_owned())
+        .timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+/// The status of the daemon asked for: one endpoint, or every pythond whose
+/// socket is in the data dir (DataKit runs one pythond per block), merged.
+async fn fetch(args: &StatusArgs) -> anyhow::Result<Status> {
+    if let Some(u) = &args.url {
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        return get(c, &format!("{}/status", u.trim_end_matches('/')))
+            .await
+            .with_context(|| format!("no pythond status endpoint at {u}"));
+    }
+    if let Some(sock) = &args.socket {
+        return get(unix_client(sock)?, "http://pythond/status")
+            .await
+            .with_context(|| format!("no pythond answers on {}", sock.display()));
+    }
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| args.datakit_dir.join("cache/pythond"));
+    let mut merged: Option<Status> = None;
+    for sock in super::server::sockets_in(&data_dir) {
+        // A socket nobody answers on is a pythond that was killed.
+        let Ok(st) = get(unix_client(&sock)?, "http://pythond/status").await else {
+            continue;
+        };
+        match &mut merged {
+            None => merged = Some(st),
+            Some(m) => m.inputs.extend(st.inputs),
+        }
+    }
+    merged.with_context(|| {
+        format!(
+            "no running pythond has its status socket in {} (give --data-dir, --socket or --url)",
+            data_dir.display()
+        )
+    })
 }
 
 pub fn main(args: StatusArgs) -> anyhow::Result<i32> {

@@ -73,7 +73,7 @@ where
     Ok(())
 }
 
-fn per_input<'s, F>(inputs: &'s [InputStatus], f: F) -> Vec<([(&'static str, &'s str); 1], u64)>
+fn per_input<F>(inputs: &[InputStatus], f: F) -> Vec<([(&'static str, &str); 1], u64)>
 where
     F: Fn(&InputStatus) -> u64,
 {
@@ -91,7 +91,7 @@ impl Collector for Snapshot {
             &mut enc,
             "pythond_start_time_seconds",
             "When pythond started, Unix time",
-            [(NoLabelSet, st.started_ms as f64 / 1000.0)],
+            [([] as [(&str, &str); 0], st.started_ms as f64 / 1000.0)],
         )?;
         gauge(
             &mut enc,
@@ -168,9 +168,10 @@ impl Collector for Snapshot {
             "pythond_points_sent",
             "Points DataKit accepted",
             inputs.iter().flat_map(|i| {
-                i.writer.points_sent.iter().map(move |(c, n)| {
-                    ([("input", i.name.as_str()), ("category", c.as_str())], *n)
-                })
+                i.writer
+                    .points_sent
+                    .iter()
+                    .map(move |(c, n)| ([("input", i.name.as_str()), ("category", c.as_str())], *n))
             }),
         )?;
         counter(
@@ -178,9 +179,10 @@ impl Collector for Snapshot {
             "pythond_points_dropped",
             "Points dropped, by reason",
             inputs.iter().flat_map(|i| {
-                i.writer.dropped.iter().map(move |(r, n)| {
-                    ([("input", i.name.as_str()), ("reason", r.as_str())], *n)
-                })
+                i.writer
+                    .dropped
+                    .iter()
+                    .map(move |(r, n)| ([("input", i.name.as_str()), ("reason", r.as_str())], *n))
             }),
         )?;
         let scripts: Vec<(&InputStatus, &ScriptStatus, String)> = inputs
@@ -213,12 +215,16 @@ impl Collector for Snapshot {
                 "Runs of the script",
                 (|s: &ScriptStatus| s.runs) as fn(&ScriptStatus) -> u64,
             ),
-            ("pythond_script_failures", "Runs that raised or timed out", |s| {
-                s.failures
-            }),
-            ("pythond_script_timeouts", "Runs interrupted by their timeout", |s| {
-                s.timeouts
-            }),
+            (
+                "pythond_script_failures",
+                "Runs that raised or timed out",
+                |s| s.failures,
+            ),
+            (
+                "pythond_script_timeouts",
+                "Runs interrupted by their timeout",
+                |s| s.timeouts,
+            ),
             (
                 "pythond_script_skipped_ticks",
                 "Ticks skipped because the previous run was still going",
@@ -244,9 +250,9 @@ impl Collector for Snapshot {
             &mut enc,
             "pythond_script_last_success_timestamp_seconds",
             "When the script last ran successfully, Unix time",
-            scripts.iter().filter_map(|(i, s, id)| {
-                Some((labels(i, id), s.last_success_ms? as f64 / 1000.0))
-            }),
+            scripts
+                .iter()
+                .filter_map(|(i, s, id)| Some((labels(i, id), s.last_success_ms? as f64 / 1000.0))),
         )?;
         counter(
             &mut enc,
@@ -274,15 +280,11 @@ impl Collector for Snapshot {
             )?;
             for (i, s, id) in &scripts {
                 let h = &s.durations;
-                if h.buckets.is_empty() {
+                if h.counts.is_empty() {
                     continue;
                 }
-                m.encode_family(&labels(i, id))?.encode_histogram::<NoLabelSet>(
-                    h.sum_secs,
-                    h.count,
-                    &h.buckets,
-                    None,
-                )?;
+                m.encode_family(&labels(i, id))?
+                    .encode_histogram::<NoLabelSet>(h.sum_secs, h.count, &h.buckets(), None)?;
             }
         }
         Ok(())

@@ -28,9 +28,31 @@ use pythond_core::status::Status;
 /// Produces the current status.
 pub type Source = Arc<dyn Fn() -> Status + Send + Sync>;
 
-/// The socket `pythond status` looks for in a data dir.
+/// The socket of `pythond run` in its data dir.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("pythond.sock")
+}
+
+/// The socket of a launch-mode pythond (one per block) in the data dir.
+pub fn input_socket_path(data_dir: &Path, input: &str) -> PathBuf {
+    data_dir.join(format!(
+        "pythond-{}.sock",
+        pythond_core::names::file_component(input)
+    ))
+}
+
+/// Every status socket in a data dir.
+pub fn sockets_in(data_dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("pythond") && n.ends_with(".sock"))
+    });
+    v.sort();
+    v
 }
 
 fn answer(status: StatusCode, ctype: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -91,7 +113,14 @@ pub struct Listen {
 /// could not be bound.
 pub async fn serve(listen: Listen, src: Source, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     if let Some(path) = &listen.socket {
-        let l = bind_unix(path)?;
+        // Without the socket pythond still runs: the status is a view.
+        let l = match bind_unix(path) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("no status socket: {e:#}");
+                return serve_tcp(listen, src, stop).await;
+            }
+        };
         let (src, mut stop) = (src.clone(), stop.clone());
         let path = path.clone();
         tokio::spawn(async move {
@@ -111,6 +140,10 @@ pub async fn serve(listen: Listen, src: Source, stop: watch::Receiver<bool>) -> 
         });
         tracing::info!(socket = %path_display(listen.socket.as_deref()), "status endpoint listening");
     }
+    serve_tcp(listen, src, stop).await
+}
+
+async fn serve_tcp(listen: Listen, src: Source, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     if let Some(addr) = listen.tcp {
         if !addr.ip().is_loopback() && !listen.any {
             bail!(
@@ -166,8 +199,8 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let l = UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    let l =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(l)

@@ -1,6 +1,7 @@
-//! One worker process: spawned with a control pipe (heartbeats, run markers)
-//! and a parent-death signal, its output forwarded line by line, stopped
-//! with SIGTERM then SIGKILL, or killed when its heartbeats stop.
+//! One worker process: spawned with a control pipe (heartbeats, run
+//! markers), a report pipe (its status every second) and a parent-death
+//! signal, its output forwarded line by line, stopped with SIGTERM then
+//! SIGKILL, or killed when its heartbeats stop.
 
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -16,11 +17,15 @@ use tokio::time::Instant;
 
 use pythond_core::control::Event;
 use pythond_core::spec::{WorkerSpec, HEARTBEAT_FD_ENV, SPEC_ENV};
+use pythond_core::status::{WorkerReport, REPORT_FD_ENV};
 
+use super::state::InputState;
 use super::{Launch, LineSink, Settings, Stream};
 
 /// The fd number the control channel has in the worker.
 const CONTROL_FD: i32 = 3;
+/// The fd number the report pipe has in the worker.
+const REPORT_FD: i32 = 4;
 
 /// What the control channel told us so far.
 struct ControlState {
@@ -36,6 +41,7 @@ pub(super) struct Running {
     child: Child,
     pid: Option<u32>,
     control: JoinHandle<()>,
+    reports: JoinHandle<()>,
     forwarders: Vec<JoinHandle<()>>,
     state: Arc<Mutex<ControlState>>,
 }
@@ -54,6 +60,9 @@ pub(super) enum Ended {
     },
 }
 
+/// Why a worker was stopped, or `None` if it ended on its own.
+pub(super) type Why<R> = Option<R>;
+
 fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the array with two new fds, owned below.
@@ -70,16 +79,19 @@ pub(super) fn start(
     spec: &WorkerSpec,
     settings: &Settings,
     lines: &LineSink,
+    input: &Arc<Mutex<InputState>>,
 ) -> anyhow::Result<Running> {
     let exe = crate::worker_exe::path()?;
     let (read_end, write_end) = pipe()?;
+    let (report_read, report_write) = pipe()?;
     let mut cmd = Command::new(&exe);
     let child_fd = std::os::fd::AsRawFd::as_raw_fd(&write_end);
+    let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report_write);
     let parent = std::process::id();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(child_fd, CONTROL_FD) < 0 {
+            if libc::dup2(child_fd, CONTROL_FD) < 0 || libc::dup2(report_fd, REPORT_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // If the supervisor dies (even by kill -9), the worker gets
@@ -99,6 +111,7 @@ pub(super) fn start(
         .arg("--log-level")
         .arg(&spec.log_level)
         .env(HEARTBEAT_FD_ENV, CONTROL_FD.to_string())
+        .env(REPORT_FD_ENV, REPORT_FD.to_string())
         .env(SPEC_ENV, serde_json::to_string(spec)?)
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -109,6 +122,7 @@ pub(super) fn start(
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
     drop(write_end);
+    drop(report_write);
     let pid = child.id();
     tracing::info!(input = %launch.input, pid, "worker started");
     let state = Arc::new(Mutex::new(ControlState {
@@ -119,6 +133,10 @@ pub(super) fn start(
     let control = tokio::spawn(read_control(
         tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?,
         state.clone(),
+    ));
+    let reports = tokio::spawn(read_reports(
+        tokio::net::unix::pipe::Receiver::from_owned_fd(report_read)?,
+        input.clone(),
     ));
     let mut forwarders = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -141,6 +159,7 @@ pub(super) fn start(
         child,
         pid,
         control,
+        reports,
         forwarders,
         state,
     })
@@ -163,6 +182,17 @@ async fn read_control(pipe: tokio::net::unix::pipe::Receiver, state: Arc<Mutex<C
             }
             Some(Event::ConfigError(m)) => st.config_error = Some(m),
             None => {}
+        }
+    }
+}
+
+/// Keep the worker's latest report in its input's state.
+async fn read_reports(pipe: tokio::net::unix::pipe::Receiver, input: Arc<Mutex<InputState>>) {
+    let mut r = BufReader::with_capacity(256 << 10, pipe).lines();
+    while let Ok(Some(line)) = r.next_line().await {
+        match serde_json::from_str::<WorkerReport>(&line) {
+            Ok(rep) => input.lock().unwrap_or_else(|e| e.into_inner()).report = Some(rep),
+            Err(e) => tracing::debug!("unreadable worker report: {e}"),
         }
     }
 }
@@ -220,12 +250,12 @@ async fn copy_points(pipe: impl tokio::io::AsyncRead + Unpin) {
 
 /// Wait until the worker exits, stalls, or `stop` resolves (shutdown or a
 /// restart): then SIGTERM, and SIGKILL if it is not gone `grace` + 2 s later.
-pub(super) async fn wait(
+pub(super) async fn wait<R>(
     r: &mut Running,
     input: &str,
     settings: &Settings,
-    stop: impl std::future::Future<Output = ()>,
-) -> Ended {
+    stop: impl std::future::Future<Output = R>,
+) -> (Ended, Why<R>) {
     let state = r.state.clone();
     let stalled = async move {
         loop {
@@ -237,27 +267,34 @@ pub(super) async fn wait(
         }
     };
     tokio::select! {
-        s = r.child.wait() => Ended::Exited(s.ok()),
+        s = r.child.wait() => (Ended::Exited(s.ok()), None),
         _ = stalled => {
             tracing::error!(input = %input, stall_secs = settings.stall_timeout.as_secs_f64(),
                 "worker stopped making progress (no heartbeat): killing it");
             let _ = r.child.kill().await;
-            Ended::Stalled(r.child.wait().await.ok())
+            (Ended::Stalled(r.child.wait().await.ok()), None)
         }
-        _ = stop => {
+        why = stop => {
             if let Some(pid) = r.pid {
                 // SAFETY: plain kill(2) on our own child's pid.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
-            match tokio::time::timeout(settings.grace + Duration::from_secs(2), r.child.wait()).await {
+            let ended = match tokio::time::timeout(settings.grace + Duration::from_secs(2), r.child.wait()).await {
                 Ok(s) => Ended::Stopped { status: s.ok(), killed: false },
                 Err(_) => {
                     tracing::error!(input = %input, "worker did not stop in time: killed");
                     let _ = r.child.kill().await;
                     Ended::Stopped { status: r.child.wait().await.ok(), killed: true }
                 }
-            }
+            };
+            (ended, Some(why))
         }
+    }
+}
+
+impl Running {
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.pid
     }
 }
 
@@ -274,6 +311,8 @@ pub(super) struct Last {
 pub(super) async fn finish(r: Running) -> Last {
     let deadline = Instant::now() + Duration::from_secs(2);
     let _ = tokio::time::timeout_at(deadline, r.control).await;
+    // Its final report (written after its writer shut down) says what it lost.
+    let _ = tokio::time::timeout_at(deadline, r.reports).await;
     for f in r.forwarders {
         let _ = tokio::time::timeout_at(deadline, f).await;
     }

@@ -10,33 +10,48 @@
 //! dying and resets once it has stayed up; keeps a script that takes its
 //! worker down again and again out of it ([`crashes`]); stops, without
 //! restarting it, an input whose worker exits with a configuration error
-//! (`exit::CONFIG`: its `cmd` cannot work, restarting would not help); and on
-//! SIGTERM/SIGINT stops them all (SIGTERM, then SIGKILL 2 s after the grace
-//! period) and reports how each ended.
+//! (`exit::CONFIG`: its `cmd` cannot work, restarting would not help);
+//! restarts a worker past its `max_rss` gracefully; starts, restarts and
+//! stops inputs on command (hot reload); keeps each input's state for the
+//! status endpoint ([`state`]); and on SIGTERM/SIGINT stops them all
+//! (SIGTERM, then SIGKILL 2 s after the grace period) and reports how each
+//! ended.
 
 mod child;
 mod crashes;
+pub mod rss;
+pub mod state;
 
+use std::collections::HashMap;
 use std::process::ExitStatus;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use pythond_core::control::module_of;
 use pythond_core::spec::{exit, WorkerSpec};
 
 use child::Ended;
+use state::{error_now, InputState, Registry};
 
 /// How to (re)start one input's worker.
 pub struct Launch {
     pub input: String,
+    /// Where the input is configured (`file:line`, or the launch file).
+    pub source: String,
     /// Extra environment from the block's `envs`, already expanded.
     pub envs: Vec<(String, String)>,
     /// Builds the worker's spec; called before every (re)start so that
     /// discovery sees the scripts as they are now.
     pub prepare: Box<dyn Fn() -> anyhow::Result<WorkerSpec> + Send + Sync>,
+    /// Restart the worker gracefully past this resident size.
+    pub max_rss: Option<u64>,
+    /// The block's configuration, for reload: another value means the block
+    /// changed.
+    pub fingerprint: String,
 }
 
 /// How workers are run and restarted.
@@ -54,6 +69,8 @@ pub struct Settings {
     pub grace: Duration,
     /// Workers' stdout carries points (`--output -`): copied to ours, whole.
     pub stdout_is_points: bool,
+    /// How often a worker's resident memory is read.
+    pub rss_every: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +82,7 @@ impl Default for Settings {
             stall_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(5),
             stdout_is_points: false,
+            rss_every: Duration::from_secs(1),
         }
     }
 }
@@ -82,8 +100,8 @@ pub enum Stream {
 /// must not block: the supervisor runs on one thread.
 pub type LineSink = Arc<dyn Fn(&str, Stream, &str) + Send + Sync>;
 
-/// How one input's last worker ended: at shutdown, or on a configuration
-/// error.
+/// How one input's last worker ended: at shutdown, on a configuration
+/// error, or when its block was removed.
 #[derive(Debug)]
 pub struct Outcome {
     pub input: String,
@@ -104,25 +122,127 @@ impl Outcome {
     }
 }
 
-/// Supervise every launch until `shutdown`; returns when all workers are
-/// gone, with how each input's worker ended.
-pub async fn supervise(
-    launches: Vec<Launch>,
+/// What an input's task is told.
+pub enum Command {
+    /// Restart the worker, with this launch from now on (`None`: the same).
+    Restart(Option<Launch>),
+    /// Stop the worker and end (the block is gone).
+    Stop,
+}
+
+/// Why a running worker is stopped.
+enum StopWhy {
+    Shutdown,
+    Command(Command),
+    QuarantineOver,
+    Rss(u64),
+}
+
+struct Handle {
+    tx: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<Outcome>,
+    fingerprint: String,
+}
+
+/// The inputs under supervision.
+pub struct Supervisor {
     settings: Settings,
     lines: LineSink,
+    registry: Registry,
     shutdown: watch::Receiver<bool>,
-) -> Vec<Outcome> {
-    let tasks: Vec<_> = launches
-        .into_iter()
-        .map(|l| tokio::spawn(keep_running(l, settings, lines.clone(), shutdown.clone())))
-        .collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        if let Ok(o) = t.await {
-            out.push(o);
+    inputs: HashMap<String, Handle>,
+    done: Vec<Outcome>,
+}
+
+impl Supervisor {
+    pub fn new(
+        settings: Settings,
+        lines: LineSink,
+        registry: Registry,
+        shutdown: watch::Receiver<bool>,
+    ) -> Supervisor {
+        Supervisor {
+            settings,
+            lines,
+            registry,
+            shutdown,
+            inputs: HashMap::new(),
+            done: Vec::new(),
         }
     }
-    out
+
+    /// Start supervising a new input.
+    pub fn start(&mut self, launch: Launch) {
+        let name = launch.input.clone();
+        let fingerprint = launch.fingerprint.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = self.registry.input(&name);
+        let task = tokio::spawn(keep_running(
+            launch,
+            self.settings,
+            self.lines.clone(),
+            self.shutdown.clone(),
+            rx,
+            state,
+        ));
+        self.inputs.insert(
+            name,
+            Handle {
+                tx,
+                task,
+                fingerprint,
+            },
+        );
+    }
+
+    /// Restart `name`'s worker (with a new launch when its block changed).
+    pub fn restart(&mut self, name: &str, launch: Option<Launch>) {
+        if let Some(h) = self.inputs.get_mut(name) {
+            if let Some(l) = &launch {
+                h.fingerprint = l.fingerprint.clone();
+            }
+            let _ = h.tx.send(Command::Restart(launch));
+        }
+    }
+
+    /// Stop `name` for good (its block is gone).
+    pub async fn stop(&mut self, name: &str) {
+        if let Some(h) = self.inputs.remove(name) {
+            let _ = h.tx.send(Command::Stop);
+            if let Ok(o) = h.task.await {
+                self.done.push(o);
+            }
+            self.registry.remove(name);
+        }
+    }
+
+    /// The inputs supervised, with their fingerprints.
+    pub fn inputs(&self) -> Vec<(String, String)> {
+        self.inputs
+            .iter()
+            .map(|(n, h)| (n.clone(), h.fingerprint.clone()))
+            .collect()
+    }
+
+    /// Whether every input's task has ended (stopped on a configuration
+    /// error): nothing is left to run.
+    pub fn all_ended(&self) -> bool {
+        self.inputs.values().all(|h| h.task.is_finished())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Wait for every input's task (after shutdown, or once all ended).
+    pub async fn finish(mut self) -> Vec<Outcome> {
+        for (_, h) in self.inputs.drain() {
+            if let Ok(o) = h.task.await {
+                self.done.push(o);
+            }
+        }
+        self.done
+    }
 }
 
 fn describe(status: &Option<ExitStatus>) -> String {
@@ -131,11 +251,40 @@ fn describe(status: &Option<ExitStatus>) -> String {
         .unwrap_or_else(|| "unknown status".into())
 }
 
+fn lock(s: &Arc<Mutex<InputState>>) -> std::sync::MutexGuard<'_, InputState> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Resolves when the worker `pid` passes `max` resident bytes (never when
+/// there is no limit), keeping the state's RSS up to date meanwhile.
+async fn rss_watch(
+    pid: Option<u32>,
+    max: Option<u64>,
+    every: Duration,
+    st: Arc<Mutex<InputState>>,
+) -> u64 {
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let rss = rss::of(pid);
+        lock(&st).rss_bytes = rss;
+        if let (Some(rss), Some(max)) = (rss, max) {
+            if rss > max {
+                return rss;
+            }
+        }
+    }
+}
+
 async fn keep_running(
-    launch: Launch,
+    mut launch: Launch,
     settings: Settings,
     lines: LineSink,
     mut shutdown: watch::Receiver<bool>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    st: Arc<Mutex<InputState>>,
 ) -> Outcome {
     let input = launch.input.clone();
     let mut outcome = Outcome {
@@ -146,6 +295,11 @@ async fn keep_running(
     };
     let mut delay = settings.restart_initial;
     let mut crashes = crashes::Crashes::default();
+    {
+        let mut s = lock(&st);
+        s.source = launch.source.clone();
+        s.max_rss_bytes = launch.max_rss;
+    }
     loop {
         if *shutdown.borrow() {
             return outcome;
@@ -157,21 +311,47 @@ async fn keep_running(
         });
         let result = match spec {
             Err(e) => Err(e),
-            Ok(spec) => child::start(&launch, &spec, &settings, &lines).map(|r| (spec, r)),
+            Ok(spec) => child::start(&launch, &spec, &settings, &lines, &st).map(|r| (spec, r)),
         };
         let (spec, mut running) = match result {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(input = %input, "cannot start worker: {e:#}");
+                lock(&st).last_exit = Some(error_now(format!("cannot start: {e:#}")));
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return outcome,
+                    c = commands.recv() => match c {
+                        Some(Command::Restart(l)) => { if let Some(l) = l { launch = l; } }
+                        Some(Command::Stop) | None => return outcome,
+                    },
                 }
                 delay = (delay * 2).min(settings.restart_max);
                 continue;
             }
         };
-        // Stop on shutdown, or restart when a quarantine ends.
+        {
+            let mut s = lock(&st);
+            s.pid = running.pid();
+            s.started = Some(SystemTime::now());
+            s.starts += 1;
+            s.report = None;
+            s.script_dirs = spec.sys_path.clone();
+            s.scripts_digest = crate::reload::scripts_digest(&spec);
+            s.quarantined = spec
+                .quarantined
+                .iter()
+                .map(|q| {
+                    let file = module_of(&q.id)
+                        .and_then(|m| spec.modules.iter().find(|(n, _)| n == m))
+                        .map(|(_, p)| p.clone())
+                        .unwrap_or_default();
+                    (q.clone(), file)
+                })
+                .collect();
+        }
+        // Stop on shutdown, a command, the memory limit, or when a
+        // quarantine ends.
         let mut sd = shutdown.clone();
         let retry_due = async {
             loop {
@@ -181,31 +361,84 @@ async fn keep_running(
                 }
             }
         };
+        let rss = rss_watch(
+            running.pid(),
+            launch.max_rss,
+            settings.rss_every,
+            st.clone(),
+        );
         let stop = async {
             tokio::select! {
-                _ = sd.wait_for(|s| *s) => {}
-                _ = retry_due => {}
+                _ = sd.wait_for(|s| *s) => StopWhy::Shutdown,
+                c = commands.recv() => StopWhy::Command(c.unwrap_or(Command::Stop)),
+                _ = retry_due => StopWhy::QuarantineOver,
+                r = rss => StopWhy::Rss(r),
             }
         };
-        let ended = child::wait(&mut running, &input, &settings, stop).await;
+        let (ended, why) = child::wait(&mut running, &input, &settings, stop).await;
         let child::Last {
             running: in_flight,
             config_error,
         } = child::finish(running).await;
+        {
+            let mut s = lock(&st);
+            s.pid = None;
+            s.lost_before += s.report.as_ref().map(|r| r.writer.lost()).unwrap_or(0);
+            let status = match &ended {
+                Ended::Exited(x) | Ended::Stalled(x) | Ended::Stopped { status: x, .. } => x,
+            };
+            s.last_exit = Some(error_now(match (&ended, &why) {
+                (Ended::Stalled(_), _) => "killed: no heartbeat (stalled)".to_owned(),
+                (_, Some(StopWhy::Rss(r))) => {
+                    format!("restarted: resident memory {r} bytes passed max_rss")
+                }
+                (_, Some(StopWhy::Command(_))) => "restarted: reload".to_owned(),
+                (_, Some(StopWhy::QuarantineOver)) => "restarted: a quarantine ended".to_owned(),
+                _ => describe(status),
+            }));
+        }
         if started.elapsed() >= settings.healthy_after {
             delay = settings.restart_initial;
             crashes.healthy();
         }
         let (status, how) = match ended {
-            Ended::Stopped { status, killed } => {
-                if *shutdown.borrow() {
+            Ended::Stopped { status, killed } => match why {
+                Some(StopWhy::Shutdown) | None => {
                     outcome.status = status;
                     outcome.killed = killed;
                     return outcome;
                 }
-                tracing::info!(input = %input, "worker restarted to try a quarantined script again");
-                continue;
-            }
+                Some(StopWhy::Command(Command::Stop)) => {
+                    tracing::info!(input = %input, "input stopped: its block was removed");
+                    outcome.status = status;
+                    outcome.killed = killed;
+                    return outcome;
+                }
+                Some(StopWhy::Command(Command::Restart(l))) => {
+                    if let Some(l) = l {
+                        launch = l;
+                        let mut s = lock(&st);
+                        s.source = launch.source.clone();
+                        s.max_rss_bytes = launch.max_rss;
+                    }
+                    tracing::info!(input = %input, "worker restarted: reload");
+                    continue;
+                }
+                Some(StopWhy::QuarantineOver) => {
+                    tracing::info!(input = %input, "worker restarted to try a quarantined script again");
+                    continue;
+                }
+                Some(StopWhy::Rss(r)) => {
+                    lock(&st).rss_restarts += 1;
+                    tracing::warn!(
+                        input = %input,
+                        rss_bytes = r,
+                        max_rss_bytes = launch.max_rss,
+                        "worker passed max_rss: restarted (its data was spooled)"
+                    );
+                    continue;
+                }
+            },
             Ended::Exited(s) => (s, describe(&s)),
             Ended::Stalled(s) => (s, "no heartbeat: killed".to_owned()),
         };
@@ -220,6 +453,7 @@ async fn keep_running(
                 input = %input,
                 "configuration error: {reason}; this input is stopped (restarting would not help): fix the configuration and restart pythond"
             );
+            lock(&st).last_exit = Some(error_now(format!("configuration error: {reason}")));
             outcome.status = status;
             outcome.config_error = Some(reason);
             return outcome;
@@ -249,6 +483,10 @@ async fn keep_running(
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return outcome,
+            c = commands.recv() => match c {
+                Some(Command::Restart(l)) => { if let Some(l) = l { launch = l; } }
+                Some(Command::Stop) | None => return outcome,
+            },
         }
         delay = (delay * 2).min(settings.restart_max);
     }

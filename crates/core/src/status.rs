@@ -55,11 +55,13 @@ pub struct ErrorAt {
     pub message: String,
 }
 
-/// Counts of run durations under each bound (seconds; the last is +Inf):
-/// per bucket, not cumulative.
+/// Counts of run durations per bucket (not cumulative): `counts[i]` for
+/// durations up to `bounds[i]` seconds, the last count for the rest (+Inf,
+/// which JSON cannot carry as a number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
-    pub buckets: Vec<(f64, u64)>,
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
     pub sum_secs: f64,
     pub count: u64,
 }
@@ -77,21 +79,35 @@ impl Default for Histogram {
 
 impl Histogram {
     pub fn new() -> Histogram {
-        let mut buckets: Vec<(f64, u64)> = DURATION_BUCKETS.iter().map(|b| (*b, 0)).collect();
-        buckets.push((f64::INFINITY, 0));
         Histogram {
-            buckets,
+            bounds: DURATION_BUCKETS.to_vec(),
+            counts: vec![0; DURATION_BUCKETS.len() + 1],
             sum_secs: 0.0,
             count: 0,
         }
     }
 
     pub fn observe(&mut self, secs: f64) {
-        if let Some(b) = self.buckets.iter_mut().find(|(le, _)| secs <= *le) {
-            b.1 += 1;
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
         }
         self.sum_secs += secs;
         self.count += 1;
+    }
+
+    /// `(upper bound, count)` per bucket, the last bound +Inf.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.counts.iter().copied())
+            .collect()
     }
 }
 
@@ -210,6 +226,19 @@ pub struct WorkerReport {
     pub log_lines_dropped: u64,
 }
 
+/// What loading an input's scripts gives, without running them
+/// (`pythond-worker list --json`): a reload restarts a worker only when the
+/// new version loads as well as the old.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// `module.Class` of every class that would run.
+    pub scripts: Vec<String>,
+    /// Modules or classes that failed: (module, class or None, error).
+    pub failures: Vec<(String, Option<String>, String)>,
+    /// Problems finding the scripts (missing entries, untrusted files).
+    pub discovery_errors: Vec<String>,
+}
+
 /// One input, as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputStatus {
@@ -309,10 +338,14 @@ mod tests {
             h.observe(s);
         }
         assert_eq!(h.count, 5);
-        assert_eq!(h.buckets[0], (0.001, 1));
-        assert_eq!(h.buckets[1], (0.005, 2));
-        assert_eq!(h.buckets.last().unwrap(), &(f64::INFINITY, 1));
-        assert_eq!(h.buckets.iter().map(|b| b.1).sum::<u64>(), 5);
+        let b = h.buckets();
+        assert_eq!(b[0], (0.001, 1));
+        assert_eq!(b[1], (0.005, 2));
+        assert_eq!(b.last().unwrap(), &(f64::INFINITY, 1));
+        assert_eq!(b.iter().map(|b| b.1).sum::<u64>(), 5);
+        // JSON round trip (+Inf is not a JSON number).
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), h);
     }
 
     #[test]

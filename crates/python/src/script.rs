@@ -1,12 +1,14 @@
 //! Script modules and plugin instances: import, instantiate, run, interrupt.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use pythond_core::point::Category;
 use pythond_core::seconds;
 
 use crate::interp::{format_err, loader};
@@ -38,6 +40,36 @@ pub struct Script {
     /// interrupt can only reach the run it names, and only before that
     /// run's `run()` returned.
     running: Mutex<Option<Running>>,
+    /// Points this instance handed over, by category.
+    counters: Arc<ScriptCounters>,
+}
+
+/// Points a script handed over, by category: counted at submit time by the
+/// native methods, read by the worker's status report.
+#[derive(Debug, Default)]
+pub struct ScriptCounters {
+    by_category: [std::sync::atomic::AtomicU64; Category::ALL.len()],
+}
+
+impl ScriptCounters {
+    pub(crate) fn add(&self, category: &Category, points: u64) {
+        self.by_category[category.index()].fetch_add(points, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Points by category name (categories without points left out).
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        Category::ALL
+            .iter()
+            .zip(&self.by_category)
+            .map(|(c, n)| {
+                (
+                    c.as_str().to_owned(),
+                    n.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 /// A run in progress: which one, on which Python thread.
@@ -48,6 +80,16 @@ struct Running {
 }
 
 impl Script {
+    /// Points this instance handed over so far, by category.
+    pub fn points(&self) -> BTreeMap<String, u64> {
+        self.counters.snapshot()
+    }
+
+    /// The counters behind [`Script::points`], to read them from elsewhere.
+    pub fn counters(&self) -> Arc<ScriptCounters> {
+        self.counters.clone()
+    }
+
     fn lock_running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -230,6 +272,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
             timeout,
             obj: obj.unbind(),
             running: Mutex::new(None),
+            counters: Arc::default(),
         });
     }
 }
@@ -264,19 +307,34 @@ fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<(Arc<str>, Arc<ScriptCounters>)>> = const { RefCell::new(None) };
 }
 
 /// The script whose `run()` this thread is executing ("pythond" otherwise).
 pub fn current_script() -> Arc<str> {
-    CURRENT.with(|c| c.borrow().clone().unwrap_or_else(|| Arc::from("pythond")))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| Arc::from("pythond"))
+    })
+}
+
+/// Count `points` of `category` for the script this thread runs (points
+/// handed over outside a run, at import time, are not counted).
+pub(crate) fn count_points(category: &Category, points: u64) {
+    CURRENT.with(|c| {
+        if let Some((_, counters)) = c.borrow().as_ref() {
+            counters.add(category, points);
+        }
+    });
 }
 
 /// Call `script.run()` on this thread as run `run_id`, the number
 /// [`interrupt`] names to stop this run and no other (the scheduler's run
 /// generation; unique per script).
 pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
-    CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
+    CURRENT.with(|c| *c.borrow_mut() = Some((script.name.clone(), script.counters.clone())));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
         let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;

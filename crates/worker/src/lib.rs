@@ -45,7 +45,11 @@ enum Cmd {
     /// Run the input of PYTHOND_WORKER_SPEC.
     Run,
     /// Load the input's scripts and print what would run.
-    List,
+    List {
+        /// As JSON (a reload's dry load).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load scripts, run each instance once, print their points; send nothing.
     Test(TestArgs),
     /// Print what a DataKit runner file names (JSON): sys.path and main() calls.
@@ -127,14 +131,14 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
             drop(guard); // flush the last lines before the process exits
             Ok(code)
         }
-        Cmd::List => {
+        Cmd::List { json } => {
             let spec = spec_from_env()?;
             let _guard = logs::init(LogOptions {
                 level: "warn".into(),
                 cli_log: None,
                 framework_log: None,
             });
-            Ok(list::main(spec))
+            Ok(list::main(spec, json))
         }
         Cmd::ParseLaunch { file } => {
             let calls = pythond_python::read_launch_file(&file)?;

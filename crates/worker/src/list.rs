@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use pythond_core::sink::Collector;
 use pythond_core::spec::WorkerSpec;
+use pythond_core::status::LoadReport;
 use pythond_python::Context;
 
 use crate::job::default_timeout;
@@ -12,9 +13,9 @@ use crate::job::default_timeout;
 /// The prefix of the progress lines on stderr (read by `pythond check`).
 pub const IMPORTING: &str = "importing module ";
 
-/// Print the listing; the exit code is 0 when every module loaded and at
-/// least one class would run.
-pub fn main(spec: WorkerSpec) -> i32 {
+/// Print the listing (as a [`LoadReport`] with `json`); the exit code is 0
+/// when every module loaded and at least one class would run.
+pub fn main(spec: WorkerSpec, json: bool) -> i32 {
     let sink = Arc::new(Collector::new());
     let ctx = Context {
         sink: sink.clone(),
@@ -22,8 +23,39 @@ pub fn main(spec: WorkerSpec) -> i32 {
         numbers_as_float: false,
     };
     if let Err(e) = crate::runtime::start_python(&spec, ctx) {
-        println!("error: {e}");
+        if json {
+            let report = LoadReport {
+                discovery_errors: vec![e.to_string()],
+                ..LoadReport::default()
+            };
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        } else {
+            println!("error: {e}");
+        }
         return 2;
+    }
+    if json {
+        let loaded = crate::runtime::load(&spec, &*sink, |_, _| {});
+        let report = LoadReport {
+            scripts: loaded
+                .scripts
+                .iter()
+                .map(|s| format!("{}.{}", s.module, s.class))
+                .collect(),
+            failures: loaded
+                .failures
+                .iter()
+                .map(|f| (f.module.clone(), f.class.clone(), f.error.clone()))
+                .collect(),
+            discovery_errors: spec.discovery_errors.clone(),
+        };
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let ok = report.failures.is_empty() && report.discovery_errors.is_empty();
+        return if ok && !report.scripts.is_empty() {
+            0
+        } else {
+            1
+        };
     }
     for r in &spec.resolved {
         println!("dirs entry {:?}: {}", r.entry, r.path.display());

@@ -99,27 +99,59 @@ impl Reporter {
         }
     }
 
-    /// Report every second on the pipe the supervisor gave, until it closes.
-    pub fn start(self) {
+    /// Report every second on the pipe the supervisor gave (none when run
+    /// by hand), until it closes. The handle sends one more on demand.
+    pub fn start(self) -> ReportHandle {
         let Some(fd) = std::env::var(REPORT_FD_ENV)
             .ok()
             .and_then(|v| v.parse::<i32>().ok())
         else {
-            return;
+            return ReportHandle(None);
         };
-        // SAFETY: the supervisor gave us this fd for this thread's use only.
-        let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+        // SAFETY: the supervisor gave us this fd for the reporter's use only.
+        let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+        let shared = Arc::new((self, std::sync::Mutex::new(pipe)));
+        let s2 = shared.clone();
         std::thread::Builder::new()
             .name("report".into())
             .spawn(move || loop {
-                let mut line = serde_json::to_vec(&self.build()).unwrap_or_default();
-                line.push(b'\n');
-                if pipe.write_all(&line).is_err() {
+                if !send(&s2) {
                     return; // supervisor gone
                 }
                 std::thread::sleep(Duration::from_secs(1));
             })
             .expect("spawn report thread");
+        ReportHandle(Some(shared))
+    }
+}
+
+type Shared = Arc<(Reporter, std::sync::Mutex<std::fs::File>)>;
+
+fn send(s: &Shared) -> bool {
+    let mut line = match serde_json::to_vec(&s.0.build()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot encode the status report: {e}");
+            return true;
+        }
+    };
+    line.push(b'\n');
+    s.1.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .write_all(&line)
+        .is_ok()
+}
+
+/// A started reporter.
+pub struct ReportHandle(Option<Shared>);
+
+impl ReportHandle {
+    /// Report now (the last report, after the writer shut down, says what
+    /// was lost).
+    pub fn send_now(&self) {
+        if let Some(s) = &self.0 {
+            send(s);
+        }
     }
 }
 

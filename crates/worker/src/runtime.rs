@@ -190,8 +190,28 @@ pub fn main(spec: WorkerSpec) -> i32 {
     crate::control::start();
     let loaded = load(&spec, &*sink, |_, _| {});
     report_load_problems(&spec, &loaded);
+    let not_run: Vec<_> = loaded
+        .failures
+        .iter()
+        .map(|f| {
+            crate::report::not_run(
+                &f.module,
+                f.class.as_deref(),
+                &f.path,
+                pythond_core::status::ScriptState::NotLoaded,
+                &f.error,
+            )
+        })
+        .collect();
     if loaded.scripts.is_empty() {
         tracing::error!("no script to run in this input");
+        crate::report::Reporter {
+            scripts: Vec::new(),
+            not_run,
+            writer: writer.clone(),
+        }
+        .start()
+        .send_now();
         return exit::NO_SCRIPTS;
     }
     for s in &loaded.scripts {
@@ -217,6 +237,30 @@ pub fn main(spec: WorkerSpec) -> i32 {
             }))
         })
         .collect();
+    let reporter = crate::report::Reporter {
+        scripts: jobs
+            .iter()
+            .map(|j| {
+                let s = &j.job.script;
+                crate::report::ReportedScript {
+                    module: s.module.clone(),
+                    class: s.class.clone(),
+                    name: s.name.to_string(),
+                    file: s.path.display().to_string(),
+                    interval: s.interval,
+                    timeout: j.job.timeout,
+                    stats: j.stats.clone(),
+                    points: {
+                        let c = s.counters();
+                        Arc::new(move || c.snapshot())
+                    },
+                }
+            })
+            .collect(),
+        not_run,
+        writer: writer.clone(),
+    }
+    .start();
     let grace = Duration::from_secs_f64(spec.grace_secs.max(0.0));
     let code = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -252,6 +296,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
             "writer shut down"
         );
         log_summary(&stats);
+        reporter.send_now();
         if report.lost() > 0 {
             exit::DATA_LOST
         } else {

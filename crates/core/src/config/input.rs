@@ -20,6 +20,9 @@ pub struct InputConfig {
     /// Import scripts that someone other than root and pythond's user could
     /// change, with a warning, instead of refusing them (see `trust`).
     pub insecure_paths: bool,
+    /// Restart the worker (gracefully: its data is spooled) when its
+    /// resident memory passes this many bytes.
+    pub max_rss: Option<u64>,
     /// Where the block is: `file:line`.
     pub source: Location,
 }
@@ -33,6 +36,7 @@ const KNOWN_KEYS: &[&str] = &[
     "numbers_as_float",
     "timeout",
     "insecure_paths",
+    "max_rss",
 ];
 
 pub(super) fn parse_block(
@@ -167,6 +171,10 @@ pub(super) fn parse_block(
         None => None,
         Some(v) => Some(parse_timeout(v.get_ref()).map_err(|m| err(v.span().start, "timeout", m))?),
     };
+    let max_rss = match t.get("max_rss") {
+        None => None,
+        Some(v) => Some(parse_max_rss(v.get_ref()).map_err(|m| err(v.span().start, "max_rss", m))?),
+    };
     Ok(InputConfig {
         name,
         cmd,
@@ -176,8 +184,41 @@ pub(super) fn parse_block(
         numbers_as_float,
         timeout,
         insecure_paths,
+        max_rss,
         source: at(block_offset),
     })
+}
+
+/// The smallest `max_rss` taken: an interpreter alone needs more.
+const MIN_RSS: u64 = 16 << 20;
+
+/// `max_rss = "200MiB"` (or `"1.5GB"`, or a number of bytes).
+fn parse_max_rss(v: &DeValue<'_>) -> Result<u64, String> {
+    let bytes = match v {
+        DeValue::Integer(i) => i
+            .as_str()
+            .replace('_', "")
+            .parse::<u64>()
+            .map_err(|_| format!("{} is not a number of bytes", i.as_str()))?,
+        DeValue::String(s) => parse_size::parse_size(s.trim()).map_err(|e| {
+            format!(
+                "{s:?} is not a size ({e}; write e.g. \"200MiB\", \"1.5GB\" or a number of bytes)"
+            )
+        })?,
+        other => {
+            return Err(format!(
+                "expected a size like \"200MiB\" or a number of bytes, got {}",
+                other.type_str()
+            ))
+        }
+    };
+    if bytes < MIN_RSS {
+        return Err(format!(
+            "{bytes} bytes is below the {} MiB a worker's interpreter needs",
+            MIN_RSS >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 fn parse_timeout(v: &DeValue<'_>) -> Result<Duration, String> {

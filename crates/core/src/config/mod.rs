@@ -395,6 +395,28 @@ mod tests {
     }
 
     #[test]
+    fn max_rss_takes_human_sizes_and_refuses_nonsense_naming_the_key() {
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n max_rss='200MiB'\n");
+        assert_eq!(set.inputs[0].max_rss, Some(200 << 20));
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n max_rss=1073741824\n");
+        assert_eq!(set.inputs[0].max_rss, Some(1 << 30));
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n max_rss='lots'\n");
+        assert!(
+            set.errors[0].to_string().starts_with(
+                "conf.d/pythond/pythond.conf:5: [[inputs.pythond]] #1 (\"a\"): key \"max_rss\": \"lots\" is not a size"
+            ),
+            "{}",
+            set.errors[0]
+        );
+        let set = parse("[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n max_rss='1MiB'\n");
+        assert!(
+            set.errors[0].message.contains("below the 16 MiB"),
+            "{}",
+            set.errors[0]
+        );
+    }
+
+    #[test]
     fn duplicate_names_are_refused_after_the_first() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

@@ -128,6 +128,7 @@ fn submit(ctx: &Context, route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
+    crate::script::count_points(&route.category, points.len() as u64);
     if let Err(e) = ctx.sink.submit(route, points) {
         tracing::warn!(target: "pythond::writer", script = %crate::current_script(), "{e}");
     }
