@@ -40,6 +40,8 @@ pub struct Reloader {
     pub reconfigure: Box<dyn Fn() -> anyhow::Result<Reconfig> + Send + Sync>,
     /// Files and folders whose changes are configuration changes.
     pub config_paths: Vec<PathBuf>,
+    /// Watch files (else reload on SIGHUP only).
+    pub watch: bool,
     /// Where `/v1/lasterror` goes for reload errors (`None`: not sent).
     pub lasterror: Option<Writer>,
 }
@@ -158,9 +160,10 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut watcher = match Watcher::new(tx.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
+    let mut watcher = match reloader.watch.then(|| Watcher::new(tx.clone())) {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
             tracing::warn!("{e:#}; reload only on SIGHUP");
             None
         }

@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// SIGHUP.
     #[arg(long)]
     no_reload: bool,
+    /// Do not watch files: reload on SIGHUP only.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// What every worker spec of one `run` shares.
@@ -334,6 +337,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         crate::reload::Reloader {
             reconfigure: Box::new(move || launches(&at, &defaults)),
             config_paths,
+            watch: !args.no_watch,
             lasterror: None,
         }
     });

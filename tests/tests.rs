@@ -12,5 +12,7 @@ mod names;
 mod paths;
 mod promises;
 mod property;
+mod reload;
 mod run;
+mod status;
 mod testmode;

@@ -1,0 +1,5 @@
+from datakit_framework import DataKitFramework
+
+
+class Broken(DataKitFramework)
+    name = 'broken'
