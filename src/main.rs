@@ -57,16 +57,7 @@ enum Cmd {
         opts: run::RunArgs,
     },
     /// Load scripts, run each instance once, print their points; send nothing.
-    Test {
-        #[arg(long, value_enum, default_value = "human")]
-        format: FormatArg,
-        /// Write every number as a float, as the original did.
-        #[arg(long)]
-        numbers_as_float: bool,
-        /// Script files or folders (discovery rules apply).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Test(TestArgs),
     /// Validate the configuration and list what would run.
     Check {
         #[command(flatten)]
@@ -74,6 +65,37 @@ enum Cmd {
     },
     /// Show a running pythond's inputs and scripts; exit 1 if any is broken.
     Status(status::client::StatusArgs),
+}
+
+/// `pythond test`: run scripts once (or `--times N`) and show what they
+/// report, sending nothing; exit 1 when a script failed to load or run.
+#[derive(clap::Args)]
+struct TestArgs {
+    #[arg(long, value_enum, default_value = "human")]
+    format: FormatArg,
+    /// Write every number as a float, as the original did.
+    #[arg(long)]
+    numbers_as_float: bool,
+    /// Run every script this many times, with a pause between rounds (rates
+    /// and deltas show).
+    #[arg(long, default_value_t = 1)]
+    times: u32,
+    /// Seconds between rounds of --times.
+    #[arg(long, default_value_t = 1.0)]
+    pause_secs: f64,
+    /// Test an input exactly as configured (its scripts, Python, envs, tags,
+    /// timeout): the config file or conf.d it is in...
+    #[arg(long, requires = "input")]
+    config: Option<PathBuf>,
+    /// ... and the block's name.
+    #[arg(long, requires = "config")]
+    input: Option<String>,
+    /// DataKit's install dir, for --config (python.d/, gitrepos/).
+    #[arg(long, default_value = "/usr/local/datakit")]
+    datakit_dir: PathBuf,
+    /// Script files or folders (discovery rules apply).
+    #[arg(required_unless_present = "input", conflicts_with = "input")]
+    paths: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -114,33 +136,38 @@ fn run_cli(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Run { at, opts } => run::main(&at, opts, cli.log_level),
         Cmd::Check { at } => check::main(&at),
         Cmd::Status(args) => status::client::main(args),
-        Cmd::Test {
-            format,
-            numbers_as_float,
-            paths,
-        } => test(format, numbers_as_float, paths, &cli.log_level),
+        Cmd::Test(args) => test(args, &cli.log_level),
     }
 }
 
 /// `pythond test` is `pythond-worker test` with the same arguments: running
 /// scripts needs the interpreter, which only the worker embeds.
-fn test(
-    format: FormatArg,
-    numbers_as_float: bool,
-    paths: Vec<PathBuf>,
-    log_level: &str,
-) -> anyhow::Result<i32> {
+fn test(args: TestArgs, log_level: &str) -> anyhow::Result<i32> {
     use std::os::unix::process::CommandExt as _;
     let mut cmd = std::process::Command::new(worker_exe::path()?);
     cmd.args(["test", "--log-level", log_level, "--format"])
-        .arg(match format {
+        .arg(match args.format {
             FormatArg::Human => "human",
             FormatArg::Json => "json",
-        });
-    if numbers_as_float {
+        })
+        .arg("--times")
+        .arg(args.times.to_string())
+        .arg("--pause-secs")
+        .arg(args.pause_secs.to_string());
+    if args.numbers_as_float {
         cmd.arg("--numbers-as-float");
     }
-    cmd.arg("--").args(paths);
+    match (&args.config, &args.input) {
+        (Some(config), Some(input)) => {
+            let (spec, envs) = run::test_spec(config, &args.datakit_dir, input)?;
+            cmd.arg("--from-spec")
+                .env(pythond_core::spec::SPEC_ENV, serde_json::to_string(&spec)?)
+                .envs(envs);
+        }
+        _ => {
+            cmd.arg("--").args(&args.paths);
+        }
+    }
     // exec: the worker's exit code, output and signals are the command's own.
     Err(anyhow::Error::new(cmd.exec()).context("cannot start pythond-worker"))
 }

@@ -193,6 +193,45 @@ pub fn worker_spec(
     }
 }
 
+/// `pythond test --config PATH --input NAME`: the worker spec and the
+/// environment of that block, as `pythond run` would start it (points go
+/// nowhere: test mode records them).
+pub fn test_spec(
+    config: &std::path::Path,
+    datakit_dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(WorkerSpec, Vec<(String, String)>)> {
+    let at = Where {
+        config: config.to_owned(),
+        datakit_dir: datakit_dir.to_owned(),
+        run_datakit_blocks: true,
+    };
+    let set = config::load(config);
+    for e in &set.errors {
+        eprintln!("error: {e}");
+    }
+    let Some(input) = set.inputs.into_iter().find(|i| i.name == name) else {
+        bail!(
+            "no [[inputs.pythond]] block named {name:?} in {}",
+            config.display()
+        );
+    };
+    let dk = DataKitConf::load(datakit_dir)?;
+    let defaults = SpecDefaults {
+        target: Target::Stdout,
+        force_target: true,
+        grace_secs: 0.0,
+        hang_grace_secs: 5.0,
+        spool_root: None,
+        spool_max_bytes: 0,
+        log_dir: std::env::temp_dir(),
+        log_level: "warn".into(),
+    };
+    let envs = config::expand_envs(&input.envs, |k| std::env::var(k).ok());
+    let spec = spec_for(&input, &at, &gitrepo_dirs(&at, &dk), &defaults)?;
+    Ok((spec, envs))
+}
+
 /// A block's configuration as one string: another value means the block
 /// changed (where it sits in its file does not count).
 pub fn fingerprint(input: &InputConfig) -> String {

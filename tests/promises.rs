@@ -807,3 +807,28 @@ fn testkit_freeze_holds_requests_unanswered_then_drops_them() {
     assert_eq!(dk.accepted().len(), 1, "the held request is not accepted");
     assert_eq!(dk.unanswered(), 1);
 }
+
+#[test]
+fn an_input_longer_than_a_url_can_carry_is_a_value_error() {
+    let dir = crate::util::tree(&[(
+        "long_input.py",
+        &crate::util::fixture("promises/long_input.py"),
+    )]);
+    let (out, vals) = crate::util::test_json(&[dir.path()]);
+    assert!(out.status.success(), "{}", crate::util::stderr(&out));
+    let refused: Vec<String> = vals
+        .iter()
+        .filter_map(|v| v["line"].as_str())
+        .filter(|l| l.starts_with("refused "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(refused.len(), 2, "{vals:?}");
+    assert!(
+        refused[0].contains("is 70000 bytes long; at most 1024"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].contains("argument \\\"input\\\" is 70000 bytes long"),
+        "{refused:?}"
+    );
+}

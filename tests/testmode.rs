@@ -228,3 +228,111 @@ fn broken_scripts_fail_the_test_and_name_their_file_but_others_still_run() {
     );
     assert_eq!(points_of(&vals, "G").len(), 1, "the good script still ran");
 }
+
+#[test]
+fn times_runs_every_script_again_after_the_pause_so_deltas_show() {
+    let dir = tree(&[("delta.py", &fixture("testmode/delta.py"))]);
+    let out = pythond()
+        .args([
+            "test",
+            "--format",
+            "json",
+            "--times",
+            "3",
+            "--pause-secs",
+            "0.3",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vals: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let deltas: Vec<f64> = points_of(&vals, "delta")
+        .iter()
+        .map(|(_, _, p)| p.fields[0].1.trim_start_matches("f:").parse().unwrap())
+        .collect();
+    assert_eq!(deltas.len(), 2, "runs 2 and 3 report a delta: {vals:?}");
+    assert!(deltas.iter().all(|d| *d >= 0.3), "{deltas:?}");
+    let status = vals
+        .iter()
+        .find_map(|v| v.get("script_status"))
+        .expect("a status line per script");
+    assert_eq!(status["runs"], 3);
+    assert_eq!(status["state"], "ok");
+    assert_eq!(status["points"]["metric"], 2);
+}
+
+#[test]
+fn the_status_block_shows_each_script_with_its_runs_points_and_error() {
+    let dir = fixture_tree("testmode/broken");
+    let out = pythond().arg("test").arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    let block = &text[text.find("== scripts ==").expect("a status block")..];
+    assert!(
+        block
+            .lines()
+            .any(|l| l.starts_with("good.") && l.contains(": ok, 1 run")),
+        "{block}"
+    );
+    let raises = block
+        .lines()
+        .position(|l| l.starts_with("raises.") && l.contains("failing"))
+        .unwrap_or_else(|| panic!("{block}"));
+    let after: Vec<&str> = block.lines().skip(raises + 1).collect();
+    assert!(
+        after[0].trim_start().starts_with("Traceback"),
+        "the traceback follows the failing script: {block}"
+    );
+}
+
+#[test]
+fn config_and_input_test_the_block_as_configured() {
+    let dir = DataKitDir::new(
+        "127.0.0.1:9",
+        &[],
+        "[[inputs.pythond]]\n  name = 'conf'\n  cmd = 'python3'\n  dirs = ['c']\n  envs = ['PYTHOND_TEST_FROM_ENVS=yes']\n  [inputs.pythond.tags]\n    from_block = 'tag'\n",
+    );
+    crate::fixtures::copy_data("testmode/configured", &dir.path().join("python.d/c"));
+    let out = pythond()
+        .args(["test", "--format", "json", "--config"])
+        .arg(dir.path().join("conf.d"))
+        .args(["--input", "conf", "--datakit-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vals: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pts = points_of(&vals, "configured");
+    assert_eq!(pts.len(), 1, "{vals:?}");
+    let p = &pts[0].2;
+    assert_eq!(
+        p.tags,
+        kv(&[("from_block", "tag")]),
+        "the block's tags apply"
+    );
+    assert_eq!(
+        p.fields,
+        kv(&[("from_env", "s:yes")]),
+        "the block's envs reach the script"
+    );
+    let missing = pythond()
+        .args(["test", "--config"])
+        .arg(dir.path().join("conf.d"))
+        .args(["--input", "nope", "--datakit-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no [[inputs.pythond]] block named \"nope\""),
+        "{}",
+        stderr(&missing)
+    );
+}

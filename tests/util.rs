@@ -94,9 +94,15 @@ pub fn test_json(paths: &[&Path]) -> (Output, Vec<serde_json::Value>) {
         .args(paths)
         .output()
         .unwrap();
+    // Points and lasterror records; the per-script status lines that close
+    // the output are left out (see `test_status`).
     let vals = stdout(&out)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+        })
+        .filter(|v| v.get("script_status").is_none())
         .collect();
     (out, vals)
 }

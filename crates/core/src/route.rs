@@ -23,6 +23,22 @@ pub struct Route {
     pub query: WriteQuery,
 }
 
+/// The longest `input` or `version` a script may give: it travels in the
+/// request's URL, which has a hard length limit, and a DataKit input name
+/// is a short word.
+pub const MAX_QUERY_VALUE: usize = 1024;
+
+/// Why a query value given by a script is refused.
+pub fn check_query_value(value: &str) -> Result<(), String> {
+    if value.len() > MAX_QUERY_VALUE {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_QUERY_VALUE} (it goes into the request's URL)",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
 impl WriteQuery {
     /// `?precision=n&input=...`: every value percent-encoded.
     pub fn to_query_string(&self) -> String {

@@ -429,3 +429,40 @@ async fn outage_goes_to_the_spool_and_replays_in_order() {
     assert!(dk.wait_for_lines(201, Duration::from_secs(5)));
     assert_eq!(w.spool_stats().unwrap().records, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_cannot_be_built_is_dropped_alone_and_never_blocks_the_spool() {
+    // An `input` longer than a URL may be (the native methods refuse such a
+    // value; the writer must not depend on it): the request cannot even be
+    // built. It is a rejection, not an outage: dropped and counted, and the
+    // batches after it, spooled or not, are delivered.
+    let dir = tempfile::tempdir().unwrap();
+    let dk = tokio::task::spawn_blocking(FakeDataKit::start)
+        .await
+        .unwrap();
+    let spool = Spool::open(&dir.path().join("spool"), SpoolLimits::default()).unwrap();
+    let w = Writer::spawn_with_spool(cfg(Target::Http(dk.url())), Some(spool));
+    let huge = "x".repeat(70_000);
+    w.submit(route(Category::Metric, Some(&huge)), pts("poison", 3))
+        .unwrap();
+    w.flush_and_wait().await;
+    w.submit(route(Category::Metric, Some("fine")), pts("after", 4))
+        .unwrap();
+    w.flush_and_wait().await;
+    let dk = tokio::task::spawn_blocking(move || {
+        assert!(dk.wait_for_lines(4, Duration::from_secs(10)));
+        dk
+    })
+    .await
+    .unwrap();
+    assert_eq!(seqs(&dk.lines("/v1/write/metric")), vec![0, 1, 2, 3]);
+    let st = w.stats();
+    assert_eq!(st.dropped_rejected, 3, "{st:?}");
+    assert_eq!(st.points_spooled, 0, "not an outage: {st:?}");
+    assert!(w
+        .status()
+        .last_delivery_error
+        .unwrap()
+        .message
+        .contains("invalid request"));
+}

@@ -67,8 +67,18 @@ pub struct TestArgs {
     /// Write every number as a float, as the original did.
     #[arg(long)]
     numbers_as_float: bool,
+    /// Run every script this many times.
+    #[arg(long, default_value_t = 1)]
+    times: u32,
+    /// Seconds between rounds of --times.
+    #[arg(long, default_value_t = 1.0)]
+    pause_secs: f64,
+    /// Test the input of PYTHOND_WORKER_SPEC (its scripts, Python, tags,
+    /// timeout) instead of PATHS (`pythond test --config --input`).
+    #[arg(long)]
+    from_spec: bool,
     /// Script files or folders (discovery rules apply).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from_spec")]
     paths: Vec<PathBuf>,
 }
 
@@ -91,6 +101,8 @@ enum CliError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Python(#[from] pythond_python::PythonError),
+    #[error("{0}")]
+    Start(String),
     #[error(transparent)]
     LaunchFile(#[from] pythond_python::LaunchFileError),
 }
@@ -158,47 +170,71 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
 }
 
 fn test(args: TestArgs) -> Result<i32, CliError> {
-    let cwd = std::env::current_dir()?;
-    let entries: Vec<String> = args
-        .paths
-        .iter()
-        .map(|p| {
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.clone())
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    // The files given are run as `python3 file.py` would run them: a file
-    // others could change is run with a warning, not refused.
-    let found = pythond_core::discover::discover(
-        &entries,
-        &cwd,
-        &[],
-        pythond_core::discover::PathPolicy::Warn("pythond test runs the files it is given"),
-    );
-    for w in &found.warnings {
-        eprintln!("warning: {w}");
-    }
-    for e in &found.errors {
-        eprintln!("error: {e}");
-    }
-    let modules: Vec<(String, PathBuf)> = found
-        .modules
-        .into_iter()
-        .map(|m| (m.name, m.path))
-        .collect();
-    let setup = pythond_python::InterpreterSetup {
-        site_dirs: vec![],
-        sys_path: found.sys_path,
-        executable: None,
+    let mut plan = testmode::Plan {
+        input_tags: Vec::new(),
+        numbers_as_float: args.numbers_as_float,
+        limits: testmode::Limits::default(),
+        times: args.times.max(1),
+        pause: pythond_core::seconds::to_duration(args.pause_secs.max(0.0)).unwrap_or_default(),
     };
-    let outcome = testmode::run_once(
-        &modules,
-        &setup,
-        args.numbers_as_float,
-        testmode::Limits::default(),
-    )?;
+    let (outcome, discovery_failed) = if args.from_spec {
+        // An input exactly as configured: its Python's site-packages, its
+        // tags, its block's timeout.
+        let spec = spec_from_env()?;
+        for e in &spec.discovery_errors {
+            eprintln!("error: {e}");
+        }
+        plan.input_tags = spec.tags.clone();
+        plan.numbers_as_float |= spec.numbers_as_float;
+        plan.limits.timeout = spec
+            .timeout_secs
+            .and_then(|t| pythond_core::seconds::to_duration(t).ok());
+        let outcome = testmode::run(
+            |ctx| runtime::start_python(&spec, ctx),
+            &spec.modules,
+            &plan,
+        )
+        .map_err(|e| CliError::Start(e.to_string()))?;
+        (outcome, !spec.discovery_errors.is_empty())
+    } else {
+        let cwd = std::env::current_dir()?;
+        let entries: Vec<String> = args
+            .paths
+            .iter()
+            .map(|p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        // The files given are run as `python3 file.py` would run them: a file
+        // others could change is run with a warning, not refused.
+        let found = pythond_core::discover::discover(
+            &entries,
+            &cwd,
+            &[],
+            pythond_core::discover::PathPolicy::Warn("pythond test runs the files it is given"),
+        );
+        for w in &found.warnings {
+            eprintln!("warning: {w}");
+        }
+        for e in &found.errors {
+            eprintln!("error: {e}");
+        }
+        let modules: Vec<(String, PathBuf)> = found
+            .modules
+            .into_iter()
+            .map(|m| (m.name, m.path))
+            .collect();
+        let setup = pythond_python::InterpreterSetup {
+            site_dirs: vec![],
+            sys_path: found.sys_path,
+            executable: None,
+        };
+        let outcome = testmode::run(|ctx| pythond_python::init(&setup, ctx), &modules, &plan)?;
+        (outcome, !found.errors.is_empty())
+    };
     let fmt = match args.format {
         FormatArg::Human => testmode::Format::Human,
         FormatArg::Json => testmode::Format::Json,
@@ -209,7 +245,7 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     )?;
-    Ok(if outcome.failed() || !found.errors.is_empty() {
+    Ok(if outcome.failed() || discovery_failed {
         1
     } else {
         0

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::retry::{self, Verdict};
-use super::transport::Body;
+use super::transport::{Body, TransportError};
 use super::{Batch, Shared};
 use crate::route::Route;
 use crate::target::Target;
@@ -182,6 +182,8 @@ impl Shared {
                 }
                 v
             }
+            // A request that cannot be built never will be: dropped alone.
+            Err(e @ TransportError::Invalid(_)) => Verdict::Reject(e.to_string()),
             Err(e) => Verdict::Retry(e.to_string()),
         };
         if let Verdict::Retry(reason) = &v {

@@ -30,6 +30,10 @@ pub enum TransportError {
     },
     #[error("{0}")]
     Build(String),
+    /// The request cannot be made at all (an invalid URL): sending it again
+    /// cannot help.
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
 
 /// A request body and how it is encoded.
@@ -126,11 +130,13 @@ impl Transport {
         if body.gzip {
             req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        let resp = req
-            .body(body.bytes)
-            .send()
-            .await
-            .map_err(|e| TransportError::Http(error_chain(&e)))?;
+        let resp = req.body(body.bytes).send().await.map_err(|e| {
+            if e.is_builder() {
+                TransportError::Invalid(error_chain(&e))
+            } else {
+                TransportError::Http(error_chain(&e))
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = resp
             .text()

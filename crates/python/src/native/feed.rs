@@ -85,6 +85,10 @@ pub(super) fn feed(
         .filter(|s| !s.is_empty()),
         _ => None,
     };
+    if let Some(i) = &input {
+        pythond_core::route::check_query_value(i)
+            .map_err(|e| err(format!("argument \"input\" {e}")))?;
+    }
     let opts = ConvertOptions {
         numbers_as_float: ctx.numbers_as_float,
         precision: None,

@@ -18,6 +18,8 @@ fn opt_str(v: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<String>> 
         Some(v) => match v.cast::<PyString>() {
             Ok(s) => {
                 let s = s.to_str()?;
+                pythond_core::route::check_query_value(s)
+                    .map_err(|e| PyValueError::new_err(format!("report(): {what} {e}")))?;
                 Ok((!s.is_empty()).then(|| s.to_owned()))
             }
             Err(_) => Err(PyValueError::new_err(format!(

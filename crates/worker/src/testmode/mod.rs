@@ -1,5 +1,6 @@
-//! `pythond test`: load scripts, run each instance once, print every point it
-//! reported, send nothing.
+//! `pythond test`: load scripts, run each instance once (or `--times N`,
+//! with a pause between rounds so that rates and deltas show), print every
+//! point it reported and a status block per script, send nothing.
 //!
 //! Each run has the daemon's timeout (the class's `timeout`, else the
 //! default of [`default_timeout`]) and runs on a thread of its own, so that
@@ -71,13 +72,28 @@ pub enum RunFailure {
     NotRun { blocked_by: String },
 }
 
-/// What one script's single run produced.
+/// What one script's run produced.
 pub struct RunRecord {
     pub script: String,
     pub module: String,
     pub class: String,
+    /// Which round (0-based) of `--times`.
+    pub round: u32,
+    pub took: Duration,
     pub error: Option<RunFailure>,
     pub recorded: Vec<Recorded>,
+}
+
+/// How a test runs its scripts.
+pub struct Plan {
+    /// The input's tags (`--config --input`).
+    pub input_tags: Vec<(String, String)>,
+    pub numbers_as_float: bool,
+    pub limits: Limits,
+    /// Rounds: every script runs this many times.
+    pub times: u32,
+    /// The pause between rounds.
+    pub pause: Duration,
 }
 
 /// Outcome of a test run.
@@ -98,50 +114,64 @@ impl TestOutcome {
     }
 }
 
-/// Run every script of `modules` once, collecting what each reported.
-pub fn run_once(
+/// Start the interpreter (`init`, given the context scripts report into),
+/// import `modules`, run every script `plan.times` times, collecting what
+/// each reported.
+pub fn run<E>(
+    init: impl FnOnce(python::Context) -> Result<(), E>,
     modules: &[(String, std::path::PathBuf)],
-    setup: &python::InterpreterSetup,
-    numbers_as_float: bool,
-    limits: Limits,
-) -> Result<TestOutcome, python::PythonError> {
+    plan: &Plan,
+) -> Result<TestOutcome, E> {
     let collector = Arc::new(Collector::new());
-    python::init(
-        setup,
-        python::Context {
-            sink: collector.clone(),
-            input_tags: Vec::new(),
-            numbers_as_float,
-        },
-    )?;
+    init(python::Context {
+        sink: collector.clone(),
+        input_tags: plan.input_tags.clone(),
+        numbers_as_float: plan.numbers_as_float,
+    })?;
+    let limits = plan.limits;
     let loaded = python::load(modules.iter().map(|(n, p)| (n.as_str(), p.as_path())));
+    let scripts: Vec<Arc<python::Script>> = loaded.scripts.into_iter().map(Arc::new).collect();
     let mut runs = Vec::new();
     let mut wedged: Option<String> = None;
-    for script in loaded.scripts.into_iter().map(Arc::new) {
-        let error = match &wedged {
-            Some(blocker) => Some(RunFailure::NotRun {
-                blocked_by: blocker.clone(),
-            }),
-            None => {
-                let timeout = script
-                    .timeout
-                    .or(limits.timeout)
-                    .unwrap_or_else(|| default_timeout(script.interval));
-                run_bounded(&script, timeout, limits.hang_grace)
+    let mut hung: Vec<String> = Vec::new();
+    for round in 0..plan.times.max(1) {
+        if round > 0 {
+            std::thread::sleep(plan.pause);
+        }
+        for script in &scripts {
+            let began = std::time::Instant::now();
+            let error = match &wedged {
+                Some(blocker) => Some(RunFailure::NotRun {
+                    blocked_by: blocker.clone(),
+                }),
+                // A hung run is never run again (as in the daemon).
+                None if hung.contains(&script.name.to_string()) => continue,
+                None => {
+                    let timeout = script
+                        .timeout
+                        .or(limits.timeout)
+                        .unwrap_or_else(|| default_timeout(script.interval));
+                    run_bounded(script, round as u64 + 1, timeout, limits.hang_grace)
+                }
+            };
+            let is_hung = matches!(error, Some(RunFailure::Hung { .. }));
+            runs.push(RunRecord {
+                script: script.name.to_string(),
+                module: script.module.clone(),
+                class: script.class.clone(),
+                round,
+                took: began.elapsed(),
+                error,
+                recorded: collector.take(),
+            });
+            if is_hung {
+                hung.push(script.name.to_string());
+                // A run blocked in C usually lets go of the interpreter (a
+                // sleep, a read); one that holds it would block every later run.
+                if !interpreter_free_within(limits.hang_grace) {
+                    wedged = Some(script.name.to_string());
+                }
             }
-        };
-        let hung = matches!(error, Some(RunFailure::Hung { .. }));
-        runs.push(RunRecord {
-            script: script.name.to_string(),
-            module: script.module.clone(),
-            class: script.class.clone(),
-            error,
-            recorded: collector.take(),
-        });
-        // A run blocked in C usually lets go of the interpreter (a sleep, a
-        // read); one that holds it would block every later run.
-        if hung && !interpreter_free_within(limits.hang_grace) {
-            wedged = Some(script.name.to_string());
         }
     }
     let mut notes = loaded.notes;
@@ -163,6 +193,7 @@ pub fn run_once(
 /// `timeout` and giving up on it `hang_grace` later.
 fn run_bounded(
     script: &Arc<python::Script>,
+    run_id: u64,
     timeout: Duration,
     hang_grace: Duration,
 ) -> Option<RunFailure> {
@@ -171,7 +202,7 @@ fn run_bounded(
     let spawned = std::thread::Builder::new()
         .name(format!("run {}", script.name))
         .spawn(move || {
-            let _ = tx.send(python::run(&s, 1));
+            let _ = tx.send(python::run(&s, run_id));
         });
     if let Err(e) = spawned {
         return Some(RunFailure::Raised(format!(
@@ -192,7 +223,7 @@ fn run_bounded(
     let s = script.clone();
     let _ = std::thread::Builder::new()
         .name(format!("interrupt {}", script.name))
-        .spawn(move || python::interrupt(&s, 1));
+        .spawn(move || python::interrupt(&s, run_id));
     match rx.recv_timeout(hang_grace) {
         Ok(r) => Some(RunFailure::TimedOut {
             timeout,

@@ -154,6 +154,22 @@ pub fn print(
                     }
                 }
             }
+            for st in summaries(outcome) {
+                let obj = json!({
+                    "script_status": {
+                        "script": st.script,
+                        "module": st.module,
+                        "class": st.class,
+                        "state": st.state(),
+                        "runs": st.runs,
+                        "failures": st.failures,
+                        "duration_ms": {"min": st.min_ms, "max": st.max_ms, "total": st.total_ms},
+                        "points": st.points,
+                        "last_error": st.last_error,
+                    }
+                });
+                writeln!(out, "{obj}")?;
+            }
         }
         Format::Human => {
             let mut by_cat: BTreeMap<&str, Vec<(&RunRecord, &Route, &Point)>> = BTreeMap::new();
@@ -196,20 +212,61 @@ pub fn print(
                     }
                 }
             }
+            let sums = summaries(outcome);
+            if !sums.is_empty() {
+                writeln!(out, "== scripts ==")?;
+            }
+            for st in &sums {
+                let points: Vec<String> =
+                    st.points.iter().map(|(c, n)| format!("{c}={n}")).collect();
+                writeln!(
+                    out,
+                    "{}.{} (name {}): {}, {} run{}, {} failed, run time {:.1}-{:.1} ms, points {}",
+                    st.module,
+                    st.class,
+                    st.script,
+                    st.state(),
+                    st.runs,
+                    if st.runs == 1 { "" } else { "s" },
+                    st.failures,
+                    st.min_ms,
+                    st.max_ms,
+                    if points.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        points.join(" ")
+                    }
+                )?;
+                if let Some(e) = &st.last_error {
+                    for l in e.lines() {
+                        writeln!(out, "    {l}")?;
+                    }
+                }
+            }
             let total: usize = by_cat.values().map(|v| v.len()).sum();
-            let ran = outcome
-                .runs
+            let ran = sums
                 .iter()
-                .filter(|r| !matches!(r.error, Some(RunFailure::NotRun { .. })))
+                .filter(|s| !matches!(s.last_failure, Some(RunFailure::NotRun { .. })))
                 .count();
-            let not_run = outcome.runs.len() - ran;
+            let not_run = sums.len() - ran;
+            let failed = sums
+                .iter()
+                .filter(|s| {
+                    s.failures > 0 && !matches!(s.last_failure, Some(RunFailure::NotRun { .. }))
+                })
+                .count();
+            let rounds = outcome.runs.iter().map(|r| r.round + 1).max().unwrap_or(1);
             writeln!(
                 out,
-                "{ran} script{} ran, {total} point{}, {} failed to load, {} failed in run(){}",
+                "{ran} script{} ran{}, {total} point{}, {} failed to load, {failed} failed in run(){}",
                 if ran == 1 { "" } else { "s" },
+                if rounds > 1 {
+                    format!(" {rounds} times")
+                } else {
+                    String::new()
+                },
                 if total == 1 { "" } else { "s" },
                 outcome.load_failures.len(),
-                outcome.runs.iter().filter(|r| r.error.is_some()).count() - not_run,
                 if not_run > 0 {
                     format!(", {not_run} not run")
                 } else {
@@ -219,4 +276,90 @@ pub fn print(
         }
     }
     Ok(())
+}
+
+/// One script's runs in a test, summed up like the daemon's status.
+struct Summary<'a> {
+    script: &'a str,
+    module: &'a str,
+    class: &'a str,
+    runs: u32,
+    failures: u32,
+    min_ms: f64,
+    max_ms: f64,
+    total_ms: f64,
+    points: BTreeMap<&'static str, usize>,
+    last_error: Option<String>,
+    last_failure: Option<&'a RunFailure>,
+}
+
+impl Summary<'_> {
+    fn state(&self) -> &'static str {
+        match self.last_failure {
+            None => "ok",
+            Some(RunFailure::Raised(_)) => "failing",
+            Some(RunFailure::TimedOut { .. }) => "timed_out",
+            Some(RunFailure::Hung { .. }) => "hung",
+            Some(RunFailure::NotRun { .. }) => "not_run",
+        }
+    }
+}
+
+fn failure_text(f: &RunFailure) -> String {
+    match f {
+        RunFailure::Raised(tb) | RunFailure::TimedOut { traceback: tb, .. } => tb.clone(),
+        RunFailure::Hung { timeout, .. } => format!(
+            "hung: did not stop after its timeout of {} s and an interrupt",
+            timeout.as_secs_f64()
+        ),
+        RunFailure::NotRun { blocked_by } => {
+            format!("not run: the hung run of {blocked_by} holds the interpreter")
+        }
+    }
+}
+
+/// Per script, in the order they first ran.
+fn summaries(outcome: &TestOutcome) -> Vec<Summary<'_>> {
+    let mut v: Vec<Summary<'_>> = Vec::new();
+    for r in &outcome.runs {
+        let i = match v
+            .iter()
+            .position(|s| s.module == r.module && s.class == r.class)
+        {
+            Some(i) => i,
+            None => {
+                v.push(Summary {
+                    script: &r.script,
+                    module: &r.module,
+                    class: &r.class,
+                    runs: 0,
+                    failures: 0,
+                    min_ms: f64::MAX,
+                    max_ms: 0.0,
+                    total_ms: 0.0,
+                    points: BTreeMap::new(),
+                    last_error: None,
+                    last_failure: None,
+                });
+                v.len() - 1
+            }
+        };
+        let s = &mut v[i];
+        let ms = r.took.as_secs_f64() * 1e3;
+        s.runs += 1;
+        s.min_ms = s.min_ms.min(ms);
+        s.max_ms = s.max_ms.max(ms);
+        s.total_ms += ms;
+        s.last_failure = r.error.as_ref();
+        if let Some(e) = &r.error {
+            s.failures += 1;
+            s.last_error = Some(failure_text(e));
+        }
+        for rec in &r.recorded {
+            if let Recorded::Points(route, points) = rec {
+                *s.points.entry(route.category.as_str()).or_default() += points.len();
+            }
+        }
+    }
+    v
 }
