@@ -81,7 +81,7 @@ struct TestArgs {
     #[arg(long, default_value_t = 1)]
     times: u32,
     /// Seconds between rounds of --times.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = pythond_core::seconds::parse_arg)]
     pause_secs: f64,
     /// Test an input exactly as configured (its scripts, Python, envs, tags,
     /// timeout): the config file or conf.d it is in...

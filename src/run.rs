@@ -40,16 +40,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 512 << 20)]
     spool_max_bytes: u64,
     /// On SIGTERM: how long runs in progress and the final flush may take.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = pythond_core::seconds::parse_arg)]
     grace_secs: f64,
     /// How long an interrupted run may take to stop before it is declared hung.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = pythond_core::seconds::parse_arg)]
     hang_grace_secs: f64,
     /// A worker without heartbeat this long is restarted.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = pythond_core::seconds::parse_arg)]
     stall_timeout_secs: f64,
     /// First restart delay of a worker that died (doubles up to 60 s).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = pythond_core::seconds::parse_arg)]
     restart_delay_secs: f64,
     /// Also serve the status endpoint on this TCP address (loopback only,
     /// unless --status-listen-any), e.g. 127.0.0.1:9530.

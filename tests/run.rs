@@ -341,3 +341,21 @@ fn ip_and_port_given_to_init_route_that_instance_and_envs_reach_the_interpreter(
     assert_eq!(main, vec!["plain"]);
     assert!(d.stop().0.success());
 }
+
+#[test]
+fn durations_on_the_command_line_are_checked_not_a_panic() {
+    for (flag, value) in [("--grace-secs", "inf"), ("--stall-timeout-secs", "1e300")] {
+        let out = pythond()
+            .args(["run", "--config", "conf.d", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag}"))
+                && err.contains("out of range"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -43,9 +43,32 @@ pub fn to_duration(secs: f64) -> Result<Duration, SecondsError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A command-line number of seconds (`--grace-secs 5`): finite, from 0 to
+/// [`MAX_SECS`] (0 is allowed: no grace). For clap's `value_parser`.
+pub fn parse_arg(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=MAX_SECS).contains(&v) {
+        return Err(format!("{s} is out of range: use 0 to {MAX_SECS} seconds"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_seconds_are_finite_and_bounded() {
+        assert_eq!(parse_arg("5"), Ok(5.0));
+        assert_eq!(parse_arg("0"), Ok(0.0));
+        assert!(parse_arg("inf").unwrap_err().contains("out of range"));
+        assert!(parse_arg("1e300").unwrap_err().contains("out of range"));
+        assert!(parse_arg("-1").unwrap_err().contains("out of range"));
+        assert!(parse_arg("soon").unwrap_err().contains("not a number"));
+    }
 
     #[test]
     fn values_within_bounds_convert() {

@@ -71,7 +71,7 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 1)]
     times: u32,
     /// Seconds between rounds of --times.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = pythond_core::seconds::parse_arg)]
     pause_secs: f64,
     /// Test the input of PYTHOND_WORKER_SPEC (its scripts, Python, tags,
     /// timeout) instead of PATHS (`pythond test --config --input`).
