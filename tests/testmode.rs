@@ -336,3 +336,45 @@ fn config_and_input_test_the_block_as_configured() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn an_edit_with_the_same_size_and_mtime_is_run_not_a_stale_bytecode_cache() {
+    // CPython trusts a cached .pyc whose source has the same mtime (whole
+    // seconds) and size: an edit saved within the second would run the old
+    // code. Scripts are always compiled from source, and no __pycache__ is
+    // written into their folders.
+    let dir = tree(&[("edited.py", &fixture("reload/v1.py"))]);
+    let script = dir.path().join("edited.py");
+    let version = |dir: &std::path::Path| -> String {
+        let (out, vals) = test_json(&[dir]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen = parse_line(vals[0]["line"].as_str().unwrap());
+        seen.fields[0].1.clone()
+    };
+    assert_eq!(version(dir.path()), "i:1");
+    assert!(
+        !dir.path().join("__pycache__").exists(),
+        "no bytecode cache written beside the script"
+    );
+    // A cache as the original's python3 leaves it (folders migrated from
+    // the original have them).
+    let compiled = std::process::Command::new("python3")
+        .args(["-m", "py_compile"])
+        .arg(&script)
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .status()
+        .unwrap();
+    assert!(compiled.success());
+    assert!(dir.path().join("__pycache__").is_dir());
+    let mtime = std::fs::metadata(&script).unwrap().modified().unwrap();
+    let v2 = fixture("reload/v2.py");
+    assert_eq!(v2.len(), fixture("reload/v1.py").len(), "same size");
+    std::fs::write(&script, v2).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&script)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(version(dir.path()), "i:2", "the edit runs");
+}

@@ -290,7 +290,7 @@ fn serve(
         .collect();
     let policy = discover::PathPolicy::for_block(input.insecure_paths);
     let reported = Mutex::new(Vec::<String>::new());
-    let prepare = move || -> anyhow::Result<WorkerSpec> {
+    let prepare = std::sync::Arc::new(move || -> anyhow::Result<WorkerSpec> {
         let from_block = block_found
             .then(|| discover::discover(&input.dirs, &python_d, &gitrepos, policy).modules);
         let found = file::find_modules(&lf, from_block.as_deref(), policy, &lookup_roots);
@@ -324,7 +324,7 @@ fn serve(
             found.sys_path,
             &defaults,
         ))
-    };
+    });
     let first = prepare()?;
     pipe::say(&format!(
         "pythond {}: input {name:?} started ({} module(s), points to {}); log: {}",
@@ -333,14 +333,23 @@ fn serve(
         first.target,
         logs::cli_log_path(&log_dir).display()
     ));
-    let launch = Launch {
-        input: name.to_owned(),
-        source: launch_file,
-        envs: locale_env(),
-        max_rss,
-        fingerprint: String::new(),
-        prepare: Box::new(prepare),
+    // The same launch every time: a reload here is a script change (the
+    // block's own changes come with DataKit's restart).
+    let make_launch = {
+        let (name, prepare) = (name.to_owned(), prepare.clone());
+        move || Launch {
+            input: name.clone(),
+            source: launch_file.clone(),
+            envs: locale_env(),
+            max_rss,
+            fingerprint: String::new(),
+            prepare: {
+                let p = prepare.clone();
+                Box::new(move || p())
+            },
+        }
     };
+    let launch = make_launch();
     // One pythond per block: each serves its own socket in the data dir,
     // and `pythond status` reads them all.
     let opts = run::ServeOptions {
@@ -352,7 +361,17 @@ fn serve(
             tcp: None,
             any: false,
         },
-        reload: None,
+        reload: Some(crate::reload::Reloader {
+            reconfigure: Box::new(move || {
+                Ok(crate::reload::Reconfig {
+                    launches: vec![make_launch()],
+                    broken: Vec::new(),
+                })
+            }),
+            config_paths: Vec::new(),
+            watch: true,
+            lasterror: None,
+        }),
         lasterror_target: Some(dk.listen.clone()),
     };
     let outcomes = run::serve(

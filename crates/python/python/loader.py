@@ -22,15 +22,51 @@ class RunTimeout(BaseException):
     KeyboardInterrupt, so that `except Exception:` in a script cannot swallow it."""
 
 
+class SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles a script from its source every time: never reads nor writes
+    `__pycache__`. A cached .pyc is trusted when the source's mtime (whole
+    seconds) and size match, so an edit saved within the same second with
+    the same size (`v = 1` -> `v = 2`) would run the old code after a
+    reload; and scripts' folders are the administrator's, not ours to write
+    caches into."""
+
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+    def set_data(self, path, data, *, _mode=0o666):
+        pass
+
+
+_SCRIPT_DIRS = set()
+
+
+def _script_dir_hook(path):
+    """sys.path_hooks entry: script folders get a finder with the source-only
+    loader; every other folder is left to the usual finders."""
+    if os.path.realpath(path) not in _SCRIPT_DIRS:
+        raise ImportError("not a script folder")
+    return importlib.machinery.FileFinder(
+        path,
+        (SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES),
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    )
+
+
 def add_script_folders(dirs):
     """Put the script folders at the end of sys.path (a folder already on it,
     e.g. through PYTHONPATH, stays where it is); they are no "installed
-    package" for name_taken()."""
+    package" for name_taken(). What is imported from them (the scripts and
+    the helpers they import by name) is always compiled from source."""
     global _BASE_PATH
     _BASE_PATH = [p for p in _BASE_PATH if p not in dirs]
     for d in dirs:
+        _SCRIPT_DIRS.add(os.path.realpath(d))
+        sys.path_importer_cache.pop(d, None)
         if d not in sys.path:
             sys.path.append(d)
+    if _script_dir_hook not in sys.path_hooks:
+        sys.path_hooks.insert(0, _script_dir_hook)
 
 
 def _find_without_scripts(name, path=None):
@@ -113,7 +149,9 @@ def load_module(name, path):
     known = sys.modules.get(name)
     if known is not None and _same_file(getattr(known, "__file__", None), path):
         return known
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(
+        name, path, loader=SourceOnlyLoader(name, path)
+    )
     if spec is None or spec.loader is None:
         raise ImportError("cannot load %s as a Python module" % path)
     module = importlib.util.module_from_spec(spec)
