@@ -276,8 +276,10 @@ async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[P
                 if !block_changed && !scripts_changed.contains(&name) {
                     continue;
                 }
-                if !block_changed {
+                if !block_changed && !everything {
                     // Something under its folders changed: is it what it imports?
+                    // (SIGHUP restarts every input: a data file a script reads
+                    // at import is no .py.)
                     let running_digest = sup
                         .registry()
                         .input(&name)

@@ -208,6 +208,12 @@ fn kill_9_during_a_freeze_loses_at_most_about_a_second_of_points() {
         "kill -9 5 s into a DataKit freeze lost more than ~1 s of points: {} of {made}\n{err1}",
         summary(&missing)
     );
+    crate::util::report_outcome(
+        "kill -9 of daemon and worker 5 s into a DataKit freeze (~500 points/s), restart with DataKit back",
+        "what had waited 2 s without an answer was spooled and replayed; only the last instants in memory were lost",
+        made,
+        made - missing.len(),
+    );
 }
 
 // ---------------------------------------------------------------- item 6
@@ -459,6 +465,12 @@ fn a_script_that_crashes_its_worker_every_run_is_set_aside_and_the_others_keep_r
         err.lines()
             .any(|l| l.contains("quitter") && l.to_ascii_lowercase().contains("crash")),
         "the log says which script crashed the worker:\n{err}"
+    );
+    crate::util::report_outcome(
+        "a script calling `os._exit(1)` at every run, beside a healthy script of the same input",
+        &format!("after 3 crashes in a row it was quarantined ({restarts} worker restarts in all): the worker runs without it, the healthy script reports steadily; the crasher is named in the log and lasterror"),
+        times.len(),
+        times.len(),
     );
 }
 

@@ -220,6 +220,14 @@ fn sighup_reloads_an_edited_block() {
             .any(|l| l.starts_with("version,reloaded=yes"))
             .then_some(())
     });
+    // With nothing changed, SIGHUP still restarts every input (a script may
+    // read a data file of its own at import).
+    let pid = |name: &str| input(&status(dir.path()), name).and_then(|i| i["pid"].as_u64());
+    let before = eventually(10, "a pid", || pid("steady"));
+    unsafe { libc::kill(d.pid(), libc::SIGHUP) };
+    eventually(30, "a new worker after SIGHUP", || {
+        pid("steady").filter(|p| *p != before).map(|_| ())
+    });
     let (code, err) = d.stop();
     assert!(code.success(), "{err}");
 }
