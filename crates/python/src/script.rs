@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use pythond_core::script_stats::ScriptCounters;
 use pythond_core::seconds;
+use pythond_core::writer::Stage;
 
 use crate::interp::{format_err, loader};
 use crate::native;
@@ -32,6 +34,11 @@ pub struct Script {
     pub interval: Duration,
     /// The class's optional `timeout` attribute.
     pub timeout: Option<Duration>,
+    /// Points this script handed over, per category (counted as its calls
+    /// are accepted; read by status and logs).
+    pub counters: Arc<ScriptCounters>,
+    /// What the native methods find about the script running on their thread.
+    current: Arc<Current>,
     obj: Py<PyAny>,
     /// The run inside `run()` right now, if any. Set and cleared by [`run`]
     /// while attached, and held by [`interrupt`] while it raises, so an
@@ -221,8 +228,17 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
                 continue;
             }
         };
+        let sname: Arc<str> = sname.into();
+        let counters = Arc::new(ScriptCounters::new());
+        let current = Arc::new(Current {
+            name: sname.clone(),
+            counters: counters.clone(),
+            stage: native::sink().and_then(|s| s.stage(sname.clone())),
+        });
         out.scripts.push(Script {
-            name: sname.into(),
+            name: sname,
+            counters,
+            current,
             module: name.to_owned(),
             class,
             path: path.to_owned(),
@@ -263,20 +279,38 @@ fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result
     ))
 }
 
+/// The script a thread is running: its name, its counters, and the stage
+/// its one-point calls gather in (run mode).
+pub(crate) struct Current {
+    pub name: Arc<str>,
+    pub counters: Arc<ScriptCounters>,
+    pub stage: Option<Stage>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<Current>>> = const { RefCell::new(None) };
 }
 
 /// The script whose `run()` this thread is executing ("pythond" otherwise).
 pub fn current_script() -> Arc<str> {
-    CURRENT.with(|c| c.borrow().clone().unwrap_or_else(|| Arc::from("pythond")))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| Arc::from("pythond"))
+    })
+}
+
+/// `f` with the script this thread is running (`None` outside a run).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_deref()))
 }
 
 /// Call `script.run()` on this thread as run `run_id`, the number
 /// [`interrupt`] names to stop this run and no other (the scheduler's run
 /// generation; unique per script).
 pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
-    CURRENT.with(|c| *c.borrow_mut() = Some(script.name.clone()));
+    CURRENT.with(|c| *c.borrow_mut() = Some(script.current.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
         let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
@@ -295,6 +329,11 @@ pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
             *running = None;
             // SAFETY: clearing this thread's own pending async exception.
             unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+        }
+        // What the run's one-point calls gathered goes before the job's
+        // flush of the writer (and before anything of the next run).
+        if let Some(stage) = &script.current.stage {
+            stage.flush();
         }
         let r = r.map(drop).map_err(|e| RunError {
             timed_out: loader(py)

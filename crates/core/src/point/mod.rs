@@ -7,8 +7,11 @@
 //! here, free of pyo3, so they are unit-tested on their own and shared by
 //! every entry point (`report`, `feed_*`, test mode).
 
+mod fast;
 mod rules;
 mod time;
+
+pub use fast::{encode_fast, Fallback, Mark, RawPoints, Span, Val};
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;
@@ -45,6 +48,25 @@ impl Category {
 
     /// The report keys, in the order `report()` walks them.
     pub const REPORT_KEYS: [&'static str; 6] = ["M", "L", "R", "O", "CO", "E"];
+
+    /// Every category, in the order of [`Category::index`].
+    pub const ALL: [Category; 10] = [
+        Category::Metric,
+        Category::Logging,
+        Category::Object,
+        Category::CustomObject,
+        Category::KeyEvent,
+        Category::Rum,
+        Category::Network,
+        Category::Security,
+        Category::Tracing,
+        Category::Profiling,
+    ];
+
+    /// Position in [`Category::ALL`] (for per-category counters).
+    pub fn index(&self) -> usize {
+        self.clone() as usize
+    }
 
     /// The last path segment of `/v1/write/<name>`.
     pub fn as_str(&self) -> &'static str {

@@ -53,7 +53,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
         };
         let Some(msg) = msg else { break };
         match msg {
-            Msg::Points(route, points) => {
+            Msg::Points(route, points, since) => {
                 if !open.contains_key(&route) {
                     retire_idle(&shared.cfg, &mut open);
                     if open.len() >= shared.cfg.max_routes {
@@ -82,8 +82,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                     }
                 });
                 let now = Instant::now();
-                if b.points == 0 {
-                    b.since = now;
+                // A stage's lines count from when the oldest of them arrived.
+                let arrived = since.unwrap_or(now).min(now);
+                if b.points == 0 || arrived < b.since {
+                    b.since = arrived;
                 }
                 b.last_used = now;
                 append(&shared, b, points).await;
