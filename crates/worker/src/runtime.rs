@@ -31,7 +31,19 @@ pub enum StartError {
 /// Start the embedded interpreter for `spec`: the `cmd` environment's
 /// site-packages, the scripts' folders on `sys.path`, points to `ctx`.
 pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
-    let env = pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?;
+    // The answer of `cmd` is cached beside the input's spool (see
+    // `pythond_python::env`): when the check made beside this start finds
+    // it changed, this worker ends as a failed start and is started again.
+    let cache = spec.spool_dir.as_ref().map(|d| d.join("python-env.json"));
+    let env = pythond_python::env::resolve_cached(
+        &spec.cmd,
+        pythond_python::EMBEDDED_VERSION,
+        cache.as_deref(),
+        |e| {
+            tracing::error!("{e}");
+            std::process::exit(exit::START_FAILED);
+        },
+    )?;
     let setup = InterpreterSetup {
         site_dirs: env.site_dirs,
         sys_path: spec.sys_path.clone(),
