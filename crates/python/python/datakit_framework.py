@@ -20,9 +20,10 @@ Differences from the original, on purpose:
   TypeError).
 """
 
-import json as _json
-
 import _pythond
+
+# `json` is imported where it is used (monitor events, http_post_json): with
+# `re` and the rest it pulls in, ~1 MiB of every idle worker otherwise.
 
 # The daemon's API object for this input (installed before this module runs).
 _api = _pythond.api
@@ -108,6 +109,7 @@ class DataKitFramework(_pythond.DataKitFramework):
         self.checkArgEmpty("df_dimension_tags", df_dimension_tags)
         if isinstance(df_dimension_tags, dict):
             # The documented form is a JSON string; accept the dict it describes.
+            import json as _json
             try:
                 df_dimension_tags = _json.dumps(df_dimension_tags, separators=(",", ":"))
             except RecursionError:
@@ -134,6 +136,7 @@ class DataKitFramework(_pythond.DataKitFramework):
 
     def http_post_json(self, url, raw_data):
         """POST `raw_data` as JSON to `url`; returns the response body ('' on failure)."""
+        import json as _json
         return _api.post(url, _json.dumps(raw_data), True)
 
     def http_post_raw(self, url, raw_data):
