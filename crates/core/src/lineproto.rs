@@ -25,12 +25,12 @@ use base64::Engine as _;
 
 use crate::point::{ArrayValue, FieldValue, Point};
 
-pub(crate) const MEASUREMENT_ESCAPES: &Escapes = &escapes(b", ");
-pub(crate) const KEY_ESCAPES: &Escapes = &escapes(b",= ");
+const MEASUREMENT_ESCAPES: &Escapes = &escapes(b", ");
+const KEY_ESCAPES: &Escapes = &escapes(b",= ");
 const STRING_ESCAPES: &Escapes = &escapes(b"\"\\");
 
 /// Which bytes an escape set escapes, by byte value.
-pub(crate) type Escapes = [bool; 256];
+type Escapes = [bool; 256];
 
 const fn escapes(set: &[u8]) -> Escapes {
     let mut t = [false; 256];
@@ -43,7 +43,7 @@ const fn escapes(set: &[u8]) -> Escapes {
 }
 
 #[inline]
-pub(crate) fn escape(out: &mut Vec<u8>, s: &str, set: &Escapes) {
+fn escape(out: &mut Vec<u8>, s: &str, set: &Escapes) {
     let b = s.as_bytes();
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {

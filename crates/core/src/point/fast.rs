@@ -18,17 +18,17 @@
 //!
 //! [`RawPoint::into_point`]: super::RawPoint::into_point
 
-use super::rules::{check_chars, field_key_misread};
 use super::{normalize_time, normalize_time_f64, ConvertOptions};
-use crate::lineproto::{
-    escape, write_f64, write_i64, write_str, Lines, KEY_ESCAPES, MEASUREMENT_ESCAPES,
-};
+use crate::lineproto::{write_f64, write_i64, write_str, Lines};
 
-/// Where a string is in [`RawPoints`]' byte buffer.
+/// Where a string is: in [`RawPoints`]' byte buffer, or (see
+/// [`RawPoints::str_borrowed`]) outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// An offset into the buffer, or the address of a borrowed string.
     start: usize,
-    end: usize,
+    len: usize,
+    borrowed: bool,
 }
 
 /// A scalar as a script gave it.
@@ -72,6 +72,8 @@ pub struct RawPoints {
     points: Vec<Rec>,
     /// The point being read: `(measurement, tags_at, fields_at)`.
     open: Option<(Span, usize, Option<usize>)>,
+    /// Bytes of the strings borrowed so far.
+    borrowed_bytes: usize,
 }
 
 impl RawPoints {
@@ -85,6 +87,7 @@ impl RawPoints {
         self.items.clear();
         self.points.clear();
         self.open = None;
+        self.borrowed_bytes = 0;
     }
 
     /// Complete points read so far.
@@ -96,9 +99,9 @@ impl RawPoints {
         self.points.is_empty()
     }
 
-    /// Bytes of string data held (to bound a chunk).
+    /// Bytes of string data held or borrowed (to bound a chunk).
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + self.borrowed_bytes
     }
 
     /// Copy a string in.
@@ -108,19 +111,42 @@ impl RawPoints {
         self.bytes.extend_from_slice(s.as_bytes());
         Span {
             start,
-            end: self.bytes.len(),
+            len: s.len(),
+            borrowed: false,
+        }
+    }
+
+    /// Refer to a string without copying it (a one-point call, encoded
+    /// while the caller still holds the string).
+    ///
+    /// # Safety
+    /// `s` must stay alive and unchanged until this arena is cleared
+    /// ([`RawPoints::clear`]); nothing may read the span after that.
+    #[inline]
+    pub unsafe fn str_borrowed(&mut self, s: &str) -> Span {
+        self.borrowed_bytes += s.len();
+        Span {
+            start: s.as_ptr() as usize,
+            len: s.len(),
+            borrowed: true,
         }
     }
 
     #[inline]
     fn get(&self, s: Span) -> &[u8] {
-        &self.bytes[s.start..s.end]
+        if s.borrowed {
+            // SAFETY: the contract of `str_borrowed`: the string is alive
+            // while the arena holds the span.
+            unsafe { std::slice::from_raw_parts(s.start as *const u8, s.len) }
+        } else {
+            &self.bytes[s.start..s.start + s.len]
+        }
     }
 
     #[inline]
     fn get_str(&self, s: Span) -> &str {
-        // SAFETY: every span covers exactly the bytes of one `&str` copied
-        // in by `RawPoints::str`.
+        // SAFETY: every span covers exactly the bytes of one `&str`, copied
+        // in by `RawPoints::str` or borrowed by `RawPoints::str_borrowed`.
         unsafe { std::str::from_utf8_unchecked(self.get(s)) }
     }
 
@@ -204,42 +230,121 @@ impl RawPoints {
     }
 }
 
-/// Trailing backslashes would be stripped by the rules: left to the
-/// reference path (which also knows what a stripped key collides with).
+/// What a byte of a name means to the fast path (bit set).
+const CTRL: u8 = 1; // `\n` `\r` `\t` NUL: refused in names
+const BACKSLASH: u8 = 2; // stripped at the end, escapes some bytes: left to the reference path
+const MEASUREMENT_ESC: u8 = 4; // `,` space
+const KEY_ESC: u8 = 8; // `,` `=` space
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\n' as usize] = CTRL;
+    t[b'\r' as usize] = CTRL;
+    t[b'\t' as usize] = CTRL;
+    t[0] = CTRL;
+    t[b'\\' as usize] = BACKSLASH;
+    t[b',' as usize] = MEASUREMENT_ESC | KEY_ESC;
+    t[b' ' as usize] = MEASUREMENT_ESC | KEY_ESC;
+    t[b'=' as usize] = KEY_ESC;
+    t
+};
+
+/// Check a name (measurement, key, tag value) and write it escaped, in one
+/// pass. Empty, or holding a control character or a backslash: the
+/// reference path decides (it strips trailing backslashes, names errors).
 #[inline]
-fn plain_key(s: &str) -> Result<&str, Fallback> {
-    if s.is_empty() || s.ends_with('\\') {
+fn write_name(out: &mut Vec<u8>, s: &str, esc: u8) -> Result<(), Fallback> {
+    let b = s.as_bytes();
+    if b.is_empty() {
         return Err(Fallback);
     }
-    Ok(s)
+    // Byte by byte into reserved room: names are short, and a copy call per
+    // name costs more than the loop.
+    out.reserve(2 * b.len());
+    let mut len = out.len();
+    let dst = out.as_mut_ptr();
+    for &c in b {
+        let k = CLASS[c as usize];
+        if k & (CTRL | BACKSLASH) != 0 {
+            return Err(Fallback);
+        }
+        // SAFETY: at most two bytes per input byte, `2 * b.len()` reserved.
+        unsafe {
+            if k & esc != 0 {
+                *dst.add(len) = b'\\';
+                len += 1;
+            }
+            *dst.add(len) = c;
+        }
+        len += 1;
+    }
+    // SAFETY: the bytes up to `len` were written above.
+    unsafe { out.set_len(len) };
+    Ok(())
+}
+
+/// Write a timestamp. A call's points share the time they were stamped
+/// with: its digits are kept from one point to the next.
+#[inline]
+fn write_time(out: &mut Vec<u8>, t: i64) {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 20], u8)> = const { std::cell::Cell::new((i64::MIN, [0; 20], 0)) };
+    }
+    LAST.with(|last| {
+        let (lt, digits, n) = last.get();
+        if lt == t {
+            out.extend_from_slice(&digits[..n as usize]);
+            return;
+        }
+        let mut buf = itoa::Buffer::new();
+        let s = buf.format(t).as_bytes();
+        out.extend_from_slice(s);
+        let mut d = [0u8; 20];
+        d[..s.len()].copy_from_slice(s);
+        last.set((t, d, s.len() as u8));
+    });
+}
+
+/// [`write_name`]'s checks alone (a key whose value is dropped is still
+/// checked, as the rules do).
+#[inline]
+fn check_name(s: &str) -> Result<(), Fallback> {
+    if s.is_empty()
+        || s.bytes()
+            .any(|c| CLASS[c as usize] & (CTRL | BACKSLASH) != 0)
+    {
+        return Err(Fallback);
+    }
+    Ok(())
 }
 
 /// Write `,key=value` for one tag; `false` when the tag is dropped.
 #[inline]
 fn write_tag(out: &mut Vec<u8>, key: &str, v: Val, rp: &RawPoints) -> Result<bool, Fallback> {
-    check_chars(key, "tag key").map_err(|_| Fallback)?;
     match v {
-        Val::None => return Ok(false),
+        Val::None => {
+            check_name(key)?;
+            return Ok(false);
+        }
         Val::Str(s) => {
             let s = rp.get_str(s);
-            check_chars(s, "tag value").map_err(|_| Fallback)?;
-            let s = s.trim_end_matches('\\');
             if s.is_empty() {
+                check_name(key)?;
                 return Ok(false);
             }
             out.push(b',');
-            escape(out, key, KEY_ESCAPES);
+            write_name(out, key, KEY_ESC)?;
             out.push(b'=');
-            escape(out, s, KEY_ESCAPES);
+            write_name(out, s, KEY_ESC)?;
         }
         Val::Bool(b) => {
             out.push(b',');
-            escape(out, key, KEY_ESCAPES);
+            write_name(out, key, KEY_ESC)?;
             out.extend_from_slice(if b { b"=true" } else { b"=false" });
         }
         Val::Int(i) => {
             out.push(b',');
-            escape(out, key, KEY_ESCAPES);
+            write_name(out, key, KEY_ESC)?;
             out.push(b'=');
             write_i64(out, i);
         }
@@ -248,7 +353,7 @@ fn write_tag(out: &mut Vec<u8>, key: &str, v: Val, rp: &RawPoints) -> Result<boo
                 return Err(Fallback);
             }
             out.push(b',');
-            escape(out, key, KEY_ESCAPES);
+            write_name(out, key, KEY_ESC)?;
             out.push(b'=');
             write_f64(out, f);
         }
@@ -269,17 +374,15 @@ pub fn encode_fast(
     let p = &rp.points[i];
     out.push_with(|out| {
         let m = rp.get_str(p.measurement);
-        if m.is_empty() || m.ends_with('\\') || m.starts_with('#') {
+        if m.starts_with('#') {
             return Err(Fallback);
         }
-        check_chars(m, "measurement").map_err(|_| Fallback)?;
-        escape(out, m, MEASUREMENT_ESCAPES);
+        write_name(out, m, MEASUREMENT_ESC)?;
         let tags = &rp.items[p.tags_at..p.fields_at];
         let fields = &rp.items[p.fields_at..p.end];
         let mut kept_tags = 0usize;
         for &(k, v) in tags {
-            let key = plain_key(rp.get_str(k))?;
-            if write_tag(out, key, v, rp)? {
+            if write_tag(out, rp.get_str(k), v, rp)? {
                 kept_tags += 1;
             }
         }
@@ -287,18 +390,15 @@ pub fn encode_fast(
         out.push(b' ');
         let mut kept_fields = 0usize;
         for &(k, v) in fields {
-            let key = plain_key(rp.get_str(k))?;
-            check_chars(key, "field key").map_err(|_| Fallback)?;
-            if field_key_misread(key) {
-                return Err(Fallback);
-            }
+            let key = rp.get_str(k);
             if matches!(v, Val::None) {
+                check_name(key)?;
                 continue;
             }
             if kept_fields > 0 {
                 out.push(b',');
             }
-            escape(out, key, KEY_ESCAPES);
+            write_name(out, key, KEY_ESC)?;
             out.push(b'=');
             match v {
                 Val::None => unreachable!(),
@@ -324,7 +424,7 @@ pub fn encode_fast(
             }
             let kept_tag = |v: &Val| match v {
                 Val::None => false,
-                Val::Str(s) => !rp.get_str(*s).trim_end_matches('\\').is_empty(),
+                Val::Str(s) => s.len > 0,
                 _ => true,
             };
             for (fk, fv) in fields {
@@ -332,9 +432,10 @@ pub fn encode_fast(
                     continue;
                 }
                 let fk = rp.get(*fk);
+                // Lengths first: most keys differ there, without a memcmp.
                 if tags
                     .iter()
-                    .any(|(tk, tv)| rp.get(*tk) == fk && kept_tag(tv))
+                    .any(|(tk, tv)| tk.len == fk.len() && rp.get(*tk) == fk && kept_tag(tv))
                 {
                     return Err(Fallback);
                 }
@@ -352,17 +453,14 @@ pub fn encode_fast(
                 if taken {
                     continue;
                 }
-                let key = plain_key(k)?;
-                check_chars(v, "tag value").map_err(|_| Fallback)?;
-                let v = v.trim_end_matches('\\');
-                check_chars(key, "tag key").map_err(|_| Fallback)?;
                 if v.is_empty() {
+                    check_name(k)?;
                     continue;
                 }
                 extra.push(b',');
-                escape(&mut extra, key, KEY_ESCAPES);
+                write_name(&mut extra, k, KEY_ESC)?;
                 extra.push(b'=');
-                escape(&mut extra, v, KEY_ESCAPES);
+                write_name(&mut extra, v, KEY_ESC)?;
             }
             if !extra.is_empty() {
                 out.splice(tags_end..tags_end, extra);
@@ -377,7 +475,7 @@ pub fn encode_fast(
             _ => return Err(Fallback),
         };
         out.push(b' ');
-        write_i64(out, t);
+        write_time(out, t);
         out.push(b'\n');
         Ok(())
     })

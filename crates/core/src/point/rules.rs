@@ -218,7 +218,7 @@ fn tag_value(v: RawValue) -> Result<Option<String>, PointErrorKind> {
 /// break (`\n`, `\r`, `\t`), or NUL, which influxdata's parser refuses in a
 /// measurement (and other tools end a string at). One byte scan: this runs
 /// for every key.
-pub(super) fn check_chars(s: &str, what: &'static str) -> Result<(), PointErrorKind> {
+fn check_chars(s: &str, what: &'static str) -> Result<(), PointErrorKind> {
     match s
         .bytes()
         .find(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'\0'))
@@ -250,7 +250,7 @@ fn check_key(key: &mut String, what: &'static str) -> Result<(), PointErrorKind>
 /// In the field section DataKit's scanner skips backslash pairs, so an odd
 /// run of backslashes right before `,` `=` or space in a field key escapes
 /// the wrong byte. Tag keys and values are scanned differently and are fine.
-pub(super) fn field_key_misread(key: &str) -> bool {
+fn field_key_misread(key: &str) -> bool {
     if !key.contains('\\') {
         return false;
     }

@@ -115,22 +115,41 @@ impl Stage {
         if lines.is_empty() {
             return;
         }
+        let _ = self.push_with(route, |staged| {
+            staged.append(lines);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// One call's lines for `route`, encoded by `write` straight into the
+    /// stage (no copy). `write` runs with the stage locked: it must be plain
+    /// Rust (no Python code, which could call back into this stage), and
+    /// add whole lines or, on `Err`, none.
+    pub fn push_with<E>(
+        &self,
+        route: &Route,
+        write: impl FnOnce(&mut Lines) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut open = self.inner.lock();
         if open.route.as_ref() != Some(route) {
             self.inner.send(&self.writer, &mut open);
             open.route = Some(route.clone());
         }
         let first = open.lines.is_empty();
+        write(&mut open.lines)?;
+        if open.lines.is_empty() {
+            return Ok(());
+        }
         if first {
             open.since = Some(Instant::now());
         }
-        open.lines.append(lines);
         if open.lines.len() >= STAGE_MAX_POINTS || open.lines.byte_len() >= STAGE_MAX_BYTES {
             self.inner.send(&self.writer, &mut open);
         } else if first {
             drop(open);
             self.writer.shared.stage_notify.notify_one();
         }
+        Ok(())
     }
 
     /// Hand what is held to the dispatcher now (the script's run ended, or

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use super::read::{self, FeedPoint};
-use super::{ctx, finish, hand_over, hand_over_direct, now_ns};
+use super::{ctx, finish, hand_over, hand_over_direct, hand_over_with, now_ns};
 use crate::convert::{optional_map, raw_value, type_name, ConvertError};
 use pythond_core::lineproto::Lines;
 use pythond_core::point::{encode_fast, Category, ConvertOptions, RawPoint, RawPoints};
@@ -102,8 +102,7 @@ fn feed_lines(
     s: &mut Scratch,
 ) -> PyResult<()> {
     let c = ctx();
-    s.lines.clear();
-    let fast = fast_input(args.input).and_then(|input| {
+    let fast = fast_input(args.input).filter(|_| {
         let point = FeedPoint {
             measurement: args.measurement,
             tags: args.tags,
@@ -116,28 +115,36 @@ fn feed_lines(
             time: args.time,
         };
         match args.fields {
-            Fields::Map(_) => read::feed_point(&mut s.raw, &point)?,
-            Fields::Message(m) => read::feed_message(&mut s.raw, &point, m)?,
+            Fields::Map(_) => read::feed_point(&mut s.raw, &point),
+            Fields::Message(m) => read::feed_message(&mut s.raw, &point, m),
         }
-        encode_fast(&s.raw, 0, opts, &c.ctx.input_tags, &mut s.lines).ok()?;
-        Some(input)
+        .is_some()
     });
-    let route = match fast {
-        Some(input) => Route {
+    let (target, category) = if let Some(input) = fast {
+        let route = Route {
             target,
             category,
             query: WriteQuery {
                 input: input.map(str::to_owned),
                 ..WriteQuery::default()
             },
-        },
-        None => {
-            s.lines.clear();
-            let (route, raw) = reference(target, category, what, args)?;
-            s.lines.push(&finish(&c.ctx, raw, 0, opts, what)?);
-            route
+        };
+        // Checked and encoded straight into the script's stage.
+        let raw = &s.raw;
+        let encoded = hand_over_with(&route, &mut s.lines, |lines| {
+            encode_fast(raw, 0, opts, &c.ctx.input_tags, lines)
+        });
+        if encoded.is_ok() {
+            return Ok(());
         }
+        // The fast path could not decide: the reference path says why.
+        (route.target, route.category)
+    } else {
+        (target, category)
     };
+    s.lines.clear();
+    let (route, raw) = reference(target, category, what, args)?;
+    s.lines.push(&finish(&c.ctx, raw, 0, opts, what)?);
     hand_over(&route, &mut s.lines);
     Ok(())
 }

@@ -258,8 +258,7 @@ fn check_arg_empty(
 ) -> PyResult<()> {
     let py = slf.py();
     if let Some(base) = CHECK_ARG_EMPTY.get(py) {
-        let found = slf.get_type().getattr(pyo3::intern!(py, "checkArgEmpty"))?;
-        if !found.is(base) {
+        if overrides_check(slf, base)? {
             let none = py.None().into_bound(py);
             slf.call_method1(
                 pyo3::intern!(py, "checkArgEmpty"),
@@ -276,8 +275,58 @@ fn check_arg_empty(
     Ok(())
 }
 
+/// Whether the class of `slf` has a `checkArgEmpty` other than the
+/// framework's. Remembered per class while the class is unchanged
+/// (CPython's version tag of the type, which any change to it or to a base
+/// invalidates), so the attribute is not looked up on every call.
+fn overrides_check(slf: &Bound<'_, Framework>, base: &Py<PyAny>) -> PyResult<bool> {
+    thread_local! {
+        /// (type, its version tag, overrides).
+        static LAST: std::cell::Cell<(usize, u32, bool)> = const { std::cell::Cell::new((0, 0, false)) };
+    }
+    let ty = slf.get_type();
+    let tp = ty.as_type_ptr();
+    // SAFETY: a live type object; plain reads of its fields.
+    let (tag, valid) = unsafe {
+        (
+            (*tp).tp_version_tag,
+            (*tp).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0,
+        )
+    };
+    if valid {
+        let (t, v, over) = LAST.with(|c| c.get());
+        if t == tp as usize && v == tag {
+            return Ok(over);
+        }
+    }
+    let over = !ty
+        .getattr(pyo3::intern!(slf.py(), "checkArgEmpty"))?
+        .is(base);
+    // The lookup above gives the type a valid tag if it had none.
+    // SAFETY: as above.
+    let (tag, valid) = unsafe {
+        (
+            (*tp).tp_version_tag,
+            (*tp).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0,
+        )
+    };
+    if valid {
+        LAST.with(|c| c.set((tp as usize, tag, over)));
+    }
+    Ok(over)
+}
+
+/// Whether any instance chose a target of its own (see [`target`]): until
+/// one does, every instance's `_pythond_target` is the class's `None` and
+/// the attribute is not looked up on every call. (`_pythond_target` is
+/// pythond's own attribute, set by `DataKitFramework.__init__` only.)
+static ANY_TARGET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The target the instance chose (`ip`/`port` given to `__init__`).
 fn instance_target(slf: &Bound<'_, Framework>) -> PyResult<Option<Target>> {
+    if !ANY_TARGET.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(None);
+    }
     let py = slf.py();
     let t = slf.getattr(pyo3::intern!(py, "_pythond_target"))?;
     if t.is_none() {
@@ -373,7 +422,11 @@ pub(crate) fn framework_installed(framework: &Bound<'_, PyModule>) -> PyResult<(
 fn target(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     let host = host.str()?.to_string();
     let port = port.str()?.to_string();
-    Ok(Target::from_ip_port(&host, &port).map(|t| t.to_string()))
+    let t = Target::from_ip_port(&host, &port).map(|t| t.to_string());
+    if t.is_some() {
+        ANY_TARGET.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(t)
 }
 
 /// Add the input's tags, apply the point rules; an error is a `ValueError`
@@ -423,6 +476,35 @@ fn hand_over(route: &Route, lines: &mut Lines) {
     });
     if staged.is_none() {
         submit(route.clone(), Payload::Lines(std::mem::take(lines)));
+    }
+}
+
+/// [`hand_over`] of the one line `write` encodes: straight into the running
+/// script's stage, else into `scratch` and to the sink. On `Err` nothing is
+/// handed over (and nothing counted).
+fn hand_over_with<E>(
+    route: &Route,
+    scratch: &mut Lines,
+    write: impl FnOnce(&mut Lines) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut write = Some(write);
+    let staged = crate::script::with_current(|cur| {
+        let cur = cur?;
+        let stage = cur.stage.as_ref()?;
+        let w = write.take().expect("once");
+        Some(stage.push_with(route, w).map(|()| {
+            cur.counters.add(&route.category, 1);
+            cur.counters.call();
+        }))
+    });
+    match staged {
+        Some(r) => r,
+        None => {
+            scratch.clear();
+            (write.take().expect("not used"))(scratch)?;
+            hand_over(route, scratch);
+            Ok(())
+        }
     }
 }
 

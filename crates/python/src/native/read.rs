@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use pythond_core::point::{RawPoints, Val};
+use pythond_core::point::{RawPoints, Span, Val};
 
 /// The UTF-8 of an exact `str` (cached by CPython in the object: no copy).
 /// `None` for anything else, or a str that has no UTF-8 (lone surrogates).
@@ -27,6 +27,15 @@ use pythond_core::point::{RawPoints, Val};
 unsafe fn exact_str<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
     if ffi::PyUnicode_CheckExact(o) == 0 {
         return None;
+    }
+    if ffi::PyUnicode_IS_COMPACT_ASCII(o) != 0 {
+        // ASCII is its own UTF-8: the characters right after the header.
+        let p = ffi::PyUnicode_DATA(o) as *const u8;
+        let len = ffi::PyUnicode_GET_LENGTH(o) as usize;
+        // SAFETY: a compact ASCII str holds `len` ASCII bytes at `p`.
+        return Some(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+            p, len,
+        )));
     }
     let mut len: ffi::Py_ssize_t = 0;
     let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut len);
@@ -41,17 +50,72 @@ unsafe fn exact_str<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
     )))
 }
 
-/// One value of an exact scalar type, its string copied into `rp`.
+/// How strings go into the arena.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strings {
+    /// Borrowed from the `str` objects: the point is encoded before the
+    /// call returns, attached all along, while the call's arguments hold
+    /// every object read (`feed_*`).
+    Borrow,
+    /// Borrowed, each `str` object held by a reference of our own in this
+    /// [`Keep`] until the points are encoded: `report()` encodes them
+    /// detached, while the script's other threads could change the dicts
+    /// that held them.
+    Keep(*mut Keep),
+}
+
+/// Strong references to the `str` objects a chunk's arena borrows from.
+/// Released (attached: it is only dropped or cleared while attached) once
+/// the chunk is encoded.
+#[derive(Default)]
+pub(super) struct Keep(Vec<*mut ffi::PyObject>);
+
+impl Keep {
+    /// Release every reference. Attached only.
+    pub(super) fn release(&mut self) {
+        for o in self.0.drain(..) {
+            // SAFETY: a reference taken by `put`, released once, attached.
+            unsafe { ffi::Py_DECREF(o) };
+        }
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// An exact str into the arena; `None` for anything else.
 ///
 /// # Safety
-/// `o` is a live object and the GIL is held.
+/// `o` is alive and the GIL is held. With [`Strings::Borrow`], `o`
+/// outlives every use of the arena before its next `clear()`; with
+/// [`Strings::Keep`], the `Keep` outlives those uses.
 #[inline]
-unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject) -> Option<Val> {
+unsafe fn put(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Span> {
+    let s = exact_str(o)?;
+    Some(match mode {
+        Strings::Borrow => rp.str_borrowed(s),
+        Strings::Keep(keep) => {
+            ffi::Py_INCREF(o);
+            (*keep).0.push(o);
+            rp.str_borrowed(s)
+        }
+    })
+}
+
+/// One value of an exact scalar type.
+///
+/// # Safety
+/// `o` is a live object and the GIL is held; see [`put`] for `mode`.
+#[inline]
+unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Val> {
     if o == ffi::Py_None() {
         return Some(Val::None);
     }
-    if let Some(s) = exact_str(o) {
-        return Some(Val::Str(rp.str(s)));
+    if let Some(s) = put(rp, o, mode) {
+        return Some(Val::Str(s));
     }
     if ffi::PyLong_CheckExact(o) != 0 {
         let mut overflow: c_int = 0;
@@ -83,7 +147,15 @@ enum Add {
 
 /// Every item of a tags/fields argument: `None` is empty, an exact dict
 /// with str keys and scalar values is read; anything else is `None`.
-fn map(rp: &mut RawPoints, v: Option<&Bound<'_, PyAny>>, add: Add) -> Option<()> {
+///
+/// # Safety
+/// See [`put`] for `mode`.
+unsafe fn map(
+    rp: &mut RawPoints,
+    v: Option<&Bound<'_, PyAny>>,
+    add: Add,
+    mode: Strings,
+) -> Option<()> {
     let Some(v) = v else { return Some(()) };
     let d = v.as_ptr();
     // SAFETY: `d` is alive (borrowed from the caller) and the GIL is held.
@@ -100,8 +172,8 @@ fn map(rp: &mut RawPoints, v: Option<&Bound<'_, PyAny>>, add: Add) -> Option<()>
         let mut k: *mut ffi::PyObject = std::ptr::null_mut();
         let mut val: *mut ffi::PyObject = std::ptr::null_mut();
         while ffi::PyDict_Next(d, &mut pos, &mut k, &mut val) != 0 {
-            let key = rp.str(exact_str(k)?);
-            let val = scalar(rp, val)?;
+            let key = put(rp, k, mode)?;
+            let val = scalar(rp, val, mode)?;
             match add {
                 Add::Item => rp.item(key, val),
                 Add::Merge => rp.merge_field(key, val),
@@ -126,7 +198,11 @@ pub(super) struct FeedPoint<'a, 'py> {
 /// Read one `feed_*` point into `rp` (emptied first); `None`: take the
 /// reference path.
 pub(super) fn feed_point(rp: &mut RawPoints, p: &FeedPoint<'_, '_>) -> Option<()> {
-    feed_with(rp, p, |rp| map(rp, p.fields, Add::Item))
+    // SAFETY: the call's arguments hold every object read while `rp` is
+    // used (the caller encodes before it returns and clears `rp` first).
+    feed_with(rp, p, |rp| unsafe {
+        map(rp, p.fields, Add::Item, Strings::Borrow)
+    })
 }
 
 /// `feed_logging`'s point: its fields are `{"message": message}`.
@@ -137,8 +213,9 @@ pub(super) fn feed_message(
 ) -> Option<()> {
     feed_with(rp, p, |rp| {
         let k = rp.str("message");
-        // SAFETY: a live object borrowed from the call, GIL held.
-        let v = unsafe { scalar(rp, message.as_ptr())? };
+        // SAFETY: a live object borrowed from the call, GIL held, which
+        // holds it while `rp` is used.
+        let v = unsafe { scalar(rp, message.as_ptr(), Strings::Borrow)? };
         rp.item(k, v);
         Some(())
     })
@@ -150,22 +227,23 @@ fn feed_with(
     fields: impl FnOnce(&mut RawPoints) -> Option<()>,
 ) -> Option<()> {
     rp.clear();
-    // SAFETY: live objects borrowed from the call, GIL held.
+    let mode = Strings::Borrow;
+    // SAFETY: live objects borrowed from the call, GIL held; the call's
+    // arguments hold every object read while `rp` is used.
     unsafe {
-        let m = exact_str(p.measurement.as_ptr())?;
-        let m = rp.str(m);
+        let m = put(rp, p.measurement.as_ptr(), mode)?;
         rp.begin_point(m);
-        map(rp, p.tags, Add::Item)?;
+        map(rp, p.tags, Add::Item, mode)?;
         if let Some(n) = p.name_tag {
-            let v = scalar(rp, n.as_ptr())?;
+            let v = scalar(rp, n.as_ptr(), mode)?;
             rp.set_tag("name", v);
         }
         rp.fields();
         fields(rp)?;
-        map(rp, p.kwargs, Add::Merge)?;
+        map(rp, p.kwargs, Add::Merge, mode)?;
         let t = match p.time {
             None => Val::None,
-            Some(t) => scalar(rp, t.as_ptr())?,
+            Some(t) => scalar(rp, t.as_ptr(), mode)?,
         };
         if matches!(t, Val::Str(_) | Val::Bool(_)) {
             return None;
@@ -190,10 +268,13 @@ pub(super) fn report_point(
     rp: &mut RawPoints,
     item: &Bound<'_, PyAny>,
     keys: &PointKeys,
+    keep: &mut Keep,
 ) -> Option<()> {
     let mark = rp.mark();
-    // SAFETY: `item` is alive (borrowed from the caller), GIL held.
-    let r = unsafe { report_point_inner(py, rp, item.as_ptr(), keys) };
+    // SAFETY: `item` is alive (borrowed from the caller), GIL held; the
+    // strings read are held by `keep` (the caller keeps it until `rp` is
+    // encoded).
+    let r = unsafe { report_point_inner(py, rp, item.as_ptr(), keys, Strings::Keep(keep)) };
     if r.is_none() {
         rp.rollback(mark);
     }
@@ -205,6 +286,7 @@ unsafe fn report_point_inner(
     rp: &mut RawPoints,
     item: *mut ffi::PyObject,
     keys: &PointKeys,
+    mode: Strings,
 ) -> Option<()> {
     if ffi::PyDict_CheckExact(item) == 0 {
         return None;
@@ -224,22 +306,22 @@ unsafe fn report_point_inner(
     if m.is_null() {
         return None;
     }
-    let m = rp.str(exact_str(m)?);
+    let m = put(rp, m, mode)?;
     rp.begin_point(m);
     let tags = get(&keys.tags)?;
     let fields = get(&keys.fields)?;
     let time = get(&keys.time)?;
     if !tags.is_null() {
-        map(rp, Some(Bound::ref_from_ptr(py, &tags)), Add::Item)?;
+        map(rp, Some(Bound::ref_from_ptr(py, &tags)), Add::Item, mode)?;
     }
     rp.fields();
     if !fields.is_null() {
-        map(rp, Some(Bound::ref_from_ptr(py, &fields)), Add::Item)?;
+        map(rp, Some(Bound::ref_from_ptr(py, &fields)), Add::Item, mode)?;
     }
     let t = if time.is_null() {
         Val::None
     } else {
-        scalar(rp, time)?
+        scalar(rp, time, mode)?
     };
     if matches!(t, Val::Str(_) | Val::Bool(_)) {
         return None;

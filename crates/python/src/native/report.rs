@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use pyo3::sync::PyOnceLock;
 
-use super::read::{self, PointKeys};
+use super::read::{self, Keep, PointKeys};
 use super::{ctx, finish, hand_over_direct, now_ns};
 use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::lineproto::Lines;
@@ -175,14 +175,17 @@ fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) ->
     let n = items.len();
     let mut lines = Lines::new();
     let mut raw = RawPoints::new();
+    // The strings `raw` borrows, held until their chunk is encoded.
+    let mut keep = Keep::default();
     let mut i = 0;
     while i < n {
         raw.clear();
+        keep.release();
         let chunk_start = i;
         let mut slow = None;
         while i < n && raw.len() < CHUNK_POINTS && raw.byte_len() < CHUNK_BYTES {
             let item = items.get_borrowed_item(i)?;
-            if read::report_point(py, &mut raw, &item, keys).is_none() {
+            if read::report_point(py, &mut raw, &item, keys, &mut keep).is_none() {
                 slow = Some(i);
                 break;
             }
