@@ -1,11 +1,16 @@
 //! Encoding throughput: a typical point (3 tags, 4 fields of mixed types) to
-//! line protocol, and the point rules (`RawPoint::into_point`) for the same.
+//! line protocol, the point rules (`RawPoint::into_point`) for the same, and
+//! the fast path the runtime takes (`encode_fast`: rules and encoding in
+//! one pass from the arena the reader fills), against the reference path
+//! (`into_point` + `Lines::push`) in the same run.
 //!
 //! `cargo bench --bench encode`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pythond_core::lineproto::encode_point;
-use pythond_core::point::{ConvertOptions, FieldValue, Point, RawPoint, RawValue};
+use pythond_core::lineproto::{encode_point, Lines};
+use pythond_core::point::{
+    encode_fast, ConvertOptions, FieldValue, Point, RawPoint, RawPoints, RawValue, Val,
+};
 
 fn typical() -> Point {
     Point {
@@ -74,6 +79,56 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    g.bench_function("reference_path_x10k", |b| {
+        b.iter_batched(
+            || (0..N).map(|_| raw_typical()).collect::<Vec<_>>(),
+            |raws| {
+                let mut lines = Lines::new();
+                for (i, r) in raws.into_iter().enumerate() {
+                    lines.push(&r.into_point(i, &opts).unwrap());
+                }
+                std::hint::black_box(lines.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The arena as the reader leaves it (strings copied in; the runtime
+    // borrows them instead), then rules + encoding per point.
+    let mut raw = RawPoints::new();
+    for _ in 0..N {
+        let m = raw.str("cpu");
+        raw.begin_point(m);
+        for (k, v) in [
+            ("host", "web-01.example.com"),
+            ("region", "eu-west-1"),
+            ("service", "checkout"),
+        ] {
+            let k = raw.str(k);
+            let v = raw.str(v);
+            raw.item(k, Val::Str(v));
+        }
+        raw.fields();
+        let k = raw.str("usage_user");
+        raw.item(k, Val::Float(12.345678));
+        let k = raw.str("procs");
+        raw.item(k, Val::Int(312));
+        let k = raw.str("state");
+        let v = raw.str("running");
+        raw.item(k, Val::Str(v));
+        let k = raw.str("healthy");
+        raw.item(k, Val::Bool(true));
+        raw.end_point(Val::None);
+    }
+    g.bench_function("fast_path_x10k", |b| {
+        let mut lines = Lines::new();
+        b.iter(|| {
+            lines.clear();
+            for i in 0..N {
+                encode_fast(&raw, i, &opts, &[], &mut lines).unwrap();
+            }
+            std::hint::black_box(lines.len())
+        })
     });
     g.finish();
 }

@@ -359,3 +359,31 @@ fn durations_on_the_command_line_are_checked_not_a_panic() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn another_script_runs_while_a_big_report_is_encoded() {
+    // report() reads points while attached to Python and checks and encodes
+    // them detached: the input's other scripts are not held up by it.
+    let dk = FakeDataKit::start();
+    let big = fixture("run/gil/big.py");
+    let other = fixture("run/gil/other.py");
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[
+            ("gil/big.py", big.as_str()),
+            ("gil/other.py", other.as_str()),
+        ],
+        &conf(&[("gil", "\"gil\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    let line = eventually(120, "the gil point", || {
+        dk.lines("/v1/write/metric")
+            .into_iter()
+            .find(|l| l.starts_with("gil "))
+    });
+    let (_, _) = d.stop();
+    assert!(
+        line.contains("free=true"),
+        "the other script's runs did not get inside any of 20 report() calls: {line}"
+    );
+}

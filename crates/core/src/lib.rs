@@ -18,6 +18,7 @@
 //! - [`target`], [`route`]: where a point goes and in which request.
 //! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
 //! - [`seconds`]: intervals and timeouts users give, within bounds.
+//! - [`script_stats`]: points each script handed over, per category.
 //!
 //! `docs/design.md` describes the process model and the writer's design;
 //! `docs/compat.md` the compatibility contract the code follows.
@@ -31,6 +32,7 @@ pub mod names;
 pub mod point;
 pub mod route;
 pub mod scheduler;
+pub mod script_stats;
 pub mod seconds;
 pub mod sink;
 pub mod spec;

@@ -25,19 +25,32 @@ use base64::Engine as _;
 
 use crate::point::{ArrayValue, FieldValue, Point};
 
-const MEASUREMENT_ESCAPES: &[u8] = b", ";
-const KEY_ESCAPES: &[u8] = b",= ";
-const STRING_ESCAPES: &[u8] = b"\"\\";
+const MEASUREMENT_ESCAPES: &Escapes = &escapes(b", ");
+const KEY_ESCAPES: &Escapes = &escapes(b",= ");
+const STRING_ESCAPES: &Escapes = &escapes(b"\"\\");
+
+/// Which bytes an escape set escapes, by byte value.
+type Escapes = [bool; 256];
+
+const fn escapes(set: &[u8]) -> Escapes {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
 
 #[inline]
-fn escape(out: &mut Vec<u8>, s: &str, set: &[u8]) {
+fn escape(out: &mut Vec<u8>, s: &str, set: &Escapes) {
     let b = s.as_bytes();
     let mut start = 0;
-    for (i, c) in b.iter().enumerate() {
-        if set.contains(c) {
+    for (i, &c) in b.iter().enumerate() {
+        if set[c as usize] {
             out.extend_from_slice(&b[start..i]);
             out.push(b'\\');
-            out.push(*c);
+            out.push(c);
             start = i + 1;
         }
     }
@@ -45,7 +58,7 @@ fn escape(out: &mut Vec<u8>, s: &str, set: &[u8]) {
 }
 
 #[inline]
-fn write_i64(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
@@ -55,11 +68,11 @@ fn write_u64(out: &mut Vec<u8>, v: u64) {
 }
 
 #[inline]
-fn write_f64(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
     out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     escape(out, s, STRING_ESCAPES);
     out.push(b'"');
@@ -165,6 +178,53 @@ impl Lines {
     pub fn push(&mut self, p: &Point) {
         encode_point(p, &mut self.body);
         self.ends.push(self.body.len());
+    }
+
+    /// Append one line that `write` encodes straight into the body (it must
+    /// end the line with `\n`). On `Err` nothing of it is kept.
+    #[inline]
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.body.len();
+        match write(&mut self.body) {
+            Ok(()) => {
+                self.ends.push(self.body.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.body.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Keep the first `n` lines only (a call that failed half-way takes
+    /// back what it had added).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.ends.len() {
+            self.body.truncate(self.start(n));
+            self.ends.truncate(n);
+        }
+    }
+
+    /// Append every line of `other`.
+    pub fn append(&mut self, other: &Lines) {
+        let base = self.body.len();
+        self.body.extend_from_slice(&other.body);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
+    /// Bytes of the encoded lines.
+    pub fn byte_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Empty, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.body.clear();
+        self.ends.clear();
     }
 
     /// Number of lines (points).

@@ -5,7 +5,7 @@
 //! (batched, retried posts to DataKit or the local `--output`); in `test` mode
 //! it is a [`Collector`] that keeps every point for printing and sends nothing.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::lineproto::Lines;
 use crate::point::Point;
@@ -85,6 +85,11 @@ pub trait Sink: Send + Sync {
     fn submit(&self, route: Route, points: Payload) -> Result<(), SinkError>;
     /// Send what is batched now (a script's `run()` returned).
     fn flush(&self);
+    /// A stage where one producer's calls gather before they are submitted
+    /// (see [`crate::writer::Stage`]); `None`: submit each call.
+    fn stage(&self, _label: Arc<str>) -> Option<crate::writer::Stage> {
+        None
+    }
     /// Queue a `POST /v1/lasterror` for `input`.
     fn lasterror(&self, target: Option<Target>, input: &str, message: &str);
     /// POST `body` to `url` and return the response body. Blocks the calling

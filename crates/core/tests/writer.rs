@@ -192,6 +192,109 @@ async fn batches_close_on_delay_without_flush() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_seals_at_once_and_flushes_within_the_gap_share_a_request() {
+    let dk = FakeDataKit::start();
+    let w = Writer::spawn(WriterConfig {
+        flush_gap: Duration::from_millis(300),
+        ..cfg(Target::Http(dk.url()))
+    });
+    let r = route(Category::Metric, None);
+    w.submit(r.clone(), pts("a", 1)).unwrap();
+    w.flush();
+    let dk = tokio::task::spawn_blocking(move || {
+        assert!(
+            dk.wait_for_lines(1, Duration::from_secs(3)),
+            "the first flush seals at once"
+        );
+        dk
+    })
+    .await
+    .unwrap();
+    // Three more runs end right after it: one request for the three, once
+    // the gap is over.
+    for p in ["b", "c", "d"] {
+        w.submit(r.clone(), pts(p, 1)).unwrap();
+        w.flush();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(dk.requests().len(), 1, "within the gap: held");
+    let dk = tokio::task::spawn_blocking(move || {
+        assert!(
+            dk.wait_for_lines(4, Duration::from_secs(3)),
+            "sealed when the gap is over"
+        );
+        dk
+    })
+    .await
+    .unwrap();
+    assert_eq!(dk.requests().len(), 2);
+    // A flush that waits does not wait for the gap.
+    w.submit(r.clone(), pts("e", 1)).unwrap();
+    let t = std::time::Instant::now();
+    w.flush_and_wait().await;
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(dk.line_count(), 5);
+}
+
+fn lines(prefix: &str, from: usize, n: usize) -> Lines {
+    let mut l = Lines::new();
+    for p in pts(prefix, from + n).into_iter().skip(from) {
+        l.push(&p);
+    }
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_hands_over_within_the_linger_in_order_and_at_shutdown() {
+    let dk = FakeDataKit::start();
+    let w = Writer::spawn(WriterConfig {
+        batch_max_delay: Duration::from_millis(100),
+        ..cfg(Target::Http(dk.url()))
+    });
+    let stage = w.stage("s".into());
+    let r = route(Category::Metric, None);
+    for i in 0..5 {
+        stage.push(&r, &lines("m", i, 1));
+    }
+    // Never flushed: the timer hands them over, and the batch is sealed
+    // counting from the first line, within the linger.
+    let t = std::time::Instant::now();
+    let dk = tokio::task::spawn_blocking(move || {
+        assert!(dk.wait_for_lines(5, Duration::from_secs(3)));
+        dk
+    })
+    .await
+    .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        seqs(&dk.lines("/v1/write/metric")),
+        (0..5).collect::<Vec<_>>()
+    );
+    // Another route in between hands over what was gathered first.
+    stage.push(&r, &lines("m", 5, 1));
+    stage.push(&route(Category::Logging, None), &lines("l", 0, 1));
+    stage.push(&r, &lines("m", 6, 1));
+    // Held at shutdown: delivered by it.
+    let report = w
+        .shutdown(tokio::time::Instant::now() + Duration::from_secs(3))
+        .await;
+    assert!(report.drained, "{report:?}");
+    assert_eq!(
+        seqs(&dk.lines("/v1/write/metric")),
+        (0..7).collect::<Vec<_>>()
+    );
+    assert_eq!(dk.lines("/v1/write/logging").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_are_gzipped_and_decode_to_the_same_lines() {
     let dk = FakeDataKit::start();
     let w = Writer::spawn(WriterConfig {

@@ -5,7 +5,6 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-import traceback
 
 import datakit_framework
 
@@ -210,6 +209,10 @@ def _internal(tb):
 
 
 def format_exception(exc, tb=None):
+    # Imported here: `traceback` (with linecache, tokenize, re...) is ~1 MiB
+    # of every idle worker whose scripts never fail.
+    import traceback
+
     if tb is None:
         tb = exc.__traceback__
     # The loader's and importlib's own frames above the script's say nothing

@@ -82,6 +82,7 @@ fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyRe
     let code = CString::new(FRAMEWORK_SRC).expect("no NUL in framework source");
     let framework = PyModule::from_code(py, &code, c"datakit_framework.py", c"datakit_framework")?;
     modules.set_item("datakit_framework", &framework)?;
+    native::framework_installed(&framework)?;
     // Before the script folders are on sys.path: the loader notes what is
     // there without them (see the module docs).
     let code = CString::new(LOADER_SRC).expect("no NUL in loader source");

@@ -32,5 +32,4 @@ pub use launch_file::{read_launch_file, LaunchFileError};
 pub use native::Context;
 pub use script::{
     current_script, interrupt, load, run, FailureKind, LoadFailure, Loaded, RunError, Script,
-    ScriptCounters,
 };

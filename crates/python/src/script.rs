@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use pythond_core::point::Category;
+use pythond_core::script_stats::ScriptCounters;
 use pythond_core::seconds;
+use pythond_core::writer::Stage;
 
 use crate::interp::{format_err, loader};
 use crate::native;
@@ -34,42 +35,17 @@ pub struct Script {
     pub interval: Duration,
     /// The class's optional `timeout` attribute.
     pub timeout: Option<Duration>,
+    /// Points this script handed over, per category (counted as its calls
+    /// are accepted; read by status and logs).
+    pub counters: Arc<ScriptCounters>,
+    /// What the native methods find about the script running on their thread.
+    current: Arc<Current>,
     obj: Py<PyAny>,
     /// The run inside `run()` right now, if any. Set and cleared by [`run`]
     /// while attached, and held by [`interrupt`] while it raises, so an
     /// interrupt can only reach the run it names, and only before that
     /// run's `run()` returned.
     running: Mutex<Option<Running>>,
-    /// Points this instance handed over, by category.
-    counters: Arc<ScriptCounters>,
-}
-
-/// Points a script handed over, by category: counted at submit time by the
-/// native methods, read by the worker's status report.
-#[derive(Debug, Default)]
-pub struct ScriptCounters {
-    by_category: [std::sync::atomic::AtomicU64; Category::ALL.len()],
-}
-
-impl ScriptCounters {
-    pub(crate) fn add(&self, category: &Category, points: u64) {
-        self.by_category[category.index()].fetch_add(points, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Points by category name (categories without points left out).
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        Category::ALL
-            .iter()
-            .zip(&self.by_category)
-            .map(|(c, n)| {
-                (
-                    c.as_str().to_owned(),
-                    n.load(std::sync::atomic::Ordering::Relaxed),
-                )
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
 }
 
 /// A run in progress: which one, on which Python thread.
@@ -82,7 +58,7 @@ struct Running {
 impl Script {
     /// Points this instance handed over so far, by category.
     pub fn points(&self) -> BTreeMap<String, u64> {
-        self.counters.snapshot()
+        self.counters.by_name()
     }
 
     /// The counters behind [`Script::points`], to read them from elsewhere.
@@ -263,8 +239,17 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
                 continue;
             }
         };
+        let sname: Arc<str> = sname.into();
+        let counters = Arc::new(ScriptCounters::new());
+        let current = Arc::new(Current {
+            name: sname.clone(),
+            counters: counters.clone(),
+            stage: native::sink().and_then(|s| s.stage(sname.clone())),
+        });
         out.scripts.push(Script {
-            name: sname.into(),
+            name: sname,
+            counters,
+            current,
             module: name.to_owned(),
             class,
             path: path.to_owned(),
@@ -272,7 +257,6 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
             timeout,
             obj: obj.unbind(),
             running: Mutex::new(None),
-            counters: Arc::default(),
         });
     }
 }
@@ -306,8 +290,16 @@ fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result
     ))
 }
 
+/// The script a thread is running: its name, its counters, and the stage
+/// its one-point calls gather in (run mode).
+pub(crate) struct Current {
+    pub name: Arc<str>,
+    pub counters: Arc<ScriptCounters>,
+    pub stage: Option<Stage>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<(Arc<str>, Arc<ScriptCounters>)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<Current>>> = const { RefCell::new(None) };
 }
 
 /// The script whose `run()` this thread is executing ("pythond" otherwise).
@@ -315,26 +307,21 @@ pub fn current_script() -> Arc<str> {
     CURRENT.with(|c| {
         c.borrow()
             .as_ref()
-            .map(|(n, _)| n.clone())
+            .map(|c| c.name.clone())
             .unwrap_or_else(|| Arc::from("pythond"))
     })
 }
 
-/// Count `points` of `category` for the script this thread runs (points
-/// handed over outside a run, at import time, are not counted).
-pub(crate) fn count_points(category: &Category, points: u64) {
-    CURRENT.with(|c| {
-        if let Some((_, counters)) = c.borrow().as_ref() {
-            counters.add(category, points);
-        }
-    });
+/// `f` with the script this thread is running (`None` outside a run).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_deref()))
 }
 
 /// Call `script.run()` on this thread as run `run_id`, the number
 /// [`interrupt`] names to stop this run and no other (the scheduler's run
 /// generation; unique per script).
 pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
-    CURRENT.with(|c| *c.borrow_mut() = Some((script.name.clone(), script.counters.clone())));
+    CURRENT.with(|c| *c.borrow_mut() = Some(script.current.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
         let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
@@ -353,6 +340,11 @@ pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
             *running = None;
             // SAFETY: clearing this thread's own pending async exception.
             unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, std::ptr::null_mut()) };
+        }
+        // What the run's one-point calls gathered goes before the job's
+        // flush of the writer (and before anything of the next run).
+        if let Some(stage) = &script.current.stage {
+            stage.flush();
         }
         let r = r.map(drop).map_err(|e| RunError {
             timed_out: loader(py)

@@ -43,6 +43,8 @@ pub struct Received {
     pub status: u16,
     /// Lines in the body (counted even when bodies are not kept).
     pub line_count: usize,
+    /// When the request had arrived whole (benchmarks: time to first point).
+    pub at: Instant,
 }
 
 impl Received {
@@ -231,6 +233,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let at = Instant::now();
     let mut body = decode(gzip, &wire);
     let line_count = body
         .split(|b| *b == b'\n')
@@ -250,6 +253,7 @@ async fn handle(
             gzip,
             status: UNANSWERED,
             line_count,
+            at,
         });
         loop {
             let thawed = state.thaw.notified();
@@ -296,6 +300,7 @@ async fn handle(
         gzip,
         status,
         line_count,
+        at,
     });
     Ok(Response::builder()
         .status(status)

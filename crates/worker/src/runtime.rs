@@ -36,7 +36,19 @@ pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
     let (site_dirs, executable) = if spec.cmd.is_empty() {
         (Vec::new(), None)
     } else {
-        let env = pythond_python::env::resolve(&spec.cmd, pythond_python::EMBEDDED_VERSION)?;
+        // The answer of `cmd` is cached beside the input's spool (see
+        // `pythond_python::env`): when the check made beside this start finds
+        // it changed, this worker ends as a failed start and is started again.
+        let cache = spec.spool_dir.as_ref().map(|d| d.join("python-env.json"));
+        let env = pythond_python::env::resolve_cached(
+            &spec.cmd,
+            pythond_python::EMBEDDED_VERSION,
+            cache.as_deref(),
+            |e| {
+                tracing::error!("{e}");
+                std::process::exit(exit::START_FAILED);
+            },
+        )?;
         (env.site_dirs, Some(env.executable))
     };
     let setup = InterpreterSetup {
@@ -252,7 +264,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
                     stats: j.stats.clone(),
                     points: {
                         let c = s.counters();
-                        Arc::new(move || c.snapshot())
+                        Arc::new(move || c.by_name())
                     },
                 }
             })

@@ -4,7 +4,8 @@
 use pythond_core::route::Route;
 use pythond_core::sink::{Payload, PostError, Sink, SinkError};
 use pythond_core::target::Target;
-use pythond_core::writer::Writer;
+use pythond_core::writer::{Stage, Writer};
+use std::sync::Arc;
 
 pub struct WriterSink {
     pub writer: Writer,
@@ -20,6 +21,10 @@ impl Sink for WriterSink {
 
     fn flush(&self) {
         self.writer.flush();
+    }
+
+    fn stage(&self, label: Arc<str>) -> Option<Stage> {
+        Some(self.writer.stage(label))
     }
 
     fn lasterror(&self, target: Option<Target>, input: &str, message: &str) {

@@ -7,8 +7,11 @@
 //! here, free of pyo3, so they are unit-tested on their own and shared by
 //! every entry point (`report`, `feed_*`, test mode).
 
+mod fast;
 mod rules;
 mod time;
+
+pub use fast::{encode_fast, Fallback, Mark, RawPoints, Span, Val};
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;
@@ -43,7 +46,10 @@ impl Category {
         })
     }
 
-    /// Every category, in [`Category::index`] order.
+    /// The report keys, in the order `report()` walks them.
+    pub const REPORT_KEYS: [&'static str; 6] = ["M", "L", "R", "O", "CO", "E"];
+
+    /// Every category, in the order of [`Category::index`].
     pub const ALL: [Category; 10] = [
         Category::Metric,
         Category::Logging,
@@ -57,16 +63,10 @@ impl Category {
         Category::Profiling,
     ];
 
-    /// A small index (`0..ALL.len()`), for per-category counters.
+    /// Position in [`Category::ALL`] (for per-category counters).
     pub fn index(&self) -> usize {
-        Category::ALL
-            .iter()
-            .position(|c| c == self)
-            .expect("ALL lists every category")
+        self.clone() as usize
     }
-
-    /// The report keys, in the order `report()` walks them.
-    pub const REPORT_KEYS: [&'static str; 6] = ["M", "L", "R", "O", "CO", "E"];
 
     /// The last path segment of `/v1/write/<name>`.
     pub fn as_str(&self) -> &'static str {
@@ -211,4 +211,16 @@ pub struct ConvertOptions {
     /// The time stamped on points without one (ns), taken when the script
     /// hands the points over.
     pub now_ns: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Category;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, c) in Category::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?}");
+        }
+    }
 }

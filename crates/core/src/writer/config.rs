@@ -12,6 +12,13 @@ pub struct WriterConfig {
     pub batch_max_points: usize,
     pub batch_max_bytes: usize,
     pub batch_max_delay: Duration,
+    /// After a batch of a route was sealed, a [`Writer::flush`] (a script's
+    /// run ended) seals that route's next batch no sooner than this: many
+    /// scripts ending their runs close together share requests instead of
+    /// sending one each. A flush of an idle route seals at once.
+    ///
+    /// [`Writer::flush`]: super::Writer::flush
+    pub flush_gap: Duration,
     /// Bodies at least this large are gzip-compressed.
     pub gzip_min_bytes: usize,
     pub request_timeout: Duration,
@@ -48,6 +55,7 @@ impl Default for WriterConfig {
             batch_max_points: 10_000,
             batch_max_bytes: 4 << 20,
             batch_max_delay: Duration::from_millis(200),
+            flush_gap: Duration::from_millis(25),
             gzip_min_bytes: 16 << 10,
             request_timeout: Duration::from_secs(10),
             retry_initial: Duration::from_millis(100),

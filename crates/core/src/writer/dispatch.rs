@@ -1,8 +1,13 @@
 //! Batching: points arrive from any thread as whole calls and are appended to
 //! the open batch of their [`Route`]; a batch is sealed when it reaches its
 //! point or byte bound, when its oldest point has waited `batch_max_delay`, or
-//! on a flush, and handed to that route's [`lane`](super::lane). Routes idle
-//! for `lane_idle` are retired; at most `max_routes` are held.
+//! on a flush, and handed to that route's [`lane`](super::lane). A flush (a
+//! script's run ended) seals at once unless the route sealed a batch less
+//! than `flush_gap` ago; then the batch is sealed when that gap is over, so
+//! that hundreds of scripts ending runs every second share requests. A
+//! flush that waits ([`Writer::flush_and_wait`](super::Writer::flush_and_wait))
+//! always seals at once. Routes idle for `lane_idle` are retired; at most
+//! `max_routes` are held.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,6 +28,11 @@ struct OpenBatch {
     points: u64,
     since: Instant,
     last_used: Instant,
+    /// When a batch of this route was last sealed.
+    last_seal: Option<Instant>,
+    /// A flush asked for this batch while the route was within its
+    /// `flush_gap`: sealed then.
+    flush_due: Option<Instant>,
     tx: mpsc::Sender<LaneMsg>,
     route: Arc<Route>,
 }
@@ -34,7 +44,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
         let next = open
             .values()
             .filter(|b| b.points > 0)
-            .map(|b| b.since + max_delay)
+            .map(|b| b.due(max_delay))
             .min();
         let msg = match next {
             Some(at) => tokio::select! {
@@ -42,7 +52,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                 _ = tokio::time::sleep_until(at) => {
                     let now = Instant::now();
                     for b in open.values_mut() {
-                        if b.points > 0 && b.since + max_delay <= now {
+                        if b.points > 0 && b.due(max_delay) <= now {
                             seal(&shared, b).await;
                         }
                     }
@@ -53,7 +63,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
         };
         let Some(msg) = msg else { break };
         match msg {
-            Msg::Points(route, points) => {
+            Msg::Points(route, points, since) => {
                 if !open.contains_key(&route) {
                     retire_idle(&shared.cfg, &mut open);
                     if open.len() >= shared.cfg.max_routes {
@@ -77,21 +87,33 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                         points: 0,
                         since: Instant::now(),
                         last_used: Instant::now(),
+                        last_seal: None,
+                        flush_due: None,
                         tx,
                         route: Arc::new(route.clone()),
                     }
                 });
                 let now = Instant::now();
-                if b.points == 0 {
-                    b.since = now;
+                // A stage's lines count from when the oldest of them arrived.
+                let arrived = since.unwrap_or(now).min(now);
+                if b.points == 0 || arrived < b.since {
+                    b.since = arrived;
                 }
                 b.last_used = now;
                 append(&shared, b, points).await;
             }
             Msg::Flush(waiter) => {
                 let mut acks = Vec::new();
+                let now = Instant::now();
+                let gap = shared.cfg.flush_gap;
                 for b in open.values_mut() {
-                    seal(&shared, b).await;
+                    match b.last_seal {
+                        Some(t) if waiter.is_none() && b.points > 0 && now < t + gap => {
+                            b.flush_due = Some(t + gap);
+                            continue;
+                        }
+                        _ => seal(&shared, b).await,
+                    }
                     if waiter.is_some() {
                         let (tx, rx) = oneshot::channel();
                         if b.tx.send(LaneMsg::Marker(tx)).await.is_ok() {
@@ -147,6 +169,12 @@ async fn append(shared: &Arc<Shared>, b: &mut OpenBatch, points: Payload) {
 }
 
 impl OpenBatch {
+    /// When this batch must be sealed at the latest (it holds points).
+    fn due(&self, max_delay: std::time::Duration) -> Instant {
+        let by_delay = self.since + max_delay;
+        self.flush_due.map_or(by_delay, |f| f.min(by_delay))
+    }
+
     fn full(&self, cfg: &WriterConfig) -> bool {
         self.points as usize >= cfg.batch_max_points || self.buf.len() >= cfg.batch_max_bytes
     }
@@ -179,9 +207,11 @@ impl OpenBatch {
 
 /// Close the route's open batch and hand it to its lane.
 async fn seal(shared: &Arc<Shared>, b: &mut OpenBatch) {
+    b.flush_due = None;
     if b.points == 0 {
         return;
     }
+    b.last_seal = Some(Instant::now());
     let batch = Batch {
         route: b.route.clone(),
         body: std::mem::take(&mut b.buf).into(),

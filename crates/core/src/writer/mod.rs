@@ -48,15 +48,16 @@ mod requests;
 pub mod retry;
 mod spill;
 pub mod spool;
+mod stage;
 pub mod stats;
 pub mod transport;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::route::Route;
@@ -66,6 +67,7 @@ pub use requests::WriteError;
 pub use spill::open_spool;
 use spill::SpoolState;
 use spool::Spool;
+pub use stage::{Stage, STAGE_MAX_BYTES, STAGE_MAX_POINTS};
 use stats::Counters;
 pub use stats::Stats;
 use transport::Transport;
@@ -98,7 +100,8 @@ impl ShutdownReport {
 }
 
 enum Msg {
-    Points(Route, Payload),
+    /// A call's (or a stage's) points, and when the oldest of them arrived.
+    Points(Route, Payload, Option<Instant>),
     Flush(Option<oneshot::Sender<()>>),
 }
 
@@ -122,6 +125,9 @@ struct Shared {
     /// The replayer's last attempt succeeded: the spool is draining.
     replay_ok: AtomicBool,
     lasterror: lasterror::Pending,
+    /// Every [`Stage`] handed out (see `stage.rs`), and the timer's wake-up.
+    stages: Mutex<Vec<Weak<stage::StageInner>>>,
+    stage_notify: Notify,
 }
 
 impl Shared {
@@ -175,6 +181,8 @@ impl Writer {
             abort: watch::Sender::new(false),
             replay_ok: AtomicBool::new(false),
             lasterror: lasterror::Pending::default(),
+            stages: Mutex::new(Vec::new()),
+            stage_notify: Notify::new(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch::run(shared.clone(), rx));
@@ -182,14 +190,26 @@ impl Writer {
         if shared.spool.is_some() {
             tokio::spawn(replay::run(shared.clone()));
         }
-        Writer { shared, tx }
+        let writer = Writer { shared, tx };
+        tokio::spawn(stage::run(writer.clone()));
+        writer
     }
 
     /// Queue points for `route`. Never blocks. Memory is bounded: without a
     /// spool past `queue_max_points` held, with one past twice that (the
     /// dispatcher spills to disk beyond the bound, unless producers outrun it).
     pub fn submit(&self, route: Route, points: impl Into<Payload>) -> Result<(), SubmitError> {
-        let points = points.into();
+        self.submit_since(route, points.into(), None)
+    }
+
+    /// [`Writer::submit`] of points the oldest of which arrived at `since`
+    /// (a [`Stage`]'s): the batch they join is sealed counting from then.
+    fn submit_since(
+        &self,
+        route: Route,
+        points: Payload,
+        since: Option<Instant>,
+    ) -> Result<(), SubmitError> {
         let n = points.len() as u64;
         let c = &self.shared.counters;
         if self.shared.closed.load(Relaxed) {
@@ -208,7 +228,7 @@ impl Writer {
             c.dropped_queue_full.fetch_add(n, Relaxed);
             return Err(SubmitError::QueueFull { held, limit: hard });
         }
-        if self.tx.send(Msg::Points(route, points)).is_err() {
+        if self.tx.send(Msg::Points(route, points, since)).is_err() {
             c.held_points.fetch_sub(n, Relaxed);
             c.dropped_shutdown.fetch_add(n, Relaxed);
             return Err(SubmitError::Closed);
@@ -236,6 +256,9 @@ impl Writer {
     /// `deadline` unless the disk itself is slower.
     pub async fn shutdown(&self, deadline: Instant) -> ShutdownReport {
         let sh = &self.shared;
+        // What scripts' stages hold goes first: it was handed over before
+        // the shutdown began.
+        self.flush_stages();
         sh.closed.store(true, Relaxed);
         let now = Instant::now();
         let left = deadline.saturating_duration_since(now);

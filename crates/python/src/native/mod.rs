@@ -1,21 +1,39 @@
 //! `_pythond`: the native module behind `datakit_framework`.
 //!
-//! Its [`Api`] object (`_pythond.api`, installed at init) carries the input's
-//! [`Context`]: each method converts its arguments, applies the point rules,
-//! encodes the points and hands them to the [`Sink`]; none waits on the
-//! network while attached to Python. Module functions: `target` (a script's
-//! `ip`/`port`), `output`/`output_flush` (`print()`).
+//! - [`Framework`] (`_pythond.DataKitFramework`) is the native base class of
+//!   the Python `DataKitFramework`: `report` and the one-point `feed_metric`,
+//!   `feed_logging`, `feed_object` are its methods, so a script's
+//!   `self.feed_metric(...)` is one vectorcall into Rust, with no Python
+//!   frame in between. The Python subclass keeps everything else
+//!   (`__init__(ip=, port=)`, the event methods, `checkArgEmpty`,
+//!   `construct_url`, `http_post_*`, `set_lasterror`).
+//! - [`Api`] (`_pythond.api`) serves the Python methods: events, lasterror,
+//!   the blocking posts.
+//!
+//! Each call converts its arguments, applies the point rules, encodes the
+//! points and hands them over (to the script's stage, or the [`Sink`]); none
+//! waits on the network while attached to Python. Points made of the common
+//! built-in types take a fast path (`read.rs` + the core's `encode_fast`);
+//! everything else, every error included, takes the reference path
+//! (`convert.rs` + `RawPoint::into_point`), so both give the same lines and
+//! the same messages. Module functions: `target` (a script's `ip`/`port`),
+//! `output`/`output_flush` (`print()`).
 
 mod feed;
+mod methods;
 mod output;
+mod read;
 mod report;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyTuple};
 
+use pythond_core::lineproto::Lines;
 use pythond_core::point::{ConvertOptions, Point, RawPoint, RawValue};
 use pythond_core::route::Route;
 use pythond_core::sink::{Payload, Sink};
@@ -31,20 +49,305 @@ pub struct Context {
     pub numbers_as_float: bool,
 }
 
-/// The object `datakit_framework` calls (`_pythond.api`).
-#[pyclass(frozen, module = "_pythond", name = "Api")]
-pub struct Api {
-    ctx: Context,
+/// The input's [`Context`], and whether its sink takes encoded lines (run
+/// mode) or whole points (test mode).
+pub(crate) struct Ctx {
+    pub ctx: Context,
+    pub lines: bool,
 }
+
+static CTX: OnceLock<Ctx> = OnceLock::new();
+
+/// The context installed at init (one per process).
+pub(crate) fn ctx() -> &'static Ctx {
+    CTX.get().expect("init installed the context")
+}
+
+/// The sink of this process's input, once the interpreter is started.
+pub(crate) fn sink() -> Option<&'static Arc<dyn Sink>> {
+    CTX.get().map(|c| &c.ctx.sink)
+}
+
+/// `DataKitFramework.checkArgEmpty` as the framework defines it: a script
+/// class that overrides it gets its own called, as the Python methods did.
+static CHECK_ARG_EMPTY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The native base of `datakit_framework.DataKitFramework`. No instance
+/// data of its own (instances are laid out as plain objects, so script
+/// classes may mix it with any other base as before); the target a script
+/// chose lives in its `_pythond_target` attribute.
+#[pyclass(subclass, frozen, module = "_pythond", name = "DataKitFramework")]
+pub struct Framework;
+
+#[pymethods]
+impl Framework {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Framework
+    }
+
+    /// `report(data)`: every category list of `data`, all-or-nothing.
+    #[pyo3(signature = (data, *args), text_signature = "($self, data)")]
+    fn report<'py>(
+        slf: &Bound<'py, Self>,
+        data: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        too_many(args, "report", "takes 2 positional arguments", 2)?;
+        let target = instance_target(slf)?;
+        report::report(target, data)?;
+        Ok(empty(slf.py()))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn feed_metric<'py>(
+    slf: &Bound<'py, Framework>,
+    input: Option<&Bound<'py, PyAny>>,
+    measurement: Option<&Bound<'py, PyAny>>,
+    tags: Option<&Bound<'py, PyAny>>,
+    fields: Option<&Bound<'py, PyAny>>,
+    time: Option<&Bound<'py, PyAny>>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_arg_empty(slf, "measurement", measurement)?;
+    let kwargs = kwargs.filter(|k| !k.is_empty());
+    if !truthy(fields)? && kwargs.is_none() {
+        return Err(PyValueError::new_err("arguments missing \"fields\""));
+    }
+    let measurement = measurement.expect("checked non-empty");
+    feed::feed(
+        instance_target(slf)?,
+        "M",
+        feed::FeedArgs {
+            input,
+            measurement,
+            tags,
+            name_tag: None,
+            fields: feed::Fields::Map(fields),
+            time,
+            kwargs: kwargs.as_ref().map(|k| k.as_any()),
+        },
+    )?;
+    Ok(empty(slf.py()).into_any())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn feed_logging<'py>(
+    slf: &Bound<'py, Framework>,
+    input: Option<&Bound<'py, PyAny>>,
+    source: Option<&Bound<'py, PyAny>>,
+    tags: Option<&Bound<'py, PyAny>>,
+    message: Option<&Bound<'py, PyAny>>,
+    time: Option<&Bound<'py, PyAny>>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_arg_empty(slf, "source", source)?;
+    let py = slf.py();
+    let none = py.None().into_bound(py);
+    let kwargs = kwargs.filter(|k| !k.is_empty());
+    feed::feed(
+        instance_target(slf)?,
+        "L",
+        feed::FeedArgs {
+            input,
+            measurement: source.expect("checked non-empty"),
+            tags,
+            name_tag: None,
+            fields: feed::Fields::Message(message.unwrap_or(&none)),
+            time,
+            kwargs: kwargs.as_ref().map(|k| k.as_any()),
+        },
+    )?;
+    Ok(empty(py).into_any())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn feed_object<'py>(
+    slf: &Bound<'py, Framework>,
+    input: Option<&Bound<'py, PyAny>>,
+    cls: Option<&Bound<'py, PyAny>>,
+    name: Option<&Bound<'py, PyAny>>,
+    tags: Option<&Bound<'py, PyAny>>,
+    fields: Option<&Bound<'py, PyAny>>,
+    time: Option<&Bound<'py, PyAny>>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_arg_empty(slf, "cls", cls)?;
+    let kwargs = kwargs.filter(|k| !k.is_empty());
+    if !truthy(fields)? && kwargs.is_none() {
+        return Err(PyValueError::new_err("arguments missing \"fields\""));
+    }
+    let py = slf.py();
+    // `tags = dict(tags) if tags else {}; tags["name"] = name`, as the
+    // framework did; read in place when `tags` is already a plain dict.
+    let mut tags_dict = None;
+    let name_tag = match name {
+        Some(n) => {
+            let plain = tags.is_none_or(|t| t.is_exact_instance_of::<PyDict>());
+            if !plain {
+                let d = if truthy(tags)? {
+                    py.get_type::<PyDict>()
+                        .call1((tags.expect("truthy"),))?
+                        .cast_into::<PyDict>()?
+                } else {
+                    PyDict::new(py)
+                };
+                d.set_item("name", n)?;
+                tags_dict = Some(d.into_any());
+                None
+            } else {
+                Some(n)
+            }
+        }
+        None => None,
+    };
+    let tags = match &tags_dict {
+        Some(d) => Some(d),
+        None => tags,
+    };
+    feed::feed(
+        instance_target(slf)?,
+        "O",
+        feed::FeedArgs {
+            input,
+            measurement: cls.expect("checked non-empty"),
+            tags,
+            name_tag,
+            fields: feed::Fields::Map(fields),
+            time,
+            kwargs: kwargs.as_ref().map(|k| k.as_any()),
+        },
+    )?;
+    Ok(empty(py).into_any())
+}
+
+/// `""`, the answer of every queueing call (the original returned DataKit's
+/// response body).
+fn empty(py: Python<'_>) -> Bound<'_, PyString> {
+    pyo3::intern!(py, "").clone()
+}
+
+/// Extra positional arguments: the `TypeError` CPython gives for the
+/// framework's Python methods (`self` counted).
+fn too_many(args: &Bound<'_, PyTuple>, method: &str, takes: &str, max: usize) -> PyResult<()> {
+    if args.is_empty() {
+        return Ok(());
+    }
+    Err(PyTypeError::new_err(format!(
+        "DataKitFramework.{method}() {takes} but {} were given",
+        max + args.len()
+    )))
+}
+
+/// Python's `not v` negated (`None`: false); what `__bool__`/`__len__` raise is passed on.
+fn truthy(v: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    match v {
+        None => Ok(false),
+        Some(v) => v.is_truthy(),
+    }
+}
+
+/// `self.checkArgEmpty(name, value)`: the framework's check, or the
+/// script class's own when it overrides it.
+fn check_arg_empty(
+    slf: &Bound<'_, Framework>,
+    name: &str,
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let py = slf.py();
+    if let Some(base) = CHECK_ARG_EMPTY.get(py) {
+        if overrides_check(slf, base)? {
+            let none = py.None().into_bound(py);
+            slf.call_method1(
+                pyo3::intern!(py, "checkArgEmpty"),
+                (name, value.unwrap_or(&none)),
+            )?;
+            return Ok(());
+        }
+    }
+    if !truthy(value)? {
+        return Err(PyValueError::new_err(format!(
+            "arguments missing \"{name}\""
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the class of `slf` has a `checkArgEmpty` other than the
+/// framework's. Remembered per class while the class is unchanged
+/// (CPython's version tag of the type, which any change to it or to a base
+/// invalidates), so the attribute is not looked up on every call.
+fn overrides_check(slf: &Bound<'_, Framework>, base: &Py<PyAny>) -> PyResult<bool> {
+    thread_local! {
+        /// (type, its version tag, overrides).
+        static LAST: std::cell::Cell<(usize, u32, bool)> = const { std::cell::Cell::new((0, 0, false)) };
+    }
+    let ty = slf.get_type();
+    let tp = ty.as_type_ptr();
+    // SAFETY: a live type object; plain reads of its fields.
+    let (tag, valid) = unsafe {
+        (
+            (*tp).tp_version_tag,
+            (*tp).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0,
+        )
+    };
+    if valid {
+        let (t, v, over) = LAST.with(|c| c.get());
+        if t == tp as usize && v == tag {
+            return Ok(over);
+        }
+    }
+    let over = !ty
+        .getattr(pyo3::intern!(slf.py(), "checkArgEmpty"))?
+        .is(base);
+    // The lookup above gives the type a valid tag if it had none.
+    // SAFETY: as above.
+    let (tag, valid) = unsafe {
+        (
+            (*tp).tp_version_tag,
+            (*tp).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0,
+        )
+    };
+    if valid {
+        LAST.with(|c| c.set((tp as usize, tag, over)));
+    }
+    Ok(over)
+}
+
+/// Whether any instance chose a target of its own (see [`target`]): until
+/// one does, every instance's `_pythond_target` is the class's `None` and
+/// the attribute is not looked up on every call. (`_pythond_target` is
+/// pythond's own attribute, set by `DataKitFramework.__init__` only.)
+static ANY_TARGET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The target the instance chose (`ip`/`port` given to `__init__`).
+fn instance_target(slf: &Bound<'_, Framework>) -> PyResult<Option<Target>> {
+    if !ANY_TARGET.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let py = slf.py();
+    let t = slf.getattr(pyo3::intern!(py, "_pythond_target"))?;
+    if t.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Target::from_listen(t.cast::<PyString>()?.to_str()?)))
+}
+
+/// The object `datakit_framework`'s Python methods call (`_pythond.api`).
+#[pyclass(frozen, module = "_pythond", name = "Api")]
+pub struct Api;
 
 #[pymethods]
 impl Api {
-    /// `report(data)`: every category list of `data`, all-or-nothing.
+    /// `report(data)` for callers of the former API object.
     fn report(&self, target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
-        report::report(self, target, data)
+        report::report(route_target(target), data)?;
+        Ok(String::new())
     }
 
-    /// The one-point `feed_*` methods: fields = `fields` then `kwargs`.
+    /// The event methods' point: fields = `fields` then `kwargs`.
     #[pyo3(signature = (target, key, input, measurement, tags, fields, time, kwargs))]
     #[allow(clippy::too_many_arguments)]
     fn feed(
@@ -59,18 +362,19 @@ impl Api {
         kwargs: Option<Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         feed::feed(
-            self,
-            target,
+            route_target(target),
             key,
             feed::FeedArgs {
-                input,
+                input: input.as_ref(),
                 measurement,
-                tags,
-                fields,
-                time,
-                kwargs,
+                tags: tags.as_ref(),
+                name_tag: None,
+                fields: feed::Fields::Map(fields.as_ref()),
+                time: time.as_ref(),
+                kwargs: kwargs.as_ref(),
             },
-        )
+        )?;
+        Ok(String::new())
     }
 
     /// `set_lasterror(input, message)`: queued, answered with "".
@@ -80,19 +384,35 @@ impl Api {
         input: &Bound<'_, PyAny>,
         message: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
-        feed::lasterror(self, target, input, message)
+        feed::lasterror(target, input, message)
     }
 
     /// `http_post_json` / `http_post_raw`: the response body, "" on failure.
     fn post(&self, py: Python<'_>, url: String, body: String, json: bool) -> String {
-        feed::post(self, py, url, body, json)
+        feed::post(py, url, body, json)
     }
 }
 
 /// Put the API object for `ctx` where `datakit_framework` finds it.
 pub(crate) fn install_api(py: Python<'_>, ctx: Context) -> PyResult<()> {
+    let lines = matches!(ctx.sink.payload(), Payload::Lines(_));
+    if CTX.set(Ctx { ctx, lines }).is_err() {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the interpreter of a worker serves one input",
+        ));
+    }
     let module = py.import("_pythond")?;
-    module.setattr("api", Bound::new(py, Api { ctx })?)
+    module.setattr("api", Bound::new(py, Api)?)
+}
+
+/// Note the framework's own `checkArgEmpty` (after `datakit_framework` ran).
+pub(crate) fn framework_installed(framework: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = framework.py();
+    let f = framework
+        .getattr("DataKitFramework")?
+        .getattr("checkArgEmpty")?;
+    let _ = CHECK_ARG_EMPTY.set(py, f.unbind());
+    Ok(())
 }
 
 /// `(ip, port)` given to `DataKitFramework.__init__` → the target URL, or
@@ -102,7 +422,11 @@ pub(crate) fn install_api(py: Python<'_>, ctx: Context) -> PyResult<()> {
 fn target(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     let host = host.str()?.to_string();
     let port = port.str()?.to_string();
-    Ok(Target::from_ip_port(&host, &port).map(|t| t.to_string()))
+    let t = Target::from_ip_port(&host, &port).map(|t| t.to_string());
+    if t.is_some() {
+        ANY_TARGET.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(t)
 }
 
 /// Add the input's tags, apply the point rules; an error is a `ValueError`
@@ -124,14 +448,82 @@ fn finish(
         .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
-fn submit(ctx: &Context, route: Route, points: Payload) {
+/// Hand one call's points to the sink (logged when it refuses them).
+fn submit(route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
-    crate::script::count_points(&route.category, points.len() as u64);
-    if let Err(e) = ctx.sink.submit(route, points) {
+    if let Err(e) = ctx().ctx.sink.submit(route, points) {
         tracing::warn!(target: "pythond::writer", script = %crate::current_script(), "{e}");
     }
+}
+
+/// One checked call's lines for `route`: into the running script's stage
+/// (gathered with its other calls, see `pythond_core::writer::Stage`), or
+/// straight to the sink outside a run; counted for the script.
+fn hand_over(route: &Route, lines: &mut Lines) {
+    let n = lines.len() as u64;
+    if n == 0 {
+        return;
+    }
+    let staged = crate::script::with_current(|cur| {
+        let cur = cur?;
+        cur.counters.add(&route.category, n);
+        cur.counters.call();
+        let stage = cur.stage.as_ref()?;
+        stage.push(route, lines);
+        Some(())
+    });
+    if staged.is_none() {
+        submit(route.clone(), Payload::Lines(std::mem::take(lines)));
+    }
+}
+
+/// [`hand_over`] of the one line `write` encodes: straight into the running
+/// script's stage, else into `scratch` and to the sink. On `Err` nothing is
+/// handed over (and nothing counted).
+fn hand_over_with<E>(
+    route: &Route,
+    scratch: &mut Lines,
+    write: impl FnOnce(&mut Lines) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut write = Some(write);
+    let staged = crate::script::with_current(|cur| {
+        let cur = cur?;
+        let stage = cur.stage.as_ref()?;
+        let w = write.take().expect("once");
+        Some(stage.push_with(route, w).map(|()| {
+            cur.counters.add(&route.category, 1);
+            cur.counters.call();
+        }))
+    });
+    match staged {
+        Some(r) => r,
+        None => {
+            scratch.clear();
+            (write.take().expect("not used"))(scratch)?;
+            hand_over(route, scratch);
+            Ok(())
+        }
+    }
+}
+
+/// A call's points submitted directly (test mode's whole points, and
+/// `report()`): the script's stage goes first, so that its points of the
+/// same route keep their order; counted for the script.
+fn hand_over_direct(route: Route, points: Payload) {
+    if points.is_empty() {
+        return;
+    }
+    crate::script::with_current(|cur| {
+        if let Some(cur) = cur {
+            cur.counters.add(&route.category, points.len() as u64);
+            if let Some(stage) = &cur.stage {
+                stage.flush();
+            }
+        }
+    });
+    submit(route, points);
 }
 
 fn now_ns() -> i64 {
@@ -150,6 +542,8 @@ fn route_target(target: Option<String>) -> Option<Target> {
 #[pyo3(name = "_pythond")]
 pub fn pythond_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Api>()?;
+    m.add_class::<Framework>()?;
+    methods::install(&m.py().get_type::<Framework>())?;
     m.add_function(wrap_pyfunction!(target, m)?)?;
     m.add_function(wrap_pyfunction!(output::output, m)?)?;
     m.add_function(wrap_pyfunction!(output::output_flush, m)?)?;

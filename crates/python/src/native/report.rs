@@ -1,15 +1,23 @@
 //! `report(data)`: a dict of category lists, checked and encoded point by
-//! point, handed over all-or-nothing.
+//! point, handed over all-or-nothing. In run mode the points are read in
+//! chunks while attached to Python and checked and encoded detached from it
+//! (see [`encode_list`]).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::{finish, now_ns, route_target, submit, Api};
+use pyo3::sync::PyOnceLock;
+
+use super::read::{self, Keep, PointKeys};
+use super::{ctx, finish, hand_over_direct, now_ns};
 use crate::convert::{raw_point, short_repr, type_name};
-use pythond_core::point::{Category, ConvertOptions, Precision};
+use pythond_core::lineproto::Lines;
+use pythond_core::point::{encode_fast, Category, ConvertOptions, Point, Precision, RawPoints};
 use pythond_core::route::{Route, WriteQuery};
+use pythond_core::sink::Payload;
+use pythond_core::target::Target;
 
 fn opt_str(v: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<String>> {
     match v {
@@ -52,14 +60,15 @@ fn opt_bool(v: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Option<bool>> {
     )))
 }
 
+/// Points read per chunk while attached, before checking and encoding them
+/// detached (and bytes of strings, so a chunk of huge strings stays small).
+const CHUNK_POINTS: usize = 2048;
+const CHUNK_BYTES: usize = 1 << 20;
+
 /// `report(data)`: every category list of `data`, all-or-nothing.
-pub(super) fn report(
-    api: &Api,
-    target: Option<String>,
-    data: &Bound<'_, PyAny>,
-) -> PyResult<String> {
+pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = data.py();
-    let ctx = &api.ctx;
+    let c = ctx();
     let data = data.cast::<PyDict>().map_err(|_| {
         PyValueError::new_err(format!(
             "report(): argument \"data\" must be a dict like {{'M': [points], 'input': 'name'}}, got {}",
@@ -87,11 +96,10 @@ pub(super) fn report(
         })?),
     };
     let opts = ConvertOptions {
-        numbers_as_float: ctx.numbers_as_float,
+        numbers_as_float: c.ctx.numbers_as_float,
         precision,
         now_ns: now_ns(),
     };
-    let target = route_target(target);
     let mut batches = Vec::new();
     for key in Category::REPORT_KEYS {
         let Some(list) = data.get_item(key)? else {
@@ -101,26 +109,38 @@ pub(super) fn report(
             continue;
         }
         let what = format!("report(): {key:?}");
-        let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = list.cast::<PyList>() {
-            l.iter().collect()
+        // A snapshot of the list: describing a point may run script code
+        // (`__index__`) that changes it, and while points are encoded
+        // detached the script's other threads may.
+        let items: Bound<'_, PyTuple> = if let Ok(l) = list.cast::<PyList>() {
+            l.to_tuple()
         } else if let Ok(t) = list.cast::<PyTuple>() {
-            t.iter().collect()
+            t.clone()
         } else {
             return Err(PyValueError::new_err(format!(
                 "{what} must be a list of points, got {}",
                 type_name(&list)
             )));
         };
-        // Describe, check and encode each point while its dict is hot in
-        // cache; nothing is handed over until every list is valid.
-        let mut points = ctx.sink.payload();
-        for (i, item) in items.iter().enumerate() {
-            let raw =
-                raw_point(item).map_err(|e| e.into_pyerr(|e| format!("{what}: point {i}: {e}")))?;
-            points.push(finish(ctx, raw, i, &opts, &what)?);
-        }
+        let points = if c.lines {
+            Payload::Lines(encode_list(&items, &opts, &what)?)
+        } else {
+            // Test mode: whole points, through the reference path.
+            let mut points = c.ctx.sink.payload();
+            for (i, item) in items.iter().enumerate() {
+                points.push(reference_point(&item, i, &opts, &what)?);
+            }
+            points
+        };
         let category = Category::from_report_key(key).expect("REPORT_KEYS are categories");
         batches.push((category, points));
+    }
+    if batches.iter().any(|(_, p)| !p.is_empty()) {
+        crate::script::with_current(|cur| {
+            if let Some(cur) = cur {
+                cur.counters.call();
+            }
+        });
     }
     for (category, points) in batches {
         let route = Route {
@@ -128,7 +148,89 @@ pub(super) fn report(
             category,
             query: query.clone(),
         };
-        submit(ctx, route, points);
+        hand_over_direct(route, points);
     }
-    Ok(String::new())
+    Ok(())
+}
+
+/// Point `i` of a list through the reference path: its error, or its point.
+fn reference_point(
+    item: &Bound<'_, PyAny>,
+    i: usize,
+    opts: &ConvertOptions,
+    what: &str,
+) -> PyResult<Point> {
+    let raw = raw_point(item).map_err(|e| e.into_pyerr(|e| format!("{what}: point {i}: {e}")))?;
+    finish(&ctx().ctx, raw, i, opts, what)
+}
+
+/// Check and encode every point of `items`: chunks of points are read
+/// while attached (only what reads Python objects), then checked and
+/// encoded detached, so the worker's other scripts run meanwhile. A point
+/// the fast path does not take goes through the reference path, attached,
+/// in its place: the lines, their order and the first error are those of
+/// the reference path alone.
+fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) -> PyResult<Lines> {
+    let py = items.py();
+    let keys = point_keys(py);
+    let input_tags = &ctx().ctx.input_tags;
+    let n = items.len();
+    let mut lines = Lines::new();
+    let mut raw = RawPoints::new();
+    // The strings `raw` borrows, held until their chunk is encoded.
+    let mut keep = Keep::default();
+    let mut i = 0;
+    while i < n {
+        raw.clear();
+        keep.release();
+        let chunk_start = i;
+        let mut slow = None;
+        while i < n && raw.len() < CHUNK_POINTS && raw.byte_len() < CHUNK_BYTES {
+            let item = items.get_borrowed_item(i)?;
+            if read::report_point(py, &mut raw, &item, keys, &mut keep).is_none() {
+                slow = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        // `raw` holds points chunk_start..i (then `slow`, if any).
+        let mut from = 0;
+        loop {
+            let failed = py.detach(|| encode_chunk(&raw, from, opts, input_tags, &mut lines));
+            let Err(j) = failed else { break };
+            let item = items.get_borrowed_item(chunk_start + j)?;
+            lines.push(&reference_point(&item, chunk_start + j, opts, what)?);
+            from = j + 1;
+        }
+        if let Some(k) = slow {
+            let item = items.get_borrowed_item(k)?;
+            lines.push(&reference_point(&item, k, opts, what)?);
+            i = k + 1;
+        }
+    }
+    Ok(lines)
+}
+
+/// Encode points `from..` of `raw`; `Err(j)`: point `j` needs the reference path.
+fn encode_chunk(
+    raw: &RawPoints,
+    from: usize,
+    opts: &ConvertOptions,
+    input_tags: &[(String, String)],
+    lines: &mut Lines,
+) -> Result<(), usize> {
+    for j in from..raw.len() {
+        encode_fast(raw, j, opts, input_tags, lines).map_err(|_| j)?;
+    }
+    Ok(())
+}
+
+fn point_keys(py: Python<'_>) -> &PointKeys {
+    static KEYS: PyOnceLock<PointKeys> = PyOnceLock::new();
+    KEYS.get_or_init(py, || PointKeys {
+        measurement: intern!(py, "measurement").clone().into_any().unbind(),
+        tags: intern!(py, "tags").clone().into_any().unbind(),
+        fields: intern!(py, "fields").clone().into_any().unbind(),
+        time: intern!(py, "time").clone().into_any().unbind(),
+    })
 }

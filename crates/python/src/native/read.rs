@@ -1,0 +1,331 @@
+//! The fast reader: points made of exact built-in types (`dict` with `str`
+//! keys; `str`, `int` within i64, `float`, `bool`, `None` values) copied into
+//! a [`RawPoints`] arena, borrowing each string's UTF-8 from the `str` object
+//! instead of allocating a `String` per key and value.
+//!
+//! Only exact types are read here: their reading runs no Python code (no
+//! `__index__`, no `__eq__` of a key, no dict resized under the iteration),
+//! so the dicts can be walked with `PyDict_Next` and borrowed references.
+//! Anything else (a subclass, a list value, bytes, a big int, a str with
+//! lone surrogates) makes the reader answer `None`, and the caller takes
+//! the reference path ([`crate::convert`] + the rules), which knows every
+//! case and every error message.
+
+use std::os::raw::c_int;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use pythond_core::point::{RawPoints, Span, Val};
+
+/// The UTF-8 of an exact `str` (cached by CPython in the object: no copy).
+/// `None` for anything else, or a str that has no UTF-8 (lone surrogates).
+///
+/// # Safety
+/// `o` is a live object and the GIL is held; the slice lives as long as `o`.
+#[inline]
+unsafe fn exact_str<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
+    if ffi::PyUnicode_CheckExact(o) == 0 {
+        return None;
+    }
+    if ffi::PyUnicode_IS_COMPACT_ASCII(o) != 0 {
+        // ASCII is its own UTF-8: the characters right after the header.
+        let p = ffi::PyUnicode_DATA(o) as *const u8;
+        let len = ffi::PyUnicode_GET_LENGTH(o) as usize;
+        // SAFETY: a compact ASCII str holds `len` ASCII bytes at `p`.
+        return Some(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+            p, len,
+        )));
+    }
+    let mut len: ffi::Py_ssize_t = 0;
+    let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut len);
+    if p.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    // SAFETY: CPython's UTF-8 buffer of the str, `len` bytes, valid UTF-8.
+    Some(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+        p as *const u8,
+        len as usize,
+    )))
+}
+
+/// How strings go into the arena.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strings {
+    /// Borrowed from the `str` objects: the point is encoded before the
+    /// call returns, attached all along, while the call's arguments hold
+    /// every object read (`feed_*`).
+    Borrow,
+    /// Borrowed, each `str` object held by a reference of our own in this
+    /// [`Keep`] until the points are encoded: `report()` encodes them
+    /// detached, while the script's other threads could change the dicts
+    /// that held them.
+    Keep(*mut Keep),
+}
+
+/// Strong references to the `str` objects a chunk's arena borrows from.
+/// Released (attached: it is only dropped or cleared while attached) once
+/// the chunk is encoded.
+#[derive(Default)]
+pub(super) struct Keep(Vec<*mut ffi::PyObject>);
+
+impl Keep {
+    /// Release every reference. Attached only.
+    pub(super) fn release(&mut self) {
+        for o in self.0.drain(..) {
+            // SAFETY: a reference taken by `put`, released once, attached.
+            unsafe { ffi::Py_DECREF(o) };
+        }
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// An exact str into the arena; `None` for anything else.
+///
+/// # Safety
+/// `o` is alive and the GIL is held. With [`Strings::Borrow`], `o`
+/// outlives every use of the arena before its next `clear()`; with
+/// [`Strings::Keep`], the `Keep` outlives those uses.
+#[inline]
+unsafe fn put(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Span> {
+    let s = exact_str(o)?;
+    Some(match mode {
+        Strings::Borrow => rp.str_borrowed(s),
+        Strings::Keep(keep) => {
+            ffi::Py_INCREF(o);
+            (*keep).0.push(o);
+            rp.str_borrowed(s)
+        }
+    })
+}
+
+/// One value of an exact scalar type.
+///
+/// # Safety
+/// `o` is a live object and the GIL is held; see [`put`] for `mode`.
+#[inline]
+unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Val> {
+    if o == ffi::Py_None() {
+        return Some(Val::None);
+    }
+    if let Some(s) = put(rp, o, mode) {
+        return Some(Val::Str(s));
+    }
+    if ffi::PyLong_CheckExact(o) != 0 {
+        let mut overflow: c_int = 0;
+        let v = ffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
+        if overflow != 0 || (v == -1 && !ffi::PyErr_Occurred().is_null()) {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        return Some(Val::Int(v));
+    }
+    if ffi::PyFloat_CheckExact(o) != 0 {
+        return Some(Val::Float(ffi::PyFloat_AS_DOUBLE(o)));
+    }
+    if o == ffi::Py_True() {
+        return Some(Val::Bool(true));
+    }
+    if o == ffi::Py_False() {
+        return Some(Val::Bool(false));
+    }
+    None
+}
+
+/// How the items of a dict are added to the point being read.
+#[derive(Clone, Copy)]
+enum Add {
+    Item,
+    Merge,
+}
+
+/// Every item of a tags/fields argument: `None` is empty, an exact dict
+/// with str keys and scalar values is read; anything else is `None`.
+///
+/// # Safety
+/// See [`put`] for `mode`.
+unsafe fn map(
+    rp: &mut RawPoints,
+    v: Option<&Bound<'_, PyAny>>,
+    add: Add,
+    mode: Strings,
+) -> Option<()> {
+    let Some(v) = v else { return Some(()) };
+    let d = v.as_ptr();
+    // SAFETY: `d` is alive (borrowed from the caller) and the GIL is held.
+    // The dict is walked with borrowed references; nothing below runs
+    // Python code, so it cannot change during the walk.
+    unsafe {
+        if d == ffi::Py_None() {
+            return Some(());
+        }
+        if ffi::PyDict_CheckExact(d) == 0 {
+            return None;
+        }
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut val: *mut ffi::PyObject = std::ptr::null_mut();
+        while ffi::PyDict_Next(d, &mut pos, &mut k, &mut val) != 0 {
+            let key = put(rp, k, mode)?;
+            let val = scalar(rp, val, mode)?;
+            match add {
+                Add::Item => rp.item(key, val),
+                Add::Merge => rp.merge_field(key, val),
+            }
+        }
+    }
+    Some(())
+}
+
+/// The arguments of one `feed_*` call.
+pub(super) struct FeedPoint<'a, 'py> {
+    pub measurement: &'a Bound<'py, PyAny>,
+    pub tags: Option<&'a Bound<'py, PyAny>>,
+    /// `feed_object`'s `name`: set as tag `name` (`tags["name"] = name`).
+    pub name_tag: Option<&'a Bound<'py, PyAny>>,
+    /// The `fields` argument (not read by [`feed_message`]).
+    pub fields: Option<&'a Bound<'py, PyAny>>,
+    pub kwargs: Option<&'a Bound<'py, PyAny>>,
+    pub time: Option<&'a Bound<'py, PyAny>>,
+}
+
+/// Read one `feed_*` point into `rp` (emptied first); `None`: take the
+/// reference path.
+pub(super) fn feed_point(rp: &mut RawPoints, p: &FeedPoint<'_, '_>) -> Option<()> {
+    // SAFETY: the call's arguments hold every object read while `rp` is
+    // used (the caller encodes before it returns and clears `rp` first).
+    feed_with(rp, p, |rp| unsafe {
+        map(rp, p.fields, Add::Item, Strings::Borrow)
+    })
+}
+
+/// `feed_logging`'s point: its fields are `{"message": message}`.
+pub(super) fn feed_message(
+    rp: &mut RawPoints,
+    p: &FeedPoint<'_, '_>,
+    message: &Bound<'_, PyAny>,
+) -> Option<()> {
+    feed_with(rp, p, |rp| {
+        let k = rp.str("message");
+        // SAFETY: a live object borrowed from the call, GIL held, which
+        // holds it while `rp` is used.
+        let v = unsafe { scalar(rp, message.as_ptr(), Strings::Borrow)? };
+        rp.item(k, v);
+        Some(())
+    })
+}
+
+fn feed_with(
+    rp: &mut RawPoints,
+    p: &FeedPoint<'_, '_>,
+    fields: impl FnOnce(&mut RawPoints) -> Option<()>,
+) -> Option<()> {
+    rp.clear();
+    let mode = Strings::Borrow;
+    // SAFETY: live objects borrowed from the call, GIL held; the call's
+    // arguments hold every object read while `rp` is used.
+    unsafe {
+        let m = put(rp, p.measurement.as_ptr(), mode)?;
+        rp.begin_point(m);
+        map(rp, p.tags, Add::Item, mode)?;
+        if let Some(n) = p.name_tag {
+            let v = scalar(rp, n.as_ptr(), mode)?;
+            rp.set_tag("name", v);
+        }
+        rp.fields();
+        fields(rp)?;
+        map(rp, p.kwargs, Add::Merge, mode)?;
+        let t = match p.time {
+            None => Val::None,
+            Some(t) => scalar(rp, t.as_ptr(), mode)?,
+        };
+        if matches!(t, Val::Str(_) | Val::Bool(_)) {
+            return None;
+        }
+        rp.end_point(t);
+    }
+    Some(())
+}
+
+/// Keys of a `report()` point, interned once.
+pub(super) struct PointKeys {
+    pub measurement: Py<PyAny>,
+    pub tags: Py<PyAny>,
+    pub fields: Py<PyAny>,
+    pub time: Py<PyAny>,
+}
+
+/// Read one element of a `report()` list into `rp` (appended); `None`:
+/// nothing of it is kept, take the reference path for it.
+pub(super) fn report_point(
+    py: Python<'_>,
+    rp: &mut RawPoints,
+    item: &Bound<'_, PyAny>,
+    keys: &PointKeys,
+    keep: &mut Keep,
+) -> Option<()> {
+    let mark = rp.mark();
+    // SAFETY: `item` is alive (borrowed from the caller), GIL held; the
+    // strings read are held by `keep` (the caller keeps it until `rp` is
+    // encoded).
+    let r = unsafe { report_point_inner(py, rp, item.as_ptr(), keys, Strings::Keep(keep)) };
+    if r.is_none() {
+        rp.rollback(mark);
+    }
+    r
+}
+
+unsafe fn report_point_inner(
+    py: Python<'_>,
+    rp: &mut RawPoints,
+    item: *mut ffi::PyObject,
+    keys: &PointKeys,
+    mode: Strings,
+) -> Option<()> {
+    if ffi::PyDict_CheckExact(item) == 0 {
+        return None;
+    }
+    let get = |k: &Py<PyAny>| -> Option<*mut ffi::PyObject> {
+        // Exact str keys into a dict: a lookup that finds a non-str key of
+        // the same hash would compare with `__eq__`; that is what the
+        // reference path's `get_item` does too. An error: reference path.
+        let v = ffi::PyDict_GetItemWithError(item, k.as_ptr());
+        if v.is_null() && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(v)
+    };
+    let m = get(&keys.measurement)?;
+    if m.is_null() {
+        return None;
+    }
+    let m = put(rp, m, mode)?;
+    rp.begin_point(m);
+    let tags = get(&keys.tags)?;
+    let fields = get(&keys.fields)?;
+    let time = get(&keys.time)?;
+    if !tags.is_null() {
+        map(rp, Some(Bound::ref_from_ptr(py, &tags)), Add::Item, mode)?;
+    }
+    rp.fields();
+    if !fields.is_null() {
+        map(rp, Some(Bound::ref_from_ptr(py, &fields)), Add::Item, mode)?;
+    }
+    let t = if time.is_null() {
+        Val::None
+    } else {
+        scalar(rp, time, mode)?
+    };
+    if matches!(t, Val::Str(_) | Val::Bool(_)) {
+        return None;
+    }
+    rp.end_point(t);
+    Some(())
+}
