@@ -38,20 +38,7 @@ fn script(dir: &tempfile::TempDir, module: &str, src: &str) -> Script {
 
 /// Spins until a `stop` file appears beside it (10 s at most), after
 /// creating a `started` file: the test knows when a run is inside `run()`.
-const SPIN: &str = "\
-import os
-import time
-from datakit_framework import DataKitFramework
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-class Spin(DataKitFramework):
-    def run(self):
-        open(os.path.join(HERE, 'started'), 'w').close()
-        end = time.monotonic() + 10
-        while time.monotonic() < end and not os.path.exists(os.path.join(HERE, 'stop')):
-            pass
-";
+const SPIN: &str = include_str!("data/interrupt/spin.py");
 
 /// Run `run` of `s` on a thread of its own, once it is inside `run()`.
 fn start_spin(
@@ -104,34 +91,9 @@ fn an_interrupt_naming_an_ended_run_leaves_the_next_run_alone() {
 /// `run()` raises `ValueError` from 150 frames down, so formatting its
 /// traceback takes a while; the switch interval is made tiny so the GIL
 /// changes hands inside it.
-const DEEP: &str = "\
-import random
-import sys
-from datakit_framework import DataKitFramework
+const DEEP: &str = include_str!("data/interrupt/deep.py");
 
-sys.setswitchinterval(1e-6)
-
-def deep(n):
-    if n == 0:
-        raise ValueError('boom')
-    return deep(n - 1)
-
-class Deep(DataKitFramework):
-    def run(self):
-        # A random stretch of bytecode first, so that interrupts land at
-        # every point of the run, its end included.
-        for _ in range(random.randint(0, 3000)):
-            pass
-        deep(150)
-";
-
-const QUICK: &str = "\
-from datakit_framework import DataKitFramework
-
-class Quick(DataKitFramework):
-    def run(self):
-        return sum(str(i).count('1') for i in range(2000))
-";
+const QUICK: &str = include_str!("data/interrupt/quick.py");
 
 #[test]
 fn an_interrupt_never_lands_after_the_run_it_names_returned() {
@@ -213,21 +175,7 @@ fn an_interrupt_never_lands_after_the_run_it_names_returned() {
 
 /// A value whose `__index__` loops: the timeout fires inside the converter,
 /// which must pass `RunTimeout` on rather than take it for "not a number".
-const LOOPS_IN_INDEX: &str = "\
-from datakit_framework import DataKitFramework
-
-class Looper(object):
-    def __index__(self):
-        while True:
-            pass
-
-class InIndex(DataKitFramework):
-    def run(self):
-        try:
-            self.feed_metric(measurement='m', fields={'v': Looper()})
-        except ValueError:
-            pass
-";
+const LOOPS_IN_INDEX: &str = include_str!("data/interrupt/loops_in_index.py");
 
 #[test]
 fn a_timeout_inside_script_code_the_converter_runs_is_not_swallowed() {
