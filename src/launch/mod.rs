@@ -318,12 +318,10 @@ fn serve(
                 found.missing.join("; ")
             );
         }
-        Ok(run::worker_spec(
-            &input,
-            found.modules,
-            found.sys_path,
-            &defaults,
-        ))
+        let mut spec = run::worker_spec(&input, found.modules, found.sys_path, &defaults);
+        // A kill is this mode's normal stop: keep little only in memory.
+        spec.short_linger = true;
+        Ok(spec)
     });
     let first = prepare()?;
     pipe::say(&format!(
