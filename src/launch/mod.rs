@@ -155,6 +155,8 @@ fn start(args: LaunchArgs) -> anyhow::Result<i32> {
         Some(l) => l,
         None => init_logs(&log_dir_for(&lf.datakit_dir), &args.log_level)?,
     };
+    pipe::log_drops();
+    crate::supervisor::state::count_pipe_drops(pipe::dropped);
     let result = serve(&name, lf, log_dir, cli_log, &args.log_level);
     if let Err(e) = &result {
         tracing::error!(input = %name, "{e:#}");

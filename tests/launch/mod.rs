@@ -140,15 +140,46 @@ struct Launched {
 
 /// `pythond <file> --logname=<name>` with an environment of only `envs`.
 fn launch(file: &Path, name: &str, envs: &[(&str, String)]) -> Launched {
+    let logname: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+    launch_with(
+        file,
+        &[&format!("--logname={logname}")],
+        envs,
+        Pipe::Drained,
+    )
+}
+
+/// How the test, playing DataKit, treats pythond's pipe.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pipe {
+    /// Read 1 KiB a second, as DataKit does.
+    Drained,
+    /// Full before pythond starts, and never read.
+    Full,
+}
+
+/// `pythond <file> <args>` with an environment of only `envs`.
+fn launch_with(file: &Path, args: &[&str], envs: &[(&str, String)], mode: Pipe) -> Launched {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the array with two new fds, owned below.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: fresh fds owned by nothing else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let logname: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+    if mode == Pipe::Full {
+        // SAFETY: fcntl and write on our own fds, from a live buffer.
+        unsafe {
+            let flags = libc::fcntl(w.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(w.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+            let junk = [b'.'; 4096];
+            while libc::write(w.as_raw_fd(), junk.as_ptr().cast(), junk.len()) > 0 {}
+            // Down to single bytes: not even a newline fits.
+            while libc::write(w.as_raw_fd(), junk.as_ptr().cast(), 1) > 0 {}
+            libc::fcntl(w.as_raw_fd(), libc::F_SETFL, flags);
+        }
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_pythond"))
         .arg(file)
-        .arg(format!("--logname={logname}"))
+        .args(args)
         .env_clear()
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -159,6 +190,10 @@ fn launch(file: &Path, name: &str, envs: &[(&str, String)]) -> Launched {
     let pipe = Arc::new(Mutex::new(Vec::new()));
     let sink = pipe.clone();
     std::thread::spawn(move || {
+        if mode == Pipe::Full {
+            // Held open, never read, until the test ends.
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         // DataKit: every second, one read of at most 1024 bytes.
         let mut buf = [0u8; 1024];
         loop {

@@ -211,3 +211,33 @@ fn an_edited_script_is_reloaded_without_restarting_datakit_or_pythond() {
     assert!(alive(p.child.id() as i32), "the same pythond");
     p.kill9();
 }
+
+#[test]
+fn lines_a_full_pipe_could_not_take_are_counted_in_the_log_and_the_status() {
+    let dk = FakeDataKit::start();
+    let (i, file) = team_install(&dk.addr().to_string(), "full", "");
+    // DataKit stopped reading: not even the start line fits.
+    let mut p = launch_with(&file, &["--logname=full"], &[], Pipe::Full);
+    assert!(
+        dk.wait_for_lines(3, Duration::from_secs(30)),
+        "a full pipe blocks nothing: {}",
+        i.cli_log(&i.data_dir())
+    );
+    // While pythond runs (it may never get to say it at exit: SIGKILL).
+    eventually(20, "the drop in the log", || {
+        let log = i.cli_log(&i.data_dir());
+        (log.contains("lines for DataKit's pipe dropped so far") && log.contains("lines=1"))
+            .then_some(())
+    });
+    let status = eventually(20, "the drop in the status", || {
+        let out = pythond()
+            .args(["status", "--json", "--datakit-dir"])
+            .arg(i.path())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["inputs"][0]["pipe_lines_dropped"] == 1).then_some(v)
+    });
+    assert_eq!(status["inputs"][0]["name"], "full", "{status}");
+    p.kill9();
+}
