@@ -282,6 +282,9 @@ fn serve(
         log_level: log_level.to_owned(),
     };
     let block_found = block.is_some();
+    let block_envs = block
+        .as_ref()
+        .map(|b| (b.envs.clone(), b.source.to_string()));
     let max_rss = input.max_rss;
     let launch_file = lf.path.display().to_string();
     let python_d = datakit_dir.join("python.d");
@@ -385,9 +388,7 @@ fn serve(
         if let Some(reason) = &o.config_error {
             let hint = python_from
                 .map(|v| {
-                    format!(
-                        " [launch mode: that Python is {v}, from the block's envs, and cmd stays pythond: set {v} to another Python, or leave it out to use pythond's own]"
-                    )
+                    python::mismatch_hint(v, block_envs.as_ref().map(|(e, at)| (&e[..], &at[..])))
                 })
                 .unwrap_or_default();
             pipe::say(&format!(

@@ -5,50 +5,63 @@ use super::*;
 
 #[test]
 fn pythond_python_of_another_version_is_one_clear_line_and_a_non_zero_exit() {
-    let dk = FakeDataKit::start();
-    let (i, file) = team_install(&dk.addr().to_string(), "other", "");
-    copy_data(
-        "launch/python_other/python3",
-        &i.path().join("opt/python3.99/bin/python3"),
-    );
-    let python = i.path().join("opt/python3.99/bin/python3");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let home = i.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut p = launch(
-        &file,
-        "other",
-        &[
+    // PYTHOND_PYTHON from DataKit's own environment (a block without envs),
+    // then from the block's envs (DataKit passes only those).
+    for in_envs in [false, true] {
+        let dk = FakeDataKit::start();
+        let i = Install::new(&dk.addr().to_string());
+        let python = i.path().join("opt/python3.99/bin/python3");
+        copy_data("launch/python_other/python3", &python);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let home = i.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let envs = [
             ("PYTHOND_PYTHON", python.display().to_string()),
             ("HOME", home.display().to_string()),
-        ],
-    );
-    let status = p
-        .exit_within(30)
-        .expect("pythond exits instead of restarting");
-    assert_eq!(status.code(), Some(78), "EX_CONFIG");
-    let pipe = p.pipe_after_exit();
-    let errors: Vec<&str> = pipe.lines().filter(|l| l.contains("Python 3.99")).collect();
-    assert_eq!(errors.len(), 1, "one clear line: {pipe}");
-    assert!(
-        errors[0].contains("stopped: configuration error")
-            && errors[0].contains("but pythond embeds Python 3.")
-            && errors[0].contains("PYTHOND_PYTHON"),
-        "{}",
-        errors[0]
-    );
-    // With HOME, the log is there, as the original's was.
-    let log = i.cli_log(&home);
-    assert!(log.contains("Python 3.99"), "{log}");
-    assert_eq!(
-        log.matches("worker started").count(),
-        1,
-        "not restarted: {log}"
-    );
-    assert!(dk.all_lines().is_empty());
+        ];
+        let extra = if in_envs {
+            let e: Vec<String> = envs.iter().map(|(k, v)| format!("\"{k}={v}\"")).collect();
+            format!("  envs = [{}]\n", e.join(", "))
+        } else {
+            String::new()
+        };
+        i.script("extra/single.py", "python.d/extra/single.py");
+        i.block("other", &["extra/single.py"], &extra);
+        let file = i.render(&[], &["single"]);
+        let mut p = launch(&file, "other", &envs);
+        let status = p
+            .exit_within(30)
+            .expect("pythond exits instead of restarting");
+        assert_eq!(status.code(), Some(78), "EX_CONFIG");
+        let pipe = p.pipe_after_exit();
+        let errors: Vec<&str> = pipe.lines().filter(|l| l.contains("Python 3.99")).collect();
+        assert_eq!(errors.len(), 1, "one clear line: {pipe}");
+        let e = errors[0];
+        assert!(
+            e.contains("stopped: configuration error")
+                && e.contains("but pythond embeds Python 3.")
+                && e.contains("PYTHOND_PYTHON"),
+            "{e}"
+        );
+        let from = if in_envs {
+            "set in the block's envs ("
+        } else {
+            "from DataKit's own environment (the block has no envs"
+        };
+        assert!(e.contains(from), "says where it came from: {e}");
+        // With HOME, the log is there, as the original's was.
+        let log = i.cli_log(&home);
+        assert!(log.contains("Python 3.99"), "{log}");
+        assert_eq!(
+            log.matches("worker started").count(),
+            1,
+            "not restarted: {log}"
+        );
+        assert!(dk.all_lines().is_empty());
+    }
 }
 
 #[test]
