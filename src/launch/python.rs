@@ -40,7 +40,7 @@ pub fn mismatch_hint(var: &str, block: Option<(&[String], &str)>) -> String {
             " [launch mode: that Python is {var}, set in the block's envs ({at}), and cmd stays pythond: \
              set {var} there to a Python of pythond's version, or leave it out to use pythond's own]"
         ),
-        Some((envs, _)) if envs.is_empty() => format!(
+        Some(([], _)) => format!(
             " [launch mode: that Python is {var} from DataKit's own environment (the block has no envs, \
              so DataKit passes its own), and cmd stays pythond: start DataKit without {var}, or give the \
              block envs = [\"PYTHOND_PYTHON=<a Python of pythond's version>\"]]"
