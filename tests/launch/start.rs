@@ -110,14 +110,21 @@ fn an_unrecognised_launch_file_is_a_clear_error_and_a_non_zero_exit() {
     copy_data("launch/not_a_runner.py", &not_runner);
     copy_data("launch/not_python.bin", &not_python);
     let missing = i.path().join("tmp/pythond_3");
+    // DataKit's own file for a block whose dirs hold no script: `main("")`.
+    let no_scripts = i.render(&[], &[]);
     for (file, what) in [
         (
             &not_runner,
             "no sys.path.append(\"<datakit>/python.d/core\") call",
         ),
         (&not_runner, "no main(\"module\", ...) call"),
+        (&not_runner, "not the runner file DataKit renders"),
         (&not_python, "is not Python source"),
         (&missing, "cannot read"),
+        (
+            &no_scripts,
+            "DataKit's runner file for the block, with no script to run: its main() call names no module",
+        ),
     ] {
         let mut p = launch(file, "x", &[]);
         let status = p.exit_within(20).expect("pythond exits");
