@@ -7,12 +7,15 @@
 //!
 //! - [`start`]: the start, the empty environment, DataKit's pipe, the
 //!   block's keys, where the address and the logs come from, bad runner files;
+//! - [`found`]: the block in a git repo, no `datakit.conf`, `-l`, an
+//!   unwritable `$HOME`;
 //! - [`stop`]: SIGKILL, and the spool replayed at the next start;
 //! - [`python`]: which Python's packages, and `pythond run` beside DataKit;
 //! - [`processes`]: a crash and restart; the processes scripts start end
 //!   with their worker;
 //! - [`kill`]: the SIGKILL loss measurement.
 
+mod found;
 mod kill;
 mod processes;
 mod python;
