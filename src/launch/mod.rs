@@ -17,12 +17,15 @@
 //!   name in `<datakit>/conf.d` (or a git repo's `conf.d`) when found;
 //! - the scripts' packages from `PYTHOND_PYTHON`, `VIRTUAL_ENV`, or the
 //!   embedded interpreter ([`python`]);
-//! - logs in the log files only (`$HOME` when set, else
+//! - logs in the log files only (`$HOME` when set and writable, else
 //!   `<datakit>/cache/pythond/`): the pipe gets the start line and fatal
-//!   errors, written without ever blocking ([`pipe`]);
+//!   errors, written without ever blocking; what did not fit is counted in
+//!   the log and the status ([`pipe`]);
 //! - SIGKILL as the normal stop: workers get SIGTERM from the kernel when we
-//!   die (parent-death signal), spool what they hold and exit; the next start
-//!   replays the spool (whose lock keeps two workers out of one spool).
+//!   die (parent-death signal), spool what they hold, end the processes
+//!   their scripts started and exit; the next start replays the spool (whose
+//!   lock keeps two workers out of one spool). So that little lives only in
+//!   memory, workers get a short linger (`WorkerSpec::short_linger`).
 //!
 //! Exit codes (DataKit ignores them; for people and tests): 2 when pythond
 //! cannot start (unrecognised runner file, bad arguments), `exit::CONFIG`

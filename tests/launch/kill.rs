@@ -22,7 +22,7 @@ const DUPLICATES: usize = 1000;
 /// accepted once a restarted pythond had replayed the spool; then the bounds
 /// above are asserted for every trial.
 #[test]
-#[ignore = "a measurement (about 5 minutes); numbers in BENCHMARKS.md"]
+#[ignore = "a measurement (about 25 s a trial); numbers in BENCHMARKS.md"]
 fn sigkill_loss_at_1000_points_per_second() {
     let trials: usize = std::env::var("PYTHOND_KILL_TRIALS")
         .ok()

@@ -22,7 +22,9 @@
 //! children, leaves alone those it had when the scripts had been loaded
 //! (a `Popen` at import), and reaps one only after it has been a zombie for
 //! [`ZOMBIE_AGE`]. What is left: a child started by a thread a script made
-//! itself, which exited, and left unwaited that long after it ended.
+//! itself, which exited, and left unwaited that long after it ended. (The
+//! per-thread lists need a kernel with `CONFIG_PROC_CHILDREN`, as every
+//! distribution's has; without it nothing is reaped before the worker ends.)
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
