@@ -61,22 +61,35 @@ fn no_process_a_script_started_survives_datakits_sigkill_of_pythond() {
 }
 
 #[test]
-fn no_process_a_script_started_survives_sigterm_of_pythond_run() {
-    let dk = FakeDataKit::start();
-    let dir = crate::fixtures::datakit_with(
-        &dk.addr().to_string(),
-        &[("launch/spawner/spawner.py", "spawner/spawner.py")],
-        &crate::fixtures::block("spawner", &["spawner"], ""),
-    );
-    let d = Daemon::start(&dir, &[]);
-    let pids = spawned(&dir.path().join("python.d/spawner"));
-    let (status, err) = d.stop();
-    assert!(status.success(), "{err}");
-    all_gone(&pids, "after SIGTERM of pythond run");
-    assert!(
-        err.contains("ending the processes the scripts started"),
-        "the worker says so: {err}"
-    );
+fn no_process_a_script_started_survives_sigterm_or_ctrl_c_of_pythond_run() {
+    // Ctrl-C: the terminal signals its foreground process group, which
+    // holds pythond but no longer its workers (each leads a group of its
+    // own); pythond must stop them.
+    for (sig, what) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "Ctrl-C (SIGINT)"),
+    ] {
+        let dk = FakeDataKit::start();
+        let dir = crate::fixtures::datakit_with(
+            &dk.addr().to_string(),
+            &[("launch/spawner/spawner.py", "spawner/spawner.py")],
+            &crate::fixtures::block("spawner", &["spawner"], ""),
+        );
+        let mut d = Daemon::start(&dir, &[]);
+        let pids = spawned(&dir.path().join("python.d/spawner"));
+        // SAFETY: kill(2) of the pythond this test started.
+        unsafe { libc::kill(d.pid(), sig) };
+        let status = eventually(20, &format!("pythond's exit on {what}"), || {
+            d.child.try_wait().unwrap()
+        });
+        let err = d.stderr();
+        assert!(status.success(), "{what}: {err}");
+        all_gone(&pids, &format!("after {what} of pythond run"));
+        assert!(
+            err.contains("ending the processes the scripts started"),
+            "{what}: the worker says so: {err}"
+        );
+    }
 }
 
 #[test]
@@ -200,7 +213,7 @@ fn the_worker_reaps_the_orphans_it_adopts_and_leaves_pythons_children_to_python(
         d.stderr()
     );
     assert!(
-        most <= 16,
+        most <= 25,
         "adopted orphans are reaped: at most {most} zombies at once"
     );
     let (status, err) = d.stop();
