@@ -190,6 +190,7 @@ pub fn worker_spec(
         log_dir: d.log_dir.clone(),
         log_level: d.log_level.clone(),
         quarantined: Vec::new(),
+        short_linger: false,
     }
 }
 

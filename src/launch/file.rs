@@ -121,8 +121,6 @@ pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, Stri
     };
     if calls.main_args.is_none() {
         missing.push("no main(\"module\", ...) call naming the scripts' modules".to_owned());
-    } else if modules.is_empty() {
-        missing.push("a main() call that names no module".to_owned());
     }
     let Some(core) = core.filter(|_| missing.is_empty()) else {
         return Err(format!(
@@ -133,6 +131,15 @@ pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, Stri
             missing.join(", and ")
         ));
     };
+    if modules.is_empty() {
+        // DataKit renders `main("")` when the block's dirs hold no script.
+        return Err(format!(
+            "{}: DataKit's runner file for the block, with no script to run: its main() call \
+             names no module, so DataKit found no .py script in the block's dirs (check `dirs` \
+             and the scripts in <datakit>/python.d or the git repos' python.d)",
+            path.display()
+        ));
+    }
     let core = Path::new(core.trim_end_matches('/'));
     let datakit_dir = core
         .parent()
@@ -322,12 +329,19 @@ mod tests {
             interpret(Path::new("/tmp/y"), calls(&["/opt/lib"], &[], Some(&["m"]))).unwrap_err();
         assert!(e.contains("(it appends [\"/opt/lib\"])"), "{e}");
         assert!(!e.contains("main("), "{e}");
-        let e = interpret(
-            Path::new("/tmp/z"),
-            calls(&["/dk/python.d/core/"], &[], Some(&[])),
-        )
-        .unwrap_err();
-        assert!(e.contains("names no module"), "{e}");
+        for main in [&[][..], &[""]] {
+            let e = interpret(
+                Path::new("/tmp/z"),
+                calls(&["/dk/python.d/core/"], &[], Some(main)),
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with("/tmp/z: DataKit's runner file for the block, with no script to run"),
+                "{e}"
+            );
+            assert!(e.contains("names no module"), "{e}");
+            assert!(!e.contains("not the runner file"), "{e}");
+        }
     }
 
     fn tree(files: &[&str]) -> tempfile::TempDir {

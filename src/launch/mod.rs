@@ -17,12 +17,15 @@
 //!   name in `<datakit>/conf.d` (or a git repo's `conf.d`) when found;
 //! - the scripts' packages from `PYTHOND_PYTHON`, `VIRTUAL_ENV`, or the
 //!   embedded interpreter ([`python`]);
-//! - logs in the log files only (`$HOME` when set, else
+//! - logs in the log files only (`$HOME` when set and writable, else
 //!   `<datakit>/cache/pythond/`): the pipe gets the start line and fatal
-//!   errors, written without ever blocking ([`pipe`]);
+//!   errors, written without ever blocking; what did not fit is counted in
+//!   the log and the status ([`pipe`]);
 //! - SIGKILL as the normal stop: workers get SIGTERM from the kernel when we
-//!   die (parent-death signal), spool what they hold and exit; the next start
-//!   replays the spool (whose lock keeps two workers out of one spool).
+//!   die (parent-death signal), spool what they hold, end the processes
+//!   their scripts started and exit; the next start replays the spool (whose
+//!   lock keeps two workers out of one spool). So that little lives only in
+//!   memory, workers get a short linger (`WorkerSpec::short_linger`).
 //!
 //! Exit codes (DataKit ignores them; for people and tests): 2 when pythond
 //! cannot start (unrecognised runner file, bad arguments), `exit::CONFIG`
@@ -155,6 +158,8 @@ fn start(args: LaunchArgs) -> anyhow::Result<i32> {
         Some(l) => l,
         None => init_logs(&log_dir_for(&lf.datakit_dir), &args.log_level)?,
     };
+    pipe::log_drops();
+    crate::supervisor::state::count_pipe_drops(pipe::dropped);
     let result = serve(&name, lf, log_dir, cli_log, &args.log_level);
     if let Err(e) = &result {
         tracing::error!(input = %name, "{e:#}");
@@ -280,6 +285,9 @@ fn serve(
         log_level: log_level.to_owned(),
     };
     let block_found = block.is_some();
+    let block_envs = block
+        .as_ref()
+        .map(|b| (b.envs.clone(), b.source.to_string()));
     let max_rss = input.max_rss;
     let launch_file = lf.path.display().to_string();
     let python_d = datakit_dir.join("python.d");
@@ -318,12 +326,10 @@ fn serve(
                 found.missing.join("; ")
             );
         }
-        Ok(run::worker_spec(
-            &input,
-            found.modules,
-            found.sys_path,
-            &defaults,
-        ))
+        let mut spec = run::worker_spec(&input, found.modules, found.sys_path, &defaults);
+        // A kill is this mode's normal stop: keep little only in memory.
+        spec.short_linger = true;
+        Ok(spec)
     });
     let first = prepare()?;
     pipe::say(&format!(
@@ -385,9 +391,7 @@ fn serve(
         if let Some(reason) = &o.config_error {
             let hint = python_from
                 .map(|v| {
-                    format!(
-                        " [launch mode: that Python is {v}, from the block's envs, and cmd stays pythond: set {v} to another Python, or leave it out to use pythond's own]"
-                    )
+                    python::mismatch_hint(v, block_envs.as_ref().map(|(e, at)| (&e[..], &at[..])))
                 })
                 .unwrap_or_default();
             pipe::say(&format!(

@@ -5,9 +5,12 @@
 //! goes to the log files. So that even those can never block pythond, the
 //! pipe is made non-blocking and a line that does not fit is dropped and
 //! counted. A terminal or a file is left as it is (making a terminal
-//! non-blocking would break the shell sharing it).
+//! non-blocking would break the shell sharing it). The count goes to the
+//! log file when it changes (at most every [`LOG_EVERY`], [`log_drops`]) and
+//! to the status (`pipe_lines_dropped`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -45,6 +48,53 @@ pub fn say(line: &str) -> bool {
 /// Lines [`say`] dropped.
 pub fn dropped() -> u64 {
     DROPPED.load(Relaxed)
+}
+
+/// How often at most the drop count is logged.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When a changed count is logged: at once the first time, then at most
+/// every [`LOG_EVERY`].
+#[derive(Default)]
+struct Throttle {
+    logged: u64,
+    at: Option<Instant>,
+}
+
+impl Throttle {
+    /// Whether `count` is to be logged `now` (and then it counts as logged).
+    fn due(&mut self, count: u64, now: Instant) -> bool {
+        if count == self.logged || self.at.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            return false;
+        }
+        self.logged = count;
+        self.at = Some(now);
+        true
+    }
+}
+
+/// Log the drop count to the log files whenever it has changed, checked
+/// every second, at most every [`LOG_EVERY`]: a pythond killed with
+/// SIGKILL has no last word to say it in.
+pub fn log_drops() {
+    let spawned = std::thread::Builder::new()
+        .name("pipe-drops".into())
+        .spawn(|| {
+            let mut t = Throttle::default();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let n = dropped();
+                if t.due(n, Instant::now()) {
+                    tracing::warn!(
+                        lines = n,
+                        "lines for DataKit's pipe dropped so far: it was full (DataKit reads it 1 KiB a second, only at its debug level); they are in this log"
+                    );
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the thread logging the pipe's drops: {e}");
+    }
 }
 
 fn say_to(fd: i32, line: &str) -> bool {
@@ -103,6 +153,19 @@ mod tests {
         let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), 1001) };
         assert_eq!(n, 1001, "whole lines, newline included");
         assert_eq!(buf[1000], b'\n');
+    }
+
+    #[test]
+    fn a_changed_count_is_logged_at_once_then_at_most_every_ten_seconds() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert!(!t.due(0, t0), "nothing dropped: nothing said");
+        assert!(t.due(1, t0));
+        assert!(!t.due(1, t0 + LOG_EVERY * 2), "unchanged");
+        let t1 = t0 + LOG_EVERY * 2;
+        assert!(t.due(5, t1));
+        assert!(!t.due(9, t1 + Duration::from_secs(1)), "too soon");
+        assert!(t.due(9, t1 + LOG_EVERY));
     }
 
     #[test]

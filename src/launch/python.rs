@@ -1,7 +1,8 @@
 //! Which Python's packages the scripts see when a block's `cmd` names
 //! pythond (so it cannot name a Python): `PYTHOND_PYTHON` (a venv's python
 //! too), else the active virtualenv's `$VIRTUAL_ENV/bin/python`, else the
-//! embedded interpreter's own `sys.path` (empty `cmd`: nothing probed).
+//! embedded interpreter's own `sys.path` (empty `cmd`: nothing probed); and
+//! where that choice came from, for the hint on a version mismatch.
 
 use std::path::Path;
 
@@ -22,6 +23,34 @@ pub fn python_cmd(lookup: impl Fn(&str) -> Option<String>) -> String {
             .into_owned();
     }
     String::new()
+}
+
+/// Where the variable naming the scripts' Python came from, for the hint
+/// on a version mismatch: the block's `envs` (DataKit then passes only
+/// those), or the environment DataKit started pythond with (its own, when
+/// the block has no `envs`). `block` is the block's `envs` and where it is,
+/// when the block was found in `conf.d`.
+pub fn mismatch_hint(var: &str, block: Option<(&[String], &str)>) -> String {
+    let in_envs = block.is_some_and(|(envs, _)| {
+        envs.iter()
+            .any(|e| e.split_once('=').is_some_and(|(k, _)| k.trim() == var))
+    });
+    match block {
+        Some((_, at)) if in_envs => format!(
+            " [launch mode: that Python is {var}, set in the block's envs ({at}), and cmd stays pythond: \
+             set {var} there to a Python of pythond's version, or leave it out to use pythond's own]"
+        ),
+        Some(([], _)) => format!(
+            " [launch mode: that Python is {var} from DataKit's own environment (the block has no envs, \
+             so DataKit passes its own), and cmd stays pythond: start DataKit without {var}, or give the \
+             block envs = [\"PYTHOND_PYTHON=<a Python of pythond's version>\"]]"
+        ),
+        _ => format!(
+            " [launch mode: that Python is {var} from the environment DataKit started pythond with \
+             (not set in the block's envs), and cmd stays pythond: remove {var} from that environment, or \
+             set PYTHOND_PYTHON in the block's envs to a Python of pythond's version]"
+        ),
+    }
 }
 
 /// `cmd` runs pythond itself (`/usr/local/bin/pythond`), not a Python.
@@ -58,6 +87,26 @@ mod tests {
             "/opt/v/bin/python"
         );
         assert_eq!(python_cmd(env(&[])), "");
+    }
+
+    #[test]
+    fn the_hint_says_where_the_python_came_from() {
+        let envs = vec!["PYTHOND_PYTHON=/opt/py/bin/python3".to_string()];
+        let h = mismatch_hint("PYTHOND_PYTHON", Some((&envs, "/dk/conf.d/p.conf:1")));
+        assert!(
+            h.contains("set in the block's envs (/dk/conf.d/p.conf:1)"),
+            "{h}"
+        );
+        let h = mismatch_hint("VIRTUAL_ENV", Some((&[], "/dk/conf.d/p.conf:1")));
+        assert!(h.contains("from DataKit's own environment"), "{h}");
+        assert!(!h.contains("block's envs ("), "{h}");
+        for block in [None, Some((&envs[..], "x:1"))] {
+            let h = mismatch_hint("VIRTUAL_ENV", block);
+            assert!(
+                h.contains("from the environment DataKit started pythond with"),
+                "{h}"
+            );
+        }
     }
 
     #[test]

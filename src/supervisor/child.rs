@@ -2,6 +2,14 @@
 //! markers), a report pipe (its status every second) and a parent-death
 //! signal, its output forwarded line by line, stopped with SIGTERM then
 //! SIGKILL, or killed when its heartbeats stop.
+//!
+//! Each worker leads a process group of its own, which the processes its
+//! scripts start join unless they leave it: once the worker is gone, however
+//! it ended, that group is killed, so nothing it started outlives it even
+//! when it could not end them itself (a crash; the worker ends them on its
+//! way out otherwise, see `pythond_worker::descendants`). Workers are thus
+//! out of the terminal's process group: a Ctrl-C reaches the supervisor only,
+//! which stops them with SIGTERM as on any shutdown.
 
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -117,6 +125,7 @@ pub(super) fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
@@ -267,11 +276,15 @@ pub(super) async fn wait<R>(
         }
     };
     tokio::select! {
-        s = r.child.wait() => (Ended::Exited(s.ok()), None),
+        s = r.child.wait() => {
+            r.kill_group(input);
+            (Ended::Exited(s.ok()), None)
+        }
         _ = stalled => {
             tracing::error!(input = %input, stall_secs = settings.stall_timeout.as_secs_f64(),
                 "worker stopped making progress (no heartbeat): killing it");
             let _ = r.child.kill().await;
+            r.kill_group(input);
             (Ended::Stalled(r.child.wait().await.ok()), None)
         }
         why = stop => {
@@ -280,10 +293,14 @@ pub(super) async fn wait<R>(
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
             let ended = match tokio::time::timeout(settings.grace + Duration::from_secs(2), r.child.wait()).await {
-                Ok(s) => Ended::Stopped { status: s.ok(), killed: false },
+                Ok(s) => {
+                    r.kill_group(input);
+                    Ended::Stopped { status: s.ok(), killed: false }
+                }
                 Err(_) => {
                     tracing::error!(input = %input, "worker did not stop in time: killed");
                     let _ = r.child.kill().await;
+                    r.kill_group(input);
                     Ended::Stopped { status: r.child.wait().await.ok(), killed: true }
                 }
             };
@@ -295,6 +312,22 @@ pub(super) async fn wait<R>(
 impl Running {
     pub(super) fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// SIGKILL to the worker's process group: the worker if it still runs,
+    /// and whatever it started that is still in the group. Its pid stays
+    /// the group's id while any member lives, so this reaches no one else
+    /// (once the group is empty, the id could only be another group's after
+    /// the whole pid space had been cycled since the worker was reaped,
+    /// microseconds ago).
+    fn kill_group(&self, input: &str) {
+        let Some(pgid) = self.pid else {
+            return;
+        };
+        // SAFETY: kill(2) of the process group our worker leads.
+        if unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) } == 0 {
+            tracing::info!(input = %input, pgid, "killed what was left in the worker's process group");
+        }
     }
 }
 

@@ -46,6 +46,15 @@ pub struct Registry {
     started: Arc<Mutex<Option<SystemTime>>>,
 }
 
+/// Launch mode's count of lines DataKit's pipe could not take (shown with
+/// each input: there is one per pythond in that mode).
+static PIPE_DROPPED: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Show `count` as every input's `pipe_lines_dropped`.
+pub fn count_pipe_drops(count: fn() -> u64) {
+    let _ = PIPE_DROPPED.set(count);
+}
+
 /// An error now.
 pub fn error_now(message: impl Into<String>) -> ErrorAt {
     ErrorAt {
@@ -159,6 +168,7 @@ impl InputState {
             rss_restarts: self.rss_restarts,
             reload_error: self.reload_error.clone(),
             lost_points: self.lost_before + report.writer.lost(),
+            pipe_lines_dropped: PIPE_DROPPED.get().map(|f| f()),
             writer: report.writer,
             scripts,
         }

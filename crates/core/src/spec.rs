@@ -59,6 +59,11 @@ pub struct WorkerSpec {
     /// again (see `control`).
     #[serde(default)]
     pub quarantined: Vec<Quarantined>,
+    /// Keep little only in memory (launch mode, where a kill is the normal
+    /// stop): a shorter batch linger, and a batch DataKit refuses goes to
+    /// the spool at once instead of waiting in memory for a second attempt.
+    #[serde(default)]
+    pub short_linger: bool,
 }
 
 /// Something the supervisor keeps out of a worker, and why.

@@ -260,6 +260,10 @@ pub struct InputStatus {
     pub reload_error: Option<ErrorAt>,
     /// Points dropped since pythond started, whatever worker dropped them.
     pub lost_points: u64,
+    /// Launch mode (one pythond per input): lines pythond could not write
+    /// to DataKit's pipe because it was full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe_lines_dropped: Option<u64>,
     pub writer: WriterStatus,
     pub scripts: Vec<ScriptStatus>,
 }

@@ -5,7 +5,8 @@
 //! Commands (the supervisor passes the input's [`WorkerSpec`] as JSON in
 //! `PYTHOND_WORKER_SPEC`):
 //! - `run`: the input's scripts on their intervals, points through the
-//!   writer ([`runtime`]).
+//!   writer ([`runtime`]); the processes they start end with it
+//!   ([`descendants`]).
 //! - `list`: load the scripts and print what would run (`pythond check`).
 //! - `test PATH...`: run each script once, with the daemon's timeouts, and
 //!   print its points (`pythond test`, which hands its arguments over
@@ -15,6 +16,7 @@
 //!   has no interpreter to parse it with).
 
 pub mod control;
+pub mod descendants;
 pub mod job;
 pub mod list;
 pub mod report;
@@ -139,7 +141,9 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 cli_log: None,
                 framework_log: Some(framework_log),
             });
+            descendants::adopt_orphans();
             let code = runtime::main(spec);
+            descendants::end_all();
             drop(guard); // flush the last lines before the process exits
             Ok(code)
         }

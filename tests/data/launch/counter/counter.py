@@ -16,5 +16,8 @@ class Counter(DataKitFramework):
         for _ in range(100):
             self.feed_metric(measurement='counter', tags={'pid': pid}, fields={'seq': type(self).seq})
             type(self).seq += 1
-        with open(os.path.join(os.path.dirname(__file__), 'produced_' + pid), 'w') as f:
+        produced = os.path.join(os.path.dirname(__file__), 'produced_' + pid)
+        # Atomically: the worker may be killed at any moment.
+        with open(produced + '.tmp', 'w') as f:
             f.write(str(type(self).seq))
+        os.replace(produced + '.tmp', produced)
