@@ -440,3 +440,103 @@ fn test_command_runs_a_file_others_can_write_with_a_warning() {
         "{err}"
     );
 }
+
+// ------------------------------------------------------------ datakit.conf
+
+/// A DataKit dir whose `conf.d/datakit.conf` names the address `listen` and
+/// enables the git repo `myconf`, whose `python.d/s/from_git.py` would then
+/// be used instead of `python.d/s/local_script.py`.
+fn datakit_conf_with_git_repo(listen: &str) -> DataKitDir {
+    require_root();
+    let dir = DataKitDir::new(listen, &[], &block("b", &["s"], ""));
+    std::fs::write(
+        dir.path().join("conf.d/datakit.conf"),
+        format!(
+            "[http_api]\n  listen = \"{listen}\"\n[git_repos]\n  [[git_repos.repo]]\n    enable = true\n    url = \"http://example.com/conf/myconf.git\"\n"
+        ),
+    )
+    .unwrap();
+    reporter(&dir.path().join("python.d/s/local_script.py"));
+    reporter(&dir.path().join("gitrepos/myconf/python.d/s/from_git.py"));
+    tidy_install(&dir);
+    tidy(&dir.path().join("gitrepos"));
+    dir
+}
+
+#[test]
+fn a_trusted_datakit_conf_gives_the_address_and_the_git_repos() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let out = check(&dir);
+    let text = stdout(&out);
+    let conf = dir.path().join("conf.d/datakit.conf");
+    assert!(
+        text.contains(&format!(
+            "DataKit: http://127.0.0.1:7777 (from {})",
+            conf.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("from_git.Reporter"), "{text}");
+}
+
+#[test]
+fn a_datakit_conf_others_can_change_is_not_used() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let conf = dir.path().join("conf.d/datakit.conf");
+    chmod(&conf, 0o646);
+    let out = check(&dir);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}\n{err}");
+    assert!(
+        text.contains(&format!(
+            "DataKit: http://127.0.0.1:9529 (from defaults: {} not read",
+            conf.display()
+        )),
+        "the default address, not the file's:\n{text}"
+    );
+    assert!(!text.contains("7777"), "{text}");
+    assert!(
+        text.contains("local_script.Reporter") && !text.contains("from_git"),
+        "the file's git repo is not searched:\n{text}"
+    );
+    let real = canonical(&conf);
+    assert!(
+        err.lines().any(|l| l.contains(&format!("{}:0: not read: ", conf.display()))
+            && l.contains(&format!(
+                "file {} is writable by others (owner root, group root, mode 0646 -rw-r--rw-); fix: chmod o-w {}",
+                real.display(),
+                real.display()
+            ))
+            && l.contains("DataKit's address and git repos are the defaults")),
+        "the error names the file, its owner and mode, and the fix:\n{err}"
+    );
+}
+
+#[test]
+fn an_older_datakit_conf_beside_conf_d_gets_the_same_check() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let old = dir.path().join("datakit.conf");
+    std::fs::rename(dir.path().join("conf.d/datakit.conf"), &old).unwrap();
+    let out = check(&dir);
+    assert!(
+        stdout(&out).contains(&format!(
+            "DataKit: http://127.0.0.1:7777 (from {})",
+            old.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    chmod(&old, 0o666);
+    let out = check(&dir);
+    let text = stdout(&out);
+    assert!(
+        text.contains("DataKit: http://127.0.0.1:9529 (from defaults: ")
+            && !text.contains("from_git"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("{}:0: not read: ", old.display())),
+        "{}",
+        stderr(&out)
+    );
+}
