@@ -17,14 +17,16 @@
 //! - Before a module is listed, the file and every folder from it up to its
 //!   entry, and the lookup root with the folders between it and the entry,
 //!   must be owned by root or pythond's user and not writable by group or
-//!   others ([`trust::guarded_paths`], [`trust::check`]). A file failing that
+//!   others; through a symlink or `..` out of the lookup root, the path it
+//!   leads to with every folder above it up to `/` ([`trust::guarded_paths`],
+//!   [`trust::check`]). A file failing that
 //!   is refused ([`DiscoverError::Untrusted`]), or with
 //!   [`PathPolicy::Warn`] listed with a warning.
 //! - We differ: a file whose stem is not a Python identifier cannot be
 //!   imported by name and is reported, not silently skipped; an entry that
 //!   does not exist is reported.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::trust::{self, TrustError};
 
@@ -171,9 +173,9 @@ fn is_identifier(s: &str) -> bool {
 struct Found {
     /// Symlinks and `..` resolved.
     real: PathBuf,
-    /// Folders checked for every module of the entry besides those from the
-    /// module up to the entry: for a relative entry, the lookup root and the
-    /// folders between it and the entry (where a symlink may live).
+    /// Paths checked for every module of the entry besides those from the
+    /// module up to the entry: how the entry is reached from its anchor
+    /// ([`trust::guarded_paths`]).
     guard: Vec<PathBuf>,
 }
 
@@ -192,9 +194,11 @@ fn resolve(entry: &str, python_d: &Path, gitrepos: &[PathBuf]) -> Result<Found, 
             });
         }
         let real = e.canonicalize().map_err(|s| unresolvable(e, s))?;
+        // The entry is its own anchor: if it is a symlink, its target is
+        // checked with every folder above it.
         return Ok(Found {
             real,
-            guard: Vec::new(),
+            guard: trust::guarded_paths(e, e),
         });
     }
     let roots = gitrepos
@@ -207,25 +211,13 @@ fn resolve(entry: &str, python_d: &Path, gitrepos: &[PathBuf]) -> Result<Found, 
             continue;
         }
         let real = p.canonicalize().map_err(|s| unresolvable(&p, s))?;
-        let mut guard = Vec::new();
-        let mut at = root.clone();
-        guard.extend(at.canonicalize().ok());
-        // The folders the entry passes through below the root, up to the
-        // first `..` (beyond it the path leaves the root).
-        let parents: Vec<Component> = e
-            .parent()
-            .map(|p| p.components().collect())
-            .unwrap_or_default();
-        for c in parents {
-            let Component::Normal(c) = c else { break };
-            at.push(c);
-            if let Ok(r) = at.canonicalize() {
-                if !guard.contains(&r) {
-                    guard.push(r);
-                }
-            }
-        }
-        return Ok(Found { real, guard });
+        // The lookup root, the folders the entry passes through and the
+        // entry, each where it really is: through a symlink or `..` out of
+        // the root, with every folder above it.
+        return Ok(Found {
+            real,
+            guard: trust::guarded_paths(&p, &root),
+        });
     }
     Err(DiscoverError::NotFound {
         entry: entry.to_owned(),
@@ -467,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_relative_entry_with_dotdot_is_resolved_and_used() {
-        let t = tree(&["python.d/a/x.py", "outside/y.py"]);
+        let t = trusted_tree(&["python.d/a/x.py", "outside/y.py"]);
         let d = find(&["../outside", "a"], &t.path().join("python.d"));
         assert_eq!(names(&d), vec!["y", "x"]);
         let real = t.path().join("outside").canonicalize().unwrap();
@@ -478,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_symlinked_folder_and_a_symlinked_file_are_resolved_and_used() {
-        let t = tree(&["python.d/ok/x.py", "outside/y.py", "lib/z_target.py"]);
+        let t = trusted_tree(&["python.d/ok/x.py", "outside/y.py", "lib/z_target.py"]);
         let pd = t.path().join("python.d");
         std::os::unix::fs::symlink(t.path().join("outside"), pd.join("link")).unwrap();
         std::os::unix::fs::symlink(t.path().join("lib/z_target.py"), pd.join("ok/z.py")).unwrap();
@@ -597,7 +589,7 @@ mod tests {
 
     #[test]
     fn a_symlinked_entry_checks_its_real_folder_too() {
-        let t = tree(&["python.d/keep.txt", "outside/y.py"]);
+        let t = trusted_tree(&["python.d/keep.txt", "outside/y.py"]);
         let pd = t.path().join("python.d");
         std::os::unix::fs::symlink(t.path().join("outside"), pd.join("link")).unwrap();
         chmod(&t.path().join("outside"), 0o757);
@@ -611,6 +603,98 @@ mod tests {
             "{:?}",
             errors(&d)
         );
+    }
+
+    /// [`tree`] under a trusted temp dir, for trees a symlink or `..` leads
+    /// out of (those are checked up to `/`).
+    fn trusted_tree(files: &[&str]) -> tempfile::TempDir {
+        let d = crate::trust::testing::trusted_tempdir();
+        for f in files {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "").unwrap();
+            chmod(&p, 0o644);
+            for a in p
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(d.path()))
+            {
+                chmod(a, 0o755);
+            }
+        }
+        d
+    }
+
+    /// The one error of `d`, which must name `folder` as writable by others.
+    fn refused_for(d: &Discovery, folder: &Path) {
+        let e = errors(d);
+        let folder = folder.canonicalize().unwrap();
+        assert!(
+            e.iter().any(|e| e.contains("not imported")
+                && e.contains(&format!(
+                    "folder {} is writable by others",
+                    folder.display()
+                ))),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_entry_is_refused_when_a_folder_above_its_target_is_open() {
+        let t = trusted_tree(&["python.d/keep.txt", "x/outside/team/y.py"]);
+        let pd = t.path().join("python.d");
+        std::os::unix::fs::symlink(t.path().join("x/outside/team"), pd.join("team")).unwrap();
+        assert_eq!(names(&find(&["team"], &pd)), vec!["y"]);
+        // Whoever can write x/outside can swap team/ for a folder of theirs.
+        chmod(&t.path().join("x/outside"), 0o757);
+        let d = find(&["team"], &pd);
+        assert!(d.modules.is_empty(), "{:?}", names(&d));
+        refused_for(&d, &t.path().join("x/outside"));
+    }
+
+    #[test]
+    fn a_symlink_to_a_folder_in_a_sticky_world_writable_folder_is_refused() {
+        // Like /tmp: the sticky bit keeps others from renaming team/, but
+        // anyone may create the name before it exists or once it is removed,
+        // and the link then leads to theirs.
+        let t = trusted_tree(&["python.d/keep.txt", "shared/team/y.py"]);
+        let pd = t.path().join("python.d");
+        std::os::unix::fs::symlink(t.path().join("shared/team"), pd.join("team")).unwrap();
+        chmod(&t.path().join("shared"), 0o1777);
+        let d = find(&["team"], &pd);
+        assert!(d.modules.is_empty(), "{:?}", names(&d));
+        let e = errors(&d);
+        let shared = t.path().join("shared").canonicalize().unwrap();
+        assert!(
+            e[0].contains(&format!("folder {} is writable by ", shared.display()))
+                && e[0].contains("mode 1777 drwxrwxrwt"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_file_is_refused_when_a_folder_above_its_target_is_open() {
+        let t = trusted_tree(&["python.d/s/good.py", "lib/deep/z_target.py"]);
+        let pd = t.path().join("python.d");
+        std::os::unix::fs::symlink(t.path().join("lib/deep/z_target.py"), pd.join("s/z.py"))
+            .unwrap();
+        assert_eq!(names(&find(&["s"], &pd)), vec!["good", "z"]);
+        chmod(&t.path().join("lib"), 0o757);
+        let d = find(&["s"], &pd);
+        assert_eq!(names(&d), vec!["good"]);
+        refused_for(&d, &t.path().join("lib"));
+    }
+
+    #[test]
+    fn a_dotdot_entry_is_refused_when_the_folder_it_leads_to_is_open() {
+        let t = trusted_tree(&["python.d/keep.txt", "sib/y.py"]);
+        let pd = t.path().join("python.d");
+        assert_eq!(names(&find(&["../sib"], &pd)), vec!["y"]);
+        // `..` leads to the DataKit dir: whoever can write it can swap sib/.
+        chmod(t.path(), 0o757);
+        let d = find(&["../sib"], &pd);
+        assert!(d.modules.is_empty(), "{:?}", names(&d));
+        refused_for(&d, t.path());
     }
 
     #[test]

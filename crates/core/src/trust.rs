@@ -6,16 +6,21 @@
 //! A path passes when it is owned by root or by the user pythond runs as and
 //! is writable by neither its group nor others. A sticky folder (`/tmp`) is
 //! not enough: anyone may still create a file in it. The file and every
-//! folder from it up to its root are checked ([`guarded_paths`]): whoever
-//! can write a folder can replace what is in it. Above the root (python.d,
-//! the `dirs` entry, the config folder) is the administrator's business.
+//! folder from it up to its anchor are checked ([`guarded_paths`]): whoever
+//! can write a folder can replace what is in it. Above the anchor as written
+//! (python.d, an absolute `dirs` entry, the config folder) is the
+//! administrator's business; but where a symlink or `..` leads out of the
+//! anchor, the real path it leads to is checked with every folder above it
+//! up to `/`, as OpenSSH's `secure_path` does.
 //!
-//! Not checked: ACLs, and what the scripts themselves import from elsewhere
-//! (`site-packages` belongs to `cmd`'s Python and its administrator).
+//! Not checked: ACLs, files the scripts import that discovery does not list
+//! (covered by the folder checks only), and what the scripts import from
+//! elsewhere (`site-packages` belongs to `cmd`'s Python and its
+//! administrator).
 
 use std::ffi::CStr;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// A path that someone other than root and pythond's user can change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,53 +150,62 @@ pub fn check_all<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<TrustE
     paths.into_iter().filter_map(|p| check(p).err()).collect()
 }
 
-/// The paths whose owner and mode decide whether `file` (below `root`) can
-/// be trusted, symlinks resolved: the file and every folder from it up to
-/// `root` inclusive, both along the path as written and along the real path.
-/// Where the real path is not below `root` (a symlink to elsewhere), only the
-/// real file and its real folder are added: what lies above them is the
-/// administrator's business, as are `root`'s own parents.
-pub fn guarded_paths(file: &Path, root: &Path) -> Vec<PathBuf> {
+/// The paths whose owner and mode decide whether `path`, reached from
+/// `anchor`, can be trusted, as real paths (symlinks and `..` resolved).
+///
+/// `anchor` is a folder the administrator named or pythond derives from
+/// what they named (python.d, a git repo's python.d, an absolute `dirs`
+/// entry, the folder of a config file); `path` is written below it. The
+/// anchor and every step from it down to `path` are checked where they
+/// really are, each with the folders above it up to the anchor: whoever can
+/// write one of them can swap what is below. Where a step's real path is not
+/// below the anchor's (a symlink or a `..` leading out of it, or the anchor
+/// itself a symlink), it is checked with every folder above it up to `/`,
+/// as OpenSSH's `secure_path` does: the administrator placed the link, not
+/// what surrounds its target. The folders above the anchor as written are
+/// the administrator's business and not checked.
+pub fn guarded_paths(path: &Path, anchor: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut push = |p: &Path| {
-        if let Ok(real) = p.canonicalize() {
-            if !out.contains(&real) {
-                out.push(real);
-            }
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
         }
     };
-    // Along the path as written.
-    push(file);
-    if file.starts_with(root) {
-        let mut p = file;
-        while let Some(parent) = p.parent() {
-            push(parent);
-            if parent == root || parent.as_os_str().is_empty() {
-                break;
-            }
-            p = parent;
-        }
-    } else if let Some(parent) = file.parent() {
-        push(parent);
-    }
-    // Along the real path.
-    let (Ok(real), Ok(real_root)) = (file.canonicalize(), root.canonicalize()) else {
+    let Ok(real_anchor) = anchor.canonicalize() else {
+        // Reported by `check` ("cannot check").
+        push(anchor);
         return out;
     };
-    let mut extra = vec![real.clone()];
-    if real.starts_with(&real_root) {
-        extra.extend(
-            real.ancestors()
-                .skip(1)
-                .take_while(|a| a.starts_with(&real_root))
-                .map(Path::to_owned),
-        );
-    } else if let Some(parent) = real.parent() {
-        extra.push(parent.to_owned());
+    push(&real_anchor);
+    // The anchor itself a symlink (not a folder above it): its target.
+    let linked = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink());
+    if linked(anchor) {
+        real_anchor.ancestors().for_each(&mut push);
     }
-    for p in extra {
-        if !out.contains(&p) {
-            out.push(p);
+    let Ok(below) = path.strip_prefix(anchor) else {
+        // Not below the anchor: nothing vouches for its folders.
+        match path.canonicalize() {
+            Ok(real) => real.ancestors().for_each(&mut push),
+            Err(_) => push(path),
+        }
+        return out;
+    };
+    let mut at = anchor.to_owned();
+    for c in below.components() {
+        match c {
+            Component::Normal(_) | Component::ParentDir => at.push(c),
+            _ => continue,
+        }
+        let Ok(real) = at.canonicalize() else {
+            push(&at);
+            break;
+        };
+        if real.starts_with(&real_anchor) {
+            real.ancestors()
+                .take_while(|a| a.starts_with(&real_anchor))
+                .for_each(&mut push);
+        } else {
+            real.ancestors().for_each(&mut push);
         }
     }
     out
@@ -348,6 +362,29 @@ pub(crate) mod testing {
         true
     }
 
+    /// A new temp dir in a folder whose every ancestor passes [`check`], for
+    /// trees that a symlink or `..` leads out of (their folders are then
+    /// checked up to `/`: not below the world-writable `/tmp`): beside the
+    /// test binary (in the target dir), else in `$HOME`.
+    pub fn trusted_tempdir() -> tempfile::TempDir {
+        let candidates = [
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_owned)),
+            std::env::var_os("HOME").map(PathBuf::from),
+        ];
+        for c in candidates.into_iter().flatten() {
+            let Ok(real) = c.canonicalize() else { continue };
+            if real.ancestors().all(|a| check(a).is_ok()) {
+                return tempfile::tempdir_in(&real).unwrap();
+            }
+        }
+        panic!(
+            "these tests need a folder that only root and this user can write, up to /: \
+             neither the target dir nor $HOME is one"
+        )
+    }
+
     /// The chmod a file with group and other write bits needs.
     pub fn go_w(p: &Path) -> &'static str {
         if share_group(p) {
@@ -491,29 +528,123 @@ mod tests {
         );
     }
 
+    /// A tree under a trusted temp dir (see [`testing::trusted_tempdir`]):
+    /// `dirs` folders and `files` (empty) below it.
+    fn trusted_tree(dirs: &[&str], files: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let t = super::testing::trusted_tempdir();
+        let base = t.path().canonicalize().unwrap();
+        for d in dirs {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        for f in files {
+            std::fs::write(base.join(f), "").unwrap();
+        }
+        (t, base)
+    }
+
+    fn set(v: Vec<PathBuf>) -> std::collections::BTreeSet<PathBuf> {
+        let n = v.len();
+        let s: std::collections::BTreeSet<PathBuf> = v.into_iter().collect();
+        assert_eq!(s.len(), n, "no path twice");
+        s
+    }
+
+    fn up_to_root(p: &Path) -> Vec<PathBuf> {
+        p.ancestors().map(Path::to_owned).collect()
+    }
+
     #[test]
-    fn guarded_paths_follow_the_written_and_the_real_path_up_to_the_root() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("python.d");
-        std::fs::create_dir_all(root.join("s/sub")).unwrap();
-        std::fs::create_dir_all(t.path().join("elsewhere/deep")).unwrap();
-        std::fs::write(t.path().join("elsewhere/deep/x.py"), "").unwrap();
-        std::os::unix::fs::symlink(
-            t.path().join("elsewhere/deep/x.py"),
-            root.join("s/sub/x.py"),
-        )
-        .unwrap();
-        let real = |p: &Path| p.canonicalize().unwrap();
-        let got = guarded_paths(&root.join("s/sub/x.py"), &root.join("s"));
+    fn without_symlinks_guarded_paths_stop_at_the_anchor() {
+        let (_t, b) = trusted_tree(&["python.d/s/sub"], &["python.d/s/sub/x.py"]);
+        let pd = b.join("python.d");
         assert_eq!(
-            got,
-            vec![
-                real(&t.path().join("elsewhere/deep/x.py")),
-                real(&root.join("s/sub")),
-                real(&root.join("s")),
-                real(&t.path().join("elsewhere/deep")),
-            ]
+            set(guarded_paths(&pd.join("s/sub/x.py"), &pd)),
+            set(vec![
+                pd.clone(),
+                pd.join("s"),
+                pd.join("s/sub"),
+                pd.join("s/sub/x.py")
+            ])
         );
+    }
+
+    #[test]
+    fn a_symlinked_folder_guards_its_target_and_every_folder_above_it() {
+        let (_t, b) = trusted_tree(&["python.d", "x/outside/team"], &["x/outside/team/a.py"]);
+        let pd = b.join("python.d");
+        std::os::unix::fs::symlink(b.join("x/outside/team"), pd.join("team")).unwrap();
+        let mut want = vec![pd.clone()];
+        want.extend(up_to_root(&b.join("x/outside/team/a.py")));
+        assert_eq!(set(guarded_paths(&pd.join("team/a.py"), &pd)), set(want));
+        // Whoever can write x/outside could swap team/: refused by `check`.
+        assert!(guarded_paths(&pd.join("team/a.py"), &pd).contains(&b.join("x/outside")));
+        assert!(guarded_paths(&pd.join("team/a.py"), &pd).contains(&PathBuf::from("/")));
+    }
+
+    #[test]
+    fn a_symlinked_file_guards_its_target_and_every_folder_above_it() {
+        let (_t, b) = trusted_tree(&["python.d/s", "lib/deep"], &["lib/deep/z.py"]);
+        let pd = b.join("python.d");
+        std::os::unix::fs::symlink(b.join("lib/deep/z.py"), pd.join("s/z.py")).unwrap();
+        let mut want = vec![pd.clone(), pd.join("s")];
+        want.extend(up_to_root(&b.join("lib/deep/z.py")));
+        assert_eq!(set(guarded_paths(&pd.join("s/z.py"), &pd)), set(want));
+    }
+
+    #[test]
+    fn a_symlink_that_stays_below_the_anchor_is_guarded_up_to_the_anchor() {
+        let (_t, b) = trusted_tree(&["python.d/s", "python.d/lib"], &["python.d/lib/real.py"]);
+        let pd = b.join("python.d");
+        std::os::unix::fs::symlink(pd.join("lib/real.py"), pd.join("s/alias.py")).unwrap();
+        assert_eq!(
+            set(guarded_paths(&pd.join("s/alias.py"), &pd)),
+            set(vec![
+                pd.clone(),
+                pd.join("s"),
+                pd.join("lib"),
+                pd.join("lib/real.py")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_dotdot_out_of_the_anchor_is_guarded_up_to_the_root() {
+        let (_t, b) = trusted_tree(&["python.d", "sib"], &["sib/a.py"]);
+        let pd = b.join("python.d");
+        let mut want = vec![pd.clone()];
+        want.extend(up_to_root(&b.join("sib/a.py")));
+        assert_eq!(set(guarded_paths(&pd.join("../sib/a.py"), &pd)), set(want));
+    }
+
+    #[test]
+    fn a_symlinked_anchor_is_guarded_up_to_the_root_but_not_a_folder_above_it() {
+        let (_t, b) = trusted_tree(&["real/scripts", "elsewhere"], &["real/scripts/a.py"]);
+        std::os::unix::fs::symlink(b.join("real/scripts"), b.join("elsewhere/scripts")).unwrap();
+        let linked = b.join("elsewhere/scripts");
+        assert_eq!(
+            set(guarded_paths(&linked.join("a.py"), &linked)),
+            set(up_to_root(&b.join("real/scripts/a.py")))
+        );
+        // A symlink above the anchor (the administrator's): not followed up.
+        std::os::unix::fs::symlink(b.join("real"), b.join("above")).unwrap();
+        let anchor = b.join("above/scripts");
+        assert_eq!(
+            set(guarded_paths(&anchor.join("a.py"), &anchor)),
+            set(vec![b.join("real/scripts"), b.join("real/scripts/a.py")])
+        );
+    }
+
+    #[test]
+    fn a_path_that_does_not_exist_is_kept_for_check_to_report() {
+        let (_t, b) = trusted_tree(&["python.d"], &[]);
+        let pd = b.join("python.d");
+        let got = guarded_paths(&pd.join("gone.py"), &pd);
+        assert_eq!(got, vec![pd.clone(), pd.join("gone.py")]);
+        let e = check_all(&got);
+        assert_eq!(e.len(), 1);
+        assert!(e[0]
+            .to_string()
+            .starts_with(&format!("cannot check {}: ", pd.join("gone.py").display())));
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
             &*s.name,
             s.interval.as_secs_f64(),
             timeout.as_secs_f64(),
-            s.path.display()
+            where_from(&s.path)
         );
     }
     for (m, p) in &loaded.empty_modules {
@@ -118,5 +118,14 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// A script's path, and where it really is when that differs (a symlinked
+/// file): `…/python.d/s/linked.py -> /opt/scripts/kept.py`.
+fn where_from(path: &std::path::Path) -> String {
+    match path.canonicalize() {
+        Ok(real) if real != path => format!("{} -> {}", path.display(), real.display()),
+        _ => path.display().to_string(),
     }
 }
