@@ -104,47 +104,97 @@ fn cmd_py_does_not_replace_the_standard_cmd_module_that_pdb_uses() {
     );
 }
 
+/// A venv of the `python3` on PATH (no pip, no network) with a stand-in
+/// `requests` package in its site-packages: (its python, its site-packages).
+fn venv_with_requests(at: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let venv = at.join("venv");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python3 -m venv: {}", stderr(&out));
+    let python = venv.join("bin/python3");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let site = std::path::PathBuf::from(stdout(&out).trim());
+    copy_data("names/site/requests", &site.join("requests"));
+    (python, site)
+}
+
+/// A DataKit dir whose block `collide` runs `python.d/s` with `cmd` the
+/// venv's python: its `requests` is an installed package.
+fn block_with_venv(scripts: &[(&str, &str)]) -> (DataKitDir, std::path::PathBuf) {
+    let dir = DataKitDir::new("127.0.0.1:9", &[], "");
+    let (python, site) = venv_with_requests(dir.path());
+    for (src, dst) in scripts {
+        copy_data(src, &dir.path().join("python.d").join(dst));
+    }
+    std::fs::write(
+        dir.path().join("conf.d/pythond/pythond.conf"),
+        format!(
+            "[[inputs.pythond]]\n  name = 'collide'\n  cmd = {:?}\n  dirs = ['s']\n",
+            python.display().to_string()
+        ),
+    )
+    .unwrap();
+    (dir, site)
+}
+
 #[test]
 fn requests_py_does_not_shadow_the_installed_requests_package() {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import requests"])
-        .status()
+    let (dir, site) = block_with_venv(&[("names/package_collision", "s")]);
+    let out = pythond()
+        .args(["test", "--format", "json", "--config"])
+        .arg(dir.path().join("conf.d"))
+        .args(["--input", "collide", "--datakit-dir"])
+        .arg(dir.path())
+        .output()
         .unwrap();
-    assert!(
-        installed.success(),
-        "this test needs `requests` installed for the python3 on PATH"
-    );
-    let (_t, s) = folder("package_collision");
-    let (out, vals) = test_json(&[&s]);
     let err = stderr(&out);
+    let vals: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("script_status").is_none())
+        .collect();
     let used = points_named(&vals, "uses_requests");
     assert_eq!(
         used.len(),
         1,
         "uses_requests.py ran beside requests.py: {vals:?}\n{err}"
     );
-    assert_eq!(
-        field(&used[0], "has_session").as_deref(),
-        Some("true"),
-        "the installed requests, not the script: {:?}",
-        field(&used[0], "requests_file")
-    );
+    // The venv's stand-in, or a `requests` the embedded interpreter's own
+    // site-packages holds (it comes first): installed, not the script.
+    let file = std::path::PathBuf::from(field(&used[0], "requests_file").unwrap());
+    let scripts = dir.path().join("python.d/s");
     assert!(
-        mentions_all(&err, &["requests.py", "rename"]),
+        file == site.join("requests/__init__.py")
+            || (file.ends_with("site-packages/requests/__init__.py")
+                && !file.starts_with(&scripts)),
+        "the installed requests, not the script: {}",
+        file.display()
+    );
+    assert_eq!(field(&used[0], "has_session").as_deref(), Some("true"));
+    assert!(
+        err.lines().any(|l| l.contains(
+            "requests.py: not imported: its module name \"requests\" is the installed package requests ("
+        ) && l.contains("rename the file")),
         "a message names requests.py and says to rename it:\n{err}"
     );
 }
 
 #[test]
 fn check_lists_script_files_named_like_standard_or_installed_modules() {
-    let dir = datakit_with(
-        "127.0.0.1:9",
-        &[
-            ("names/json_collision", "s"),
-            ("names/package_collision/requests.py", "s/requests.py"),
-        ],
-        &block("collide", &["s"], ""),
-    );
+    let (dir, _) = block_with_venv(&[
+        ("names/json_collision", "s"),
+        ("names/package_collision/requests.py", "s/requests.py"),
+    ]);
     let out = pythond()
         .args(["check", "--config"])
         .arg(dir.path().join("conf.d"))
