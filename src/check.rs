@@ -29,14 +29,15 @@ pub fn main(at: &Where) -> anyhow::Result<i32> {
     });
     let (inputs, dk, nerrors) = load_config(at)?;
     let gitrepos = gitrepo_dirs(at, &dk);
-    println!(
-        "DataKit: {} (from {})",
-        dk.listen,
-        dk.file
-            .as_ref()
-            .map(|f| f.display().to_string())
-            .unwrap_or_else(|| "defaults".into())
-    );
+    let from = match (&dk.file, &dk.refused) {
+        (Some(f), _) => f.display().to_string(),
+        (None, Some(e)) => format!(
+            "defaults: {} not read, someone other than root and the user pythond runs as could change it (see the error)",
+            e.at.file.display()
+        ),
+        (None, None) => "defaults".into(),
+    };
+    println!("DataKit: {} (from {from})", dk.listen);
     let mut failed = nerrors > 0;
     let defaults = SpecDefaults {
         target: Target::Stdout,

@@ -97,7 +97,11 @@ pub fn load_config(at: &Where) -> anyhow::Result<(Vec<InputConfig>, DataKitConf,
         tracing::error!("{e}");
     }
     let dk = DataKitConf::load(&at.datakit_dir)?;
-    Ok((set.inputs, dk, set.errors.len()))
+    if let Some(e) = &dk.refused {
+        tracing::error!("{e}");
+    }
+    let nerrors = set.errors.len() + usize::from(dk.refused.is_some());
+    Ok((set.inputs, dk, nerrors))
 }
 
 pub fn gitrepo_dirs(at: &Where, dk: &DataKitConf) -> Vec<PathBuf> {
@@ -218,6 +222,9 @@ pub fn test_spec(
         );
     };
     let dk = DataKitConf::load(datakit_dir)?;
+    if let Some(e) = &dk.refused {
+        eprintln!("error: {e}");
+    }
     let defaults = SpecDefaults {
         target: Target::Stdout,
         force_target: true,
@@ -286,6 +293,9 @@ fn launches(
         .map(|e| (e.at.file.clone(), e.message.clone()))
         .collect();
     let dk = DataKitConf::load(&at.datakit_dir)?;
+    if let Some(e) = &dk.refused {
+        tracing::error!("{e}");
+    }
     let gitrepos = gitrepo_dirs(at, &dk);
     let inputs = crate::owner::ours(set.inputs, at);
     Ok(crate::reload::Reconfig {
@@ -368,9 +378,11 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         ..supervisor::Settings::default()
     };
     let mut config_paths = vec![at.config.clone()];
-    let dk_conf = at.datakit_dir.join("conf.d/datakit.conf");
-    if dk_conf.exists() && !dk_conf.starts_with(&at.config) {
-        config_paths.push(dk_conf);
+    // Whichever datakit.conf is read (or would be, once trusted).
+    if let Some(dk_conf) = DataKitConf::locate(&at.datakit_dir) {
+        if !dk_conf.starts_with(&at.config) {
+            config_paths.push(dk_conf);
+        }
     }
     let reload = (!args.no_reload).then(|| {
         let (at, defaults) = (at.clone(), defaults.clone());

@@ -168,20 +168,6 @@ impl Drop for Bounded {
     }
 }
 
-/// Whether `text` shows `mode` (permission bits) in octal (`666`, `0666`)
-/// or as `ls` shows it (`rw-rw-rw-`).
-pub fn mentions_mode(text: &str, mode: u32) -> bool {
-    let octal = format!("{:03o}", mode & 0o777);
-    let mut ls = String::new();
-    for shift in [6, 3, 0] {
-        let bits = (mode >> shift) & 7;
-        ls.push(if bits & 4 != 0 { 'r' } else { '-' });
-        ls.push(if bits & 2 != 0 { 'w' } else { '-' });
-        ls.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    text.contains(&octal) || text.contains(&ls)
-}
-
 /// Every one of `words` appears in `text`, ignoring ASCII case.
 pub fn mentions_all(text: &str, words: &[&str]) -> bool {
     let t = text.to_ascii_lowercase();

@@ -104,47 +104,97 @@ fn cmd_py_does_not_replace_the_standard_cmd_module_that_pdb_uses() {
     );
 }
 
+/// A venv of the `python3` on PATH (no pip, no network) with a stand-in
+/// `requests` package in its site-packages: (its python, its site-packages).
+fn venv_with_requests(at: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let venv = at.join("venv");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python3 -m venv: {}", stderr(&out));
+    let python = venv.join("bin/python3");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let site = std::path::PathBuf::from(stdout(&out).trim());
+    copy_data("names/site/requests", &site.join("requests"));
+    (python, site)
+}
+
+/// A DataKit dir whose block `collide` runs `python.d/s` with `cmd` the
+/// venv's python: its `requests` is an installed package.
+fn block_with_venv(scripts: &[(&str, &str)]) -> (DataKitDir, std::path::PathBuf) {
+    let dir = DataKitDir::new("127.0.0.1:9", &[], "");
+    let (python, site) = venv_with_requests(dir.path());
+    for (src, dst) in scripts {
+        copy_data(src, &dir.path().join("python.d").join(dst));
+    }
+    std::fs::write(
+        dir.path().join("conf.d/pythond/pythond.conf"),
+        format!(
+            "[[inputs.pythond]]\n  name = 'collide'\n  cmd = {:?}\n  dirs = ['s']\n",
+            python.display().to_string()
+        ),
+    )
+    .unwrap();
+    (dir, site)
+}
+
 #[test]
 fn requests_py_does_not_shadow_the_installed_requests_package() {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import requests"])
-        .status()
+    let (dir, site) = block_with_venv(&[("names/package_collision", "s")]);
+    let out = pythond()
+        .args(["test", "--format", "json", "--config"])
+        .arg(dir.path().join("conf.d"))
+        .args(["--input", "collide", "--datakit-dir"])
+        .arg(dir.path())
+        .output()
         .unwrap();
-    assert!(
-        installed.success(),
-        "this test needs `requests` installed for the python3 on PATH"
-    );
-    let (_t, s) = folder("package_collision");
-    let (out, vals) = test_json(&[&s]);
     let err = stderr(&out);
+    let vals: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("script_status").is_none())
+        .collect();
     let used = points_named(&vals, "uses_requests");
     assert_eq!(
         used.len(),
         1,
         "uses_requests.py ran beside requests.py: {vals:?}\n{err}"
     );
-    assert_eq!(
-        field(&used[0], "has_session").as_deref(),
-        Some("true"),
-        "the installed requests, not the script: {:?}",
-        field(&used[0], "requests_file")
-    );
+    // The venv's stand-in, or a `requests` the embedded interpreter's own
+    // site-packages holds (it comes first): installed, not the script.
+    let file = std::path::PathBuf::from(field(&used[0], "requests_file").unwrap());
+    let scripts = dir.path().join("python.d/s");
     assert!(
-        mentions_all(&err, &["requests.py", "rename"]),
+        file == site.join("requests/__init__.py")
+            || (file.ends_with("site-packages/requests/__init__.py")
+                && !file.starts_with(&scripts)),
+        "the installed requests, not the script: {}",
+        file.display()
+    );
+    assert_eq!(field(&used[0], "has_session").as_deref(), Some("true"));
+    assert!(
+        err.lines().any(|l| l.contains(
+            "requests.py: not imported: its module name \"requests\" is the installed package requests ("
+        ) && l.contains("rename the file")),
         "a message names requests.py and says to rename it:\n{err}"
     );
 }
 
 #[test]
 fn check_lists_script_files_named_like_standard_or_installed_modules() {
-    let dir = datakit_with(
-        "127.0.0.1:9",
-        &[
-            ("names/json_collision", "s"),
-            ("names/package_collision/requests.py", "s/requests.py"),
-        ],
-        &block("collide", &["s"], ""),
-    );
+    let (dir, _) = block_with_venv(&[
+        ("names/json_collision", "s"),
+        ("names/package_collision/requests.py", "s/requests.py"),
+    ]);
     let out = pythond()
         .args(["check", "--config"])
         .arg(dir.path().join("conf.d"))
@@ -249,6 +299,16 @@ fn test_command_ends_on_a_run_that_loops_past_its_timeout() {
         err.contains("Traceback") && err.contains("RunTimeout") && err.contains("loops.py"),
         "the traceback at the interruption point is shown:\n{err}"
     );
+    assert!(
+        err.contains(
+            "error: script loops (loops.Loops): run() did not return within its timeout of 2 s \
+             (the class attribute `timeout`) and was interrupted (run() is called every interval \
+             and must return; if one run needs longer, raise the class attribute `timeout = \
+             <seconds>` (the input block's `timeout` does not apply to a class that sets its \
+             own)):"
+        ),
+        "the class attribute is named as the timeout's source and knob:\n{err}"
+    );
 }
 
 #[test]
@@ -330,19 +390,19 @@ fn test_command_ends_when_a_hung_run_holds_the_interpreter() {
 
 // ---------------------------------------------------------------- item 3
 //
-// Assumed wording: the timeout line names the script and says run() is
-// called every interval and must return, and how to raise the timeout, e.g.
-// `run() of loops exceeded its timeout (2 s): run() is called every interval
-// and must return; raise the timeout with the class attribute `timeout` or
-// the block's `timeout`` (checked: "interval", "return", "timeout").
+// The timeout line names the script, says run() is called every interval
+// and must return, and names the setting that gave the timeout and the one
+// to raise: the class's `timeout` wins over the block's, so raising the
+// block's would change nothing for a class that sets its own.
 
-#[test]
-fn daemon_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
+/// The daemon on `fixture` (of `tests/data/`) copied to `python.d/<dest>`,
+/// as input `spin` with `extra` block keys; its stderr once a run timed out.
+fn daemon_until_a_timeout(fixture: &str, dest: &str, extra: &str) -> String {
     let dk = FakeDataKit::start();
     let dir = datakit_with(
         &dk.addr().to_string(),
-        &[("names/loop/loops.py", "l/loops.py")],
-        &block("spin", &["l"], ""),
+        &[(fixture, dest)],
+        &block("spin", &["l"], extra),
     );
     let d = Daemon::start(&dir, &[]);
     let le = dk.wait_until(Duration::from_secs(30), |dk| {
@@ -350,9 +410,34 @@ fn daemon_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
     });
     let (_, err) = d.stop();
     assert!(le, "the run timed out and was reported:\n{err}");
+    err
+}
+
+#[test]
+fn daemon_timeout_message_names_the_class_attribute_that_set_the_timeout() {
+    // The block's timeout is longer: the class's 2 s applies.
+    let err = daemon_until_a_timeout("names/loop/loops.py", "l/loops.py", "  timeout = \"60s\"");
     assert!(
-        err.lines()
-            .any(|l| l.contains("loops") && mentions_all(l, &["interval", "return", "timeout"])),
-        "a line naming the script tells its author what to change:\n{err}"
+        err.lines().any(|l| l.contains(
+            "run() of loops exceeded its timeout (2s, the class attribute `timeout`) and is \
+             interrupted: run() is called every interval (10s) and must return each time, not \
+             loop; if one run needs longer, raise the class attribute `timeout = <seconds>` \
+             (the input block's `timeout` does not apply to a class that sets its own)"
+        )),
+        "the line tells the author to raise the class attribute:\n{err}"
+    );
+}
+
+#[test]
+fn daemon_timeout_message_names_the_blocks_timeout_when_it_applied() {
+    let err = daemon_until_a_timeout("names/loop_no_timeout", "l", "  timeout = \"1s\"");
+    assert!(
+        err.lines().any(|l| l.contains(
+            "run() of loops_on exceeded its timeout (1s, the input block's `timeout`) and is \
+             interrupted: run() is called every interval (10s) and must return each time, not \
+             loop; if one run needs longer, raise the input block's `timeout = \"60s\"`, or \
+             set the class attribute `timeout = <seconds>` for this script alone"
+        )),
+        "the line tells the author to raise the block's timeout:\n{err}"
     );
 }

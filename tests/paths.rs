@@ -1,14 +1,13 @@
-//! Issue 14: trust what the administrator placed (symlinked script folders,
-//! `..` entries), refuse what anyone else could have changed (world- or
-//! group-writable scripts, folders and config files, scripts owned by
-//! another user). Real folders, real modes and owners (the tests run as
+//! Issue 14: refuse what anyone else could have changed (world- or
+//! group-writable scripts, folders and config files, `datakit.conf`,
+//! scripts owned by another user); symlinks and `..` are in
+//! `tests/symlinks.rs`. Real folders, real modes and owners (the tests run as
 //! root, as DataKit does), one copy of `tests/data/paths/reporter.py` per
 //! script.
 //!
-//! Assumed wording of a refusal: the lines naming the script (or config)
-//! file also give the offending path, its owner (`root`, `nobody` or the uid)
-//! and mode (octal like `666` or `ls` style like `rw-rw-rw-`), and the
-//! command that fixes it (`chmod` / `chown`). A warning (with
+//! Wording of a refusal: the line naming the script (or config) file gives
+//! the offending path as `file|folder PATH is <why> (owner O, group G, mode
+//! 0666 -rw-rw-rw-); fix: chmod go-w PATH` (or `chown USER PATH`). A warning (with
 //! `insecure_paths = true`) is a `WARN` line naming the file.
 
 use std::os::unix::fs::PermissionsExt;
@@ -21,17 +20,17 @@ use crate::fixtures::*;
 use crate::util::*;
 
 /// `reporter.py` copied to `dst`; it reports the measurement `dst`'s stem.
-fn reporter(dst: &Path) {
+pub(crate) fn reporter(dst: &Path) {
     copy_data("paths/reporter.py", dst);
 }
 
-fn chmod(p: &Path, mode: u32) {
+pub(crate) fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Folders 0755 and files 0644 below `root` (whatever the umask): the
 /// known-good state the tests then break on purpose.
-fn tidy(root: &Path) {
+pub(crate) fn tidy(root: &Path) {
     if root.is_dir() {
         chmod(root, 0o755);
         for e in std::fs::read_dir(root).unwrap().flatten() {
@@ -44,7 +43,7 @@ fn tidy(root: &Path) {
     }
 }
 
-fn tidy_install(dk: &DataKitDir) {
+pub(crate) fn tidy_install(dk: &DataKitDir) {
     for sub in ["python.d", "conf.d"] {
         let p = dk.path().join(sub);
         std::fs::create_dir_all(&p).unwrap();
@@ -52,17 +51,17 @@ fn tidy_install(dk: &DataKitDir) {
     }
 }
 
-fn nobody() -> (u32, u32) {
+pub(crate) fn nobody() -> (u32, u32) {
     let pw = unsafe { libc::getpwnam(c"nobody".as_ptr()) };
     assert!(!pw.is_null(), "a user named nobody");
     unsafe { ((*pw).pw_uid, (*pw).pw_gid) }
 }
 
-fn chown(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
 }
 
-fn require_root() {
+pub(crate) fn require_root() {
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
@@ -70,7 +69,7 @@ fn require_root() {
     );
 }
 
-fn count(dk: &FakeDataKit, measurement: &str) -> usize {
+pub(crate) fn count(dk: &FakeDataKit, measurement: &str) -> usize {
     dk.all_lines()
         .iter()
         .filter(|l| parse_line(l).measurement == measurement)
@@ -78,7 +77,7 @@ fn count(dk: &FakeDataKit, measurement: &str) -> usize {
 }
 
 /// Run the daemon until `trusted` reported 4 times; returns its stderr.
-fn run_until_reported(dir: &DataKitDir, dk: &FakeDataKit, trusted: &str) -> String {
+pub(crate) fn run_until_reported(dir: &DataKitDir, dk: &FakeDataKit, trusted: &str) -> String {
     let d = Daemon::start(dir, &[]);
     let ran = dk.wait_until(Duration::from_secs(30), |dk| count(dk, trusted) >= 4);
     let (_, err) = d.stop();
@@ -87,82 +86,35 @@ fn run_until_reported(dir: &DataKitDir, dk: &FakeDataKit, trusted: &str) -> Stri
 }
 
 /// The log lines that mention `needle`, joined.
-fn lines_about(log: &str, needle: &str) -> String {
+pub(crate) fn lines_about(log: &str, needle: &str) -> String {
     log.lines()
         .filter(|l| l.contains(needle))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn canonical(p: &Path) -> PathBuf {
+/// Whether `text` says that `kind` (`file`, `folder`) `path` is writable by
+/// others, with `owner_mode` (`(owner root, group root, mode 0666
+/// -rw-rw-rw-)`), and gives the chmod for it: `go-w`, or `o-w` where the
+/// group is its owner's private group (its write bit then harmless).
+pub(crate) fn names_owner_mode_and_fix(
+    text: &str,
+    path: &Path,
+    kind: &str,
+    owner_mode: &str,
+) -> bool {
+    let p = canonical(path);
+    let p = p.display();
+    [
+        format!("{kind} {p} is writable by others {owner_mode}; fix: chmod o-w {p}"),
+        format!("{kind} {p} is writable by group root and writable by others {owner_mode}; fix: chmod go-w {p}"),
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+pub(crate) fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap()
-}
-
-// ---------------------------------------------------------------- item 1
-
-/// `python.d/team` → `<datakit>/outside/team-scripts` (outside python.d).
-fn symlinked_team(dk: &FakeDataKit) -> (DataKitDir, PathBuf) {
-    let dir = DataKitDir::new(&dk.addr().to_string(), &[], &block("team", &["team"], ""));
-    let outside = dir.path().join("outside/team-scripts");
-    reporter(&outside.join("team_script.py"));
-    std::fs::create_dir_all(dir.path().join("python.d")).unwrap();
-    std::os::unix::fs::symlink(&outside, dir.path().join("python.d/team")).unwrap();
-    tidy_install(&dir);
-    tidy(&dir.path().join("outside"));
-    (dir, outside)
-}
-
-#[test]
-fn a_dirs_entry_symlinked_to_a_folder_outside_python_d_runs() {
-    let dk = FakeDataKit::start();
-    let (dir, _) = symlinked_team(&dk);
-    let d = Daemon::start(&dir, &[]);
-    let ran = dk.wait_until(Duration::from_secs(30), |dk| count(dk, "team_script") >= 2);
-    let (_, err) = d.stop();
-    assert!(ran, "the symlinked folder's script reports:\n{err}");
-}
-
-#[test]
-fn check_shows_where_a_symlinked_dirs_entry_resolved() {
-    let dk = FakeDataKit::start();
-    let (dir, outside) = symlinked_team(&dk);
-    let out = pythond()
-        .args(["check", "--config"])
-        .arg(dir.path().join("conf.d"))
-        .arg("--datakit-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("team_script.Reporter"),
-        "the module is listed:\n{text}"
-    );
-    assert!(
-        text.contains(&canonical(&outside).display().to_string()),
-        "where the entry resolved ({}) is shown:\n{text}",
-        canonical(&outside).display()
-    );
-}
-
-#[test]
-fn a_relative_dotdot_dirs_entry_to_a_sibling_folder_runs() {
-    let dk = FakeDataKit::start();
-    let dir = DataKitDir::new(
-        &dk.addr().to_string(),
-        &[],
-        &block("sibling", &["../sibling"], ""),
-    );
-    reporter(&dir.path().join("sibling/sibling_script.py"));
-    tidy_install(&dir);
-    tidy(&dir.path().join("sibling"));
-    let d = Daemon::start(&dir, &[]);
-    let ran = dk.wait_until(Duration::from_secs(30), |dk| {
-        count(dk, "sibling_script") >= 2
-    });
-    let (_, err) = d.stop();
-    assert!(ran, "the sibling folder's script reports:\n{err}");
 }
 
 // ---------------------------------------------------------------- item 2
@@ -206,10 +158,12 @@ fn a_world_writable_script_is_refused_and_the_others_run() {
     );
     let about = lines_about(&err, "open_to_all.py");
     assert!(
-        about.contains(&file.display().to_string())
-            && about.contains("root")
-            && mentions_mode(&about, 0o666)
-            && about.contains("chmod"),
+        names_owner_mode_and_fix(
+            &about,
+            &file,
+            "file",
+            "(owner root, group root, mode 0666 -rw-rw-rw-)"
+        ),
         "the refusal names the file, its owner and mode and the chmod that fixes it:\n{err}"
     );
 }
@@ -226,11 +180,14 @@ fn a_script_in_a_group_writable_folder_is_refused_and_the_others_run() {
         "the script below a group-writable folder did not run"
     );
     let about = lines_about(&err, "in_group.py");
+    let group = pythond_core::trust::group_name(nobody().1);
+    let folder = canonical(&folder);
     assert!(
-        about.contains(&folder.display().to_string())
-            && about.contains("root")
-            && mentions_mode(&about, 0o775)
-            && about.contains("chmod"),
+        about.contains(&format!(
+            "folder {} is writable by group {group} (owner root, group {group}, mode 0775 drwxrwxr-x); fix: chmod g-w {}",
+            folder.display(),
+            folder.display()
+        )),
         "the refusal names the file, the folder, its owner and mode and the chmod that fixes it:\n{err}"
     );
 }
@@ -248,10 +205,13 @@ fn a_script_owned_by_another_user_is_refused_and_the_others_run() {
         "the script owned by nobody did not run"
     );
     let about = lines_about(&err, "foreign.py");
+    let owner = pythond_core::trust::user_name(uid);
+    let file = canonical(&file);
     assert!(
-        about.contains(&file.display().to_string())
-            && (about.contains("nobody") || about.contains(&uid.to_string()))
-            && about.contains("chown"),
+        about.contains(&format!(
+            "file {} is owned by {owner}, not by root (the user pythond runs as) (owner {owner}, ",
+            file.display()
+        )) && about.contains(&format!("fix: chown root {}", file.display())),
         "the refusal names the file, its owner and the chown that fixes it:\n{err}"
     );
 }
@@ -304,50 +264,19 @@ fn a_world_writable_config_file_is_refused_and_the_other_files_run() {
     );
     let about = lines_about(&err, "open.conf");
     assert!(
-        about.contains(&bad.display().to_string())
-            && about.contains("root")
-            && mentions_mode(&about, 0o666)
-            && about.contains("chmod"),
+        names_owner_mode_and_fix(
+            &about,
+            &bad,
+            "file",
+            "(owner root, group root, mode 0666 -rw-rw-rw-)"
+        ),
         "the refusal names the file, its owner and mode and the chmod that fixes it:\n{err}"
     );
 }
 
-// ------------------------------------------------------- more of items 1, 2
+// ------------------------------------------------------- more of item 2
 
-#[test]
-fn a_symlinked_script_file_runs() {
-    let dk = FakeDataKit::start();
-    let dir = DataKitDir::new(&dk.addr().to_string(), &[], &block("linked", &["s"], ""));
-    let real = dir.path().join("outside/kept_elsewhere.py");
-    reporter(&real);
-    std::fs::create_dir_all(dir.path().join("python.d/s")).unwrap();
-    std::os::unix::fs::symlink(&real, dir.path().join("python.d/s/linked.py")).unwrap();
-    tidy_install(&dir);
-    tidy(&dir.path().join("outside"));
-    let d = Daemon::start(&dir, &[]);
-    let ran = dk.wait_until(Duration::from_secs(30), |dk| count(dk, "linked") >= 2);
-    let (_, err) = d.stop();
-    assert!(ran, "the symlinked file runs under its link's name:\n{err}");
-}
-
-#[test]
-fn check_shows_where_a_dotdot_entry_resolved() {
-    let dir = DataKitDir::new("127.0.0.1:9", &[], &block("sibling", &["../sibling"], ""));
-    reporter(&dir.path().join("sibling/sibling_script.py"));
-    tidy_install(&dir);
-    tidy(&dir.path().join("sibling"));
-    let out = check(&dir);
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{text}");
-    let real = canonical(&dir.path().join("sibling"));
-    assert!(
-        text.contains(&format!("dirs entry \"../sibling\": {}", real.display())),
-        "{text}"
-    );
-    assert!(text.contains("sibling_script.Reporter"), "{text}");
-}
-
-fn check(dir: &DataKitDir) -> std::process::Output {
+pub(crate) fn check(dir: &DataKitDir) -> std::process::Output {
     pythond()
         .args(["check", "--config"])
         .arg(dir.path().join("conf.d"))
@@ -438,5 +367,105 @@ fn test_command_runs_a_file_others_can_write_with_a_warning() {
             && l.contains("pythond test runs the files it is given")
             && (l.contains("chmod go-w") || l.contains("chmod o-w"))),
         "{err}"
+    );
+}
+
+// ------------------------------------------------------------ datakit.conf
+
+/// A DataKit dir whose `conf.d/datakit.conf` names the address `listen` and
+/// enables the git repo `myconf`, whose `python.d/s/from_git.py` would then
+/// be used instead of `python.d/s/local_script.py`.
+fn datakit_conf_with_git_repo(listen: &str) -> DataKitDir {
+    require_root();
+    let dir = DataKitDir::new(listen, &[], &block("b", &["s"], ""));
+    std::fs::write(
+        dir.path().join("conf.d/datakit.conf"),
+        format!(
+            "[http_api]\n  listen = \"{listen}\"\n[git_repos]\n  [[git_repos.repo]]\n    enable = true\n    url = \"http://example.com/conf/myconf.git\"\n"
+        ),
+    )
+    .unwrap();
+    reporter(&dir.path().join("python.d/s/local_script.py"));
+    reporter(&dir.path().join("gitrepos/myconf/python.d/s/from_git.py"));
+    tidy_install(&dir);
+    tidy(&dir.path().join("gitrepos"));
+    dir
+}
+
+#[test]
+fn a_trusted_datakit_conf_gives_the_address_and_the_git_repos() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let out = check(&dir);
+    let text = stdout(&out);
+    let conf = dir.path().join("conf.d/datakit.conf");
+    assert!(
+        text.contains(&format!(
+            "DataKit: http://127.0.0.1:7777 (from {})",
+            conf.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("from_git.Reporter"), "{text}");
+}
+
+#[test]
+fn a_datakit_conf_others_can_change_is_not_used() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let conf = dir.path().join("conf.d/datakit.conf");
+    chmod(&conf, 0o646);
+    let out = check(&dir);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}\n{err}");
+    assert!(
+        text.contains(&format!(
+            "DataKit: http://127.0.0.1:9529 (from defaults: {} not read",
+            conf.display()
+        )),
+        "the default address, not the file's:\n{text}"
+    );
+    assert!(!text.contains("7777"), "{text}");
+    assert!(
+        text.contains("local_script.Reporter") && !text.contains("from_git"),
+        "the file's git repo is not searched:\n{text}"
+    );
+    let real = canonical(&conf);
+    assert!(
+        err.lines().any(|l| l.contains(&format!("{}:0: not read: ", conf.display()))
+            && l.contains(&format!(
+                "file {} is writable by others (owner root, group root, mode 0646 -rw-r--rw-); fix: chmod o-w {}",
+                real.display(),
+                real.display()
+            ))
+            && l.contains("DataKit's address and git repos are the defaults")),
+        "the error names the file, its owner and mode, and the fix:\n{err}"
+    );
+}
+
+#[test]
+fn an_older_datakit_conf_beside_conf_d_gets_the_same_check() {
+    let dir = datakit_conf_with_git_repo("127.0.0.1:7777");
+    let old = dir.path().join("datakit.conf");
+    std::fs::rename(dir.path().join("conf.d/datakit.conf"), &old).unwrap();
+    let out = check(&dir);
+    assert!(
+        stdout(&out).contains(&format!(
+            "DataKit: http://127.0.0.1:7777 (from {})",
+            old.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    chmod(&old, 0o666);
+    let out = check(&dir);
+    let text = stdout(&out);
+    assert!(
+        text.contains("DataKit: http://127.0.0.1:9529 (from defaults: ")
+            && !text.contains("from_git"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("{}:0: not read: ", old.display())),
+        "{}",
+        stderr(&out)
     );
 }

@@ -1,6 +1,8 @@
 //! `pythond test`: the seed demo's points, the script API, class selection,
 //! and bad scripts reported without losing the good ones.
 
+use std::process::ExitStatus;
+
 use crate::util::*;
 
 fn points_of(vals: &[serde_json::Value], script: &str) -> Vec<(String, Option<String>, Seen)> {
@@ -377,4 +379,136 @@ fn an_edit_with_the_same_size_and_mtime_is_run_not_a_stale_bytecode_cache() {
         .set_modified(mtime)
         .unwrap();
     assert_eq!(version(dir.path()), "i:2", "the edit runs");
+}
+
+// ------------------------------------------------- timeouts (issue 13 item 2)
+
+/// `pythond test` with `args`, bounded by `limit_secs`: (exit status,
+/// stdout, stderr, seconds it took).
+fn bounded_test(args: &[&std::ffi::OsStr], limit_secs: u64) -> (ExitStatus, String, String, f64) {
+    let t = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (t.path().join("out"), t.path().join("err"));
+    let child = pythond()
+        .arg("test")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut c = crate::fixtures::Bounded::new(child);
+    let status = c.wait_for(limit_secs);
+    let took = c.started.elapsed().as_secs_f64();
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let status = status.unwrap_or_else(|| {
+        panic!("pythond test still running {limit_secs} s after start:\n{out}\n{err}")
+    });
+    (status, out, err, took)
+}
+
+/// A DataKit dir whose block `spin` runs `names/loop_no_timeout` (a run()
+/// that loops, its class setting no timeout, and a normal script) with
+/// `extra` block keys; the `pythond test --config --input spin` arguments.
+fn looping_block(extra: &str) -> (DataKitDir, Vec<std::ffi::OsString>) {
+    let dir = crate::fixtures::datakit_with(
+        "127.0.0.1:9",
+        &[("names/loop_no_timeout", "l")],
+        &crate::fixtures::block("spin", &["l"], extra),
+    );
+    let args = vec![
+        "--format".into(),
+        "json".into(),
+        "--config".into(),
+        dir.path().join("conf.d").into_os_string(),
+        "--input".into(),
+        "spin".into(),
+        "--datakit-dir".into(),
+        dir.path().as_os_str().to_owned(),
+    ];
+    (dir, args)
+}
+
+fn os(v: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    v.iter().map(|s| s.as_os_str()).collect()
+}
+
+#[test]
+fn test_with_config_applies_the_blocks_timeout_to_a_class_without_one() {
+    let (_dir, args) = looping_block("  timeout = \"2s\"");
+    // 2 s, then the interrupt; 20 s leaves room for a loaded machine, and is
+    // well below the 30 s default that would apply without the block's.
+    let (status, out, err, took) = bounded_test(&os(&args), 20);
+    assert!(!status.success(), "a timed-out run fails the test:\n{err}");
+    assert!(took < 25.0, "ended after {took:.1} s");
+    assert!(
+        out.contains("\"measurement\":\"normal\""),
+        "the other script's points are printed:\n{out}"
+    );
+    assert!(
+        err.contains(
+            "error: script loops_on (loops_on.LoopsOn): run() did not return within its timeout \
+             of 2 s (the input block's `timeout`) and was interrupted (run() is called every \
+             interval and must return; if one run needs longer, raise the input block's \
+             `timeout = \"60s\"`, or set the class attribute `timeout = <seconds>` for this \
+             script alone):"
+        ),
+        "the block's timeout is named as the one that applied:\n{err}"
+    );
+    assert!(err.contains("RunTimeout"), "the traceback is shown:\n{err}");
+}
+
+#[test]
+fn test_with_config_lets_the_class_timeout_win_over_the_blocks() {
+    // The block says 60 s; the class's 2 s applies.
+    let dir = crate::fixtures::datakit_with(
+        "127.0.0.1:9",
+        &[("names/loop", "l")],
+        &crate::fixtures::block("spin", &["l"], "  timeout = \"60s\""),
+    );
+    let args: Vec<std::ffi::OsString> = vec![
+        "--config".into(),
+        dir.path().join("conf.d").into_os_string(),
+        "--input".into(),
+        "spin".into(),
+        "--datakit-dir".into(),
+        dir.path().as_os_str().to_owned(),
+    ];
+    let (status, _, err, took) = bounded_test(&os(&args), 20);
+    assert!(!status.success(), "{err}");
+    assert!(
+        took < 25.0,
+        "ended after {took:.1} s, not after the block's 60 s"
+    );
+    assert!(
+        err.contains(
+            "run() did not return within its timeout of 2 s (the class attribute `timeout`)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_applies_the_default_timeout_when_neither_class_nor_block_sets_one() {
+    // Interval 10 s: the default is 30 s (twice the interval, at least 30 s).
+    let (_dir, args) = looping_block("");
+    let (status, out, err, took) = bounded_test(&os(&args), 75);
+    assert!(!status.success(), "{err}");
+    assert!(
+        took >= 29.0,
+        "not interrupted before the default 30 s: {took:.1} s"
+    );
+    assert!(
+        out.contains("\"measurement\":\"normal\""),
+        "the other script's points are printed:\n{out}"
+    );
+    assert!(
+        err.contains(
+            "error: script loops_on (loops_on.LoopsOn): run() did not return within its timeout \
+             of 30 s (the default: twice the interval, at least 30s) and was interrupted (run() \
+             is called every interval and must return; if one run needs longer, set the class \
+             attribute `timeout = <seconds>` or the input block's `timeout = \"60s\"`):"
+        ),
+        "the default is named as the timeout that applied:\n{err}"
+    );
 }

@@ -15,4 +15,5 @@ mod property;
 mod reload;
 mod run;
 mod status;
+mod symlinks;
 mod testmode;

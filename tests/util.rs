@@ -107,6 +107,33 @@ pub fn test_json(paths: &[&Path]) -> (Output, Vec<serde_json::Value>) {
     (out, vals)
 }
 
+/// A new temp dir in a folder that only root and this user can write, up
+/// to `/` (the target dir's `tmp`, else `$HOME`): for trees that a symlink or
+/// `..` leads out of, whose folders pythond then checks up to `/` (so not
+/// below the world-writable `/tmp`).
+pub fn trusted_tempdir() -> tempfile::TempDir {
+    umask_022();
+    let candidates = [
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR"))),
+        std::env::var_os("HOME").map(PathBuf::from),
+    ];
+    let mut why = Vec::new();
+    for c in candidates.into_iter().flatten() {
+        let Ok(real) = c.canonicalize() else { continue };
+        match real
+            .ancestors()
+            .find_map(|a| pythond_core::trust::check(a).err())
+        {
+            None => return tempfile::tempdir_in(&real).unwrap(),
+            Some(e) => why.push(e.to_string()),
+        }
+    }
+    panic!(
+        "the symlink tests need a folder that only root and this user can write, up to /: {}",
+        why.join("; ")
+    )
+}
+
 /// A DataKit install dir for a test: `python.d/`, `conf.d/`, `datakit.conf`
 /// pointing at `listen`.
 pub struct DataKitDir {
@@ -116,7 +143,22 @@ pub struct DataKitDir {
 impl DataKitDir {
     pub fn new(listen: &str, scripts: &[(&str, &str)], conf: &str) -> DataKitDir {
         umask_022();
-        let dir = tempfile::tempdir().unwrap();
+        DataKitDir::new_in(tempfile::tempdir().unwrap(), listen, scripts, conf)
+    }
+
+    /// [`DataKitDir::new`] in a [`trusted_tempdir`], for installs that a
+    /// symlink or `..` leads out of.
+    pub fn new_trusted(listen: &str, scripts: &[(&str, &str)], conf: &str) -> DataKitDir {
+        umask_022();
+        DataKitDir::new_in(trusted_tempdir(), listen, scripts, conf)
+    }
+
+    fn new_in(
+        dir: tempfile::TempDir,
+        listen: &str,
+        scripts: &[(&str, &str)],
+        conf: &str,
+    ) -> DataKitDir {
         let w = |rel: &str, content: &str| {
             let p = dir.path().join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -237,6 +237,9 @@ fn serve(
         env!("CARGO_PKG_VERSION")
     );
     let dk = DataKitConf::load(&datakit_dir)?;
+    if let Some(e) = &dk.refused {
+        tracing::error!(input = %name, "{e}");
+    }
     let gitrepos: Vec<PathBuf> = dk
         .git_repos
         .iter()

@@ -4,20 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pythond_core::control::run_id;
-use pythond_core::scheduler::{timeout_message, Job, RunFailed};
+use pythond_core::scheduler::{timeout_message, Job, RunFailed, RunTimeout};
 use pythond_core::sink::Sink;
 use pythond_python::Script;
 
 pub struct ScriptJob {
     pub script: Script,
     pub sink: Arc<dyn Sink>,
-    pub timeout: Duration,
-}
-
-/// The run timeout when neither the class nor the config gives one: a run
-/// may miss one tick, never less than 30 s.
-pub fn default_timeout(interval: Duration) -> Duration {
-    (interval * 2).max(Duration::from_secs(30))
+    pub timeout: RunTimeout,
 }
 
 impl Job for ScriptJob {
@@ -29,7 +23,7 @@ impl Job for ScriptJob {
         self.script.interval
     }
 
-    fn timeout(&self) -> Option<Duration> {
+    fn timeout(&self) -> Option<RunTimeout> {
         Some(self.timeout)
     }
 
@@ -41,7 +35,7 @@ impl Job for ScriptJob {
         let msg = format!(
             "run() did not return {}s after its timeout was reached and it was interrupted; \
              the script is no longer scheduled until pythond restarts this input",
-            self.timeout.as_secs_f64()
+            self.timeout.limit.as_secs_f64()
         );
         self.sink.lasterror(None, &self.script.name, &msg);
     }
@@ -57,13 +51,13 @@ impl Job for ScriptJob {
                 tracing::error!(
                     script = %self.script.name,
                     module = %self.script.module,
-                    timeout_secs = self.timeout.as_secs_f64(),
+                    timeout_secs = self.timeout.limit.as_secs_f64(),
                     "run() was stopped by its timeout; it was here:\n{}",
                     e.traceback
                 );
                 format!(
                     "{}\n{}",
-                    timeout_message(&self.script.name, self.timeout, self.script.interval),
+                    timeout_message(&self.script.name, &self.timeout, self.script.interval),
                     e.traceback
                 )
             } else {

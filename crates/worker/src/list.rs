@@ -8,7 +8,7 @@ use pythond_core::spec::WorkerSpec;
 use pythond_core::status::LoadReport;
 use pythond_python::Context;
 
-use crate::job::default_timeout;
+use pythond_core::scheduler::RunTimeout;
 
 /// The prefix of the progress lines on stderr (read by `pythond check`).
 pub const IMPORTING: &str = "importing module ";
@@ -72,10 +72,7 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
         .timeout_secs
         .and_then(|t| pythond_core::seconds::to_duration(t).ok());
     for s in &loaded.scripts {
-        let timeout = s
-            .timeout
-            .or(block_timeout)
-            .unwrap_or_else(|| default_timeout(s.interval));
+        let timeout = RunTimeout::resolve(s.timeout, block_timeout, s.interval).limit;
         println!(
             "{}.{}  name={:?}  interval={}s  timeout={}s  ({})",
             s.module,
@@ -83,7 +80,7 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
             &*s.name,
             s.interval.as_secs_f64(),
             timeout.as_secs_f64(),
-            s.path.display()
+            where_from(&s.path)
         );
     }
     for (m, p) in &loaded.empty_modules {
@@ -118,5 +115,14 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// A script's path, and where it really is when that differs (a symlinked
+/// file): `…/python.d/s/linked.py -> /opt/scripts/kept.py`.
+fn where_from(path: &std::path::Path) -> String {
+    match path.canonicalize() {
+        Ok(real) if real != path => format!("{} -> {}", path.display(), real.display()),
+        _ => path.display().to_string(),
     }
 }

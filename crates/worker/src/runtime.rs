@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pythond_core::control::{import_id, run_id};
-use pythond_core::scheduler::{self, JobStats, Scheduled};
+use pythond_core::scheduler::{self, JobStats, RunTimeout, Scheduled};
 use pythond_core::sink::Sink;
 use pythond_core::spec::{exit, WorkerSpec};
 use pythond_core::writer::spool::{Spool, SpoolLimits};
 use pythond_core::writer::{Writer, WriterConfig};
 use pythond_python::{Context, FailureKind, InterpreterSetup, PythonError};
 
-use crate::job::{default_timeout, ScriptJob};
+use crate::job::ScriptJob;
 use crate::sink::WriterSink;
 
 /// Why the interpreter could not be started for an input.
@@ -235,10 +235,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         .scripts
         .into_iter()
         .map(|script| {
-            let timeout = script
-                .timeout
-                .or(block_timeout)
-                .unwrap_or_else(|| default_timeout(script.interval));
+            let timeout = RunTimeout::resolve(script.timeout, block_timeout, script.interval);
             Scheduled::new(Arc::new(ScriptJob {
                 script,
                 sink: sink.clone(),
@@ -257,7 +254,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
                     name: s.name.to_string(),
                     file: s.path.display().to_string(),
                     interval: s.interval,
-                    timeout: j.job.timeout,
+                    timeout: j.job.timeout.limit,
                     stats: j.stats.clone(),
                     points: {
                         let c = s.counters();

@@ -12,8 +12,9 @@ pub trait Job: Send + Sync + 'static {
     /// For logs.
     fn name(&self) -> &str;
     fn interval(&self) -> Duration;
-    /// Longest a run may take before it is interrupted; `None`: no limit.
-    fn timeout(&self) -> Option<Duration> {
+    /// Longest a run may take before it is interrupted, and which setting
+    /// said so (for the message); `None`: no limit.
+    fn timeout(&self) -> Option<super::RunTimeout> {
         None
     }
     /// Run once as run `run` (numbered from 1, never reused), blocking the

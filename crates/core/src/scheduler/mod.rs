@@ -20,6 +20,7 @@
 
 mod job;
 mod tick;
+mod timeout;
 mod watchdog;
 
 use std::sync::atomic::Ordering;
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 
 pub use job::{Job, JobSnapshot, JobStats, RunFailed, Scheduled};
 pub use tick::backoff_delay;
-pub use watchdog::timeout_message;
+pub use timeout::{default_timeout, timeout_message, RunTimeout, TimeoutSource};
 
 /// Scheduler-wide settings.
 #[derive(Debug, Clone, Copy)]

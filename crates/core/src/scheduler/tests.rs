@@ -119,8 +119,11 @@ impl Job for Stubborn {
     fn interval(&self) -> Duration {
         self.interval
     }
-    fn timeout(&self) -> Option<Duration> {
-        Some(Duration::from_millis(100))
+    fn timeout(&self) -> Option<RunTimeout> {
+        Some(RunTimeout::new(
+            Duration::from_millis(100),
+            TimeoutSource::Class,
+        ))
     }
     fn run(&self, _run: u64) -> Result<(), RunFailed> {
         self.runs.fetch_add(1, Ordering::SeqCst);
@@ -232,8 +235,9 @@ impl Job for Planned {
     fn interval(&self) -> Duration {
         self.interval
     }
-    fn timeout(&self) -> Option<Duration> {
+    fn timeout(&self) -> Option<RunTimeout> {
         self.timeout
+            .map(|t| RunTimeout::new(t, TimeoutSource::Block))
     }
     fn run(&self, run: u64) -> Result<(), RunFailed> {
         let i = (run as usize).min(self.plan.len()) - 1;
@@ -381,13 +385,58 @@ async fn the_interrupt_names_the_run_that_timed_out_even_when_it_arrives_late() 
 }
 
 #[test]
-fn the_timeout_message_says_run_must_return_and_how_to_raise_the_timeout() {
-    let m = timeout_message("loops", Duration::from_secs(2), Duration::from_millis(500));
+fn the_timeout_message_names_the_class_attribute_when_the_class_set_it() {
+    let t = RunTimeout::resolve(
+        Some(Duration::from_secs(2)),
+        Some(Duration::from_secs(60)),
+        Duration::from_millis(500),
+    );
     assert_eq!(
-        m,
-        "run() of loops exceeded its timeout (2s) and is interrupted: run() is called every \
-         interval (0.5s) and must return each time, not loop; if one run needs longer, raise \
-         the timeout with the class attribute `timeout = <seconds>` or the input block's \
-         `timeout = \"60s\"`"
+        t,
+        RunTimeout::new(Duration::from_secs(2), TimeoutSource::Class)
+    );
+    assert_eq!(
+        timeout_message("loops", &t, Duration::from_millis(500)),
+        "run() of loops exceeded its timeout (2s, the class attribute `timeout`) and is \
+         interrupted: run() is called every interval (0.5s) and must return each time, not \
+         loop; if one run needs longer, raise the class attribute `timeout = <seconds>` (the \
+         input block's `timeout` does not apply to a class that sets its own)"
+    );
+}
+
+#[test]
+fn the_timeout_message_names_the_blocks_timeout_when_it_applied() {
+    let t = RunTimeout::resolve(None, Some(Duration::from_secs(2)), Duration::from_secs(10));
+    assert_eq!(
+        t,
+        RunTimeout::new(Duration::from_secs(2), TimeoutSource::Block)
+    );
+    assert_eq!(
+        timeout_message("loops", &t, Duration::from_secs(10)),
+        "run() of loops exceeded its timeout (2s, the input block's `timeout`) and is \
+         interrupted: run() is called every interval (10s) and must return each time, not \
+         loop; if one run needs longer, raise the input block's `timeout = \"60s\"`, or set \
+         the class attribute `timeout = <seconds>` for this script alone"
+    );
+}
+
+#[test]
+fn the_timeout_message_names_the_default_when_neither_set_one() {
+    let t = RunTimeout::resolve(None, None, Duration::from_secs(10));
+    assert_eq!(
+        t,
+        RunTimeout::new(Duration::from_secs(30), TimeoutSource::Default)
+    );
+    assert_eq!(
+        RunTimeout::resolve(None, None, Duration::from_secs(20)).limit,
+        Duration::from_secs(40),
+        "twice the interval past 15 s"
+    );
+    assert_eq!(
+        timeout_message("loops", &t, Duration::from_secs(10)),
+        "run() of loops exceeded its timeout (30s, the default: twice the interval, at least \
+         30s) and is interrupted: run() is called every interval (10s) and must return each \
+         time, not loop; if one run needs longer, set the class attribute `timeout = \
+         <seconds>` or the input block's `timeout = \"60s\"`"
     );
 }

@@ -5,18 +5,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::job::{Job, Scheduled};
+use super::timeout::{timeout_message, RunTimeout};
 
 /// Interrupt the run `generation` if it outlives `timeout`; declare the job
 /// hung if it then outlives `hang_grace` too.
 pub(super) async fn watchdog<J: Job>(
     s: Scheduled<J>,
     generation: u64,
-    timeout: Duration,
+    timeout: RunTimeout,
     hang_grace: Duration,
 ) {
     let same_run =
         |s: &Scheduled<J>| s.is_running() && s.generation.load(Ordering::Acquire) == generation;
-    tokio::time::sleep(timeout).await;
+    tokio::time::sleep(timeout.limit).await;
     if !same_run(&s) {
         return;
     }
@@ -25,10 +26,10 @@ pub(super) async fn watchdog<J: Job>(
     // The first line the author of a looping script reads: say what to change.
     tracing::error!(
         script = s.job.name(),
-        timeout_secs = timeout.as_secs_f64(),
+        timeout_secs = timeout.limit.as_secs_f64(),
         interval_secs = s.job.interval().as_secs_f64(),
         "{}",
-        timeout_message(s.job.name(), timeout, s.job.interval())
+        timeout_message(s.job.name(), &timeout, s.job.interval())
     );
     let job = s.job.clone();
     // Interrupting needs the interpreter; never block an async worker on it.
@@ -47,23 +48,4 @@ pub(super) async fn watchdog<J: Job>(
     );
     let job = s.job.clone();
     tokio::task::spawn_blocking(move || job.hung());
-}
-
-/// What the log says when a run outlives its timeout: that `run()` is
-/// called every interval and must return, and how to allow more time.
-pub fn timeout_message(script: &str, timeout: Duration, interval: Duration) -> String {
-    format!(
-        "run() of {script} exceeded its timeout ({}s) and is interrupted: run() is called \
-         every interval ({}s) and must return each time, not loop; if one run needs longer, \
-         raise the timeout with the class attribute `timeout = <seconds>` or the input \
-         block's `timeout = \"60s\"`",
-        secs(timeout),
-        secs(interval)
-    )
-}
-
-/// Seconds as a short number: `2`, `0.5`, `1.25`.
-fn secs(d: Duration) -> String {
-    let s = format!("{:.3}", d.as_secs_f64());
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -3,7 +3,7 @@
 //! point it reported and a status block per script, send nothing.
 //!
 //! Each run has the daemon's timeout (the class's `timeout`, else the
-//! default of [`default_timeout`]) and runs on a thread of its own, so that
+//! block's with `--config --input`, else the default: [`RunTimeout`]) and runs on a thread of its own, so that
 //! the command always ends: a run past its timeout gets `RunTimeout` raised
 //! inside it and is reported with the traceback at the interruption point; a
 //! run that does not stop within the hang grace after that (blocked in C, a
@@ -23,7 +23,7 @@ use std::time::Duration;
 use pythond_core::sink::{Collector, Recorded};
 use pythond_python as python;
 
-use crate::job::default_timeout;
+use pythond_core::scheduler::RunTimeout;
 
 pub use print::{datakit_notes, print};
 
@@ -36,7 +36,8 @@ pub enum Format {
 /// How long a run may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A timeout for scripts whose class sets none (the default otherwise).
+    /// The block's timeout, for scripts whose class sets none (the default
+    /// otherwise).
     pub timeout: Option<Duration>,
     /// How long an interrupted run may take to stop before it is hung.
     pub hang_grace: Duration,
@@ -59,13 +60,13 @@ pub enum RunFailure {
     /// `run()` outlived its timeout and was interrupted: the traceback at the
     /// interruption point (or what it raised instead).
     TimedOut {
-        timeout: Duration,
+        timeout: RunTimeout,
         traceback: String,
     },
     /// `run()` outlived its timeout and did not stop within the hang grace
     /// after being interrupted: it is blocked outside Python.
     Hung {
-        timeout: Duration,
+        timeout: RunTimeout,
         hang_grace: Duration,
     },
     /// Not run: the hung run of that script holds the interpreter.
@@ -147,10 +148,8 @@ pub fn run<E>(
                 // A hung run is never run again (as in the daemon).
                 None if hung.contains(&script.name.to_string()) => continue,
                 None => {
-                    let timeout = script
-                        .timeout
-                        .or(limits.timeout)
-                        .unwrap_or_else(|| default_timeout(script.interval));
+                    let timeout =
+                        RunTimeout::resolve(script.timeout, limits.timeout, script.interval);
                     run_bounded(script, round as u64 + 1, timeout, limits.hang_grace)
                 }
             };
@@ -194,7 +193,7 @@ pub fn run<E>(
 fn run_bounded(
     script: &Arc<python::Script>,
     run_id: u64,
-    timeout: Duration,
+    timeout: RunTimeout,
     hang_grace: Duration,
 ) -> Option<RunFailure> {
     let (tx, rx) = mpsc::channel();
@@ -209,7 +208,7 @@ fn run_bounded(
             "cannot start a thread for the run: {e}"
         )));
     }
-    match rx.recv_timeout(timeout) {
+    match rx.recv_timeout(timeout.limit) {
         Ok(r) => return r.err().map(|e| RunFailure::Raised(e.traceback)),
         Err(RecvTimeoutError::Disconnected) => {
             return Some(RunFailure::Raised(

@@ -99,22 +99,25 @@ pub fn print(
             RunFailure::Raised(tb) => writeln!(err, "error: {who} raised in run():\n{tb}")?,
             RunFailure::TimedOut { timeout, traceback } => writeln!(
                 err,
-                "error: {who}: run() did not return within its timeout of {} s and was interrupted \
-                 (run() is called every interval and must return; raise the timeout with the \
-                 class attribute `timeout`):\n{traceback}",
-                timeout.as_secs_f64()
+                "error: {who}: run() did not return within its timeout of {} s ({}) and was \
+                 interrupted (run() is called every interval and must return; if one run needs \
+                 longer, {}):\n{traceback}",
+                timeout.limit.as_secs_f64(),
+                timeout.origin(),
+                timeout.advice()
             )?,
             RunFailure::Hung {
                 timeout,
                 hang_grace,
             } => writeln!(
                 err,
-                "error: {who}: run() did not return within its timeout of {} s, and {} s after \
+                "error: {who}: run() did not return within its timeout of {} s ({}), and {} s after \
                  being interrupted it still had not stopped: it is hung, blocked outside Python \
                  (in C code: a sleep, a socket read without timeout), where it cannot be \
                  interrupted; the daemon would stop scheduling it. Its points so far are shown; \
                  the command ends without waiting for it",
-                timeout.as_secs_f64(),
+                timeout.limit.as_secs_f64(),
+                timeout.origin(),
                 hang_grace.as_secs_f64()
             )?,
             RunFailure::NotRun { blocked_by } => writeln!(
@@ -309,8 +312,9 @@ fn failure_text(f: &RunFailure) -> String {
     match f {
         RunFailure::Raised(tb) | RunFailure::TimedOut { traceback: tb, .. } => tb.clone(),
         RunFailure::Hung { timeout, .. } => format!(
-            "hung: did not stop after its timeout of {} s and an interrupt",
-            timeout.as_secs_f64()
+            "hung: did not stop after its timeout of {} s ({}) and an interrupt",
+            timeout.limit.as_secs_f64(),
+            timeout.origin()
         ),
         RunFailure::NotRun { blocked_by } => {
             format!("not run: the hung run of {blocked_by} holds the interpreter")

@@ -17,14 +17,16 @@
 //! - Before a module is listed, the file and every folder from it up to its
 //!   entry, and the lookup root with the folders between it and the entry,
 //!   must be owned by root or pythond's user and not writable by group or
-//!   others ([`trust::guarded_paths`], [`trust::check`]). A file failing that
+//!   others; through a symlink or `..` out of the lookup root, the path it
+//!   leads to with every folder above it up to `/` ([`trust::guarded_paths`],
+//!   [`trust::check`]). A file failing that
 //!   is refused ([`DiscoverError::Untrusted`]), or with
 //!   [`PathPolicy::Warn`] listed with a warning.
 //! - We differ: a file whose stem is not a Python identifier cannot be
 //!   imported by name and is reported, not silently skipped; an entry that
 //!   does not exist is reported.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::trust::{self, TrustError};
 
@@ -171,9 +173,9 @@ fn is_identifier(s: &str) -> bool {
 struct Found {
     /// Symlinks and `..` resolved.
     real: PathBuf,
-    /// Folders checked for every module of the entry besides those from the
-    /// module up to the entry: for a relative entry, the lookup root and the
-    /// folders between it and the entry (where a symlink may live).
+    /// Paths checked for every module of the entry besides those from the
+    /// module up to the entry: how the entry is reached from its anchor
+    /// ([`trust::guarded_paths`]).
     guard: Vec<PathBuf>,
 }
 
@@ -192,9 +194,11 @@ fn resolve(entry: &str, python_d: &Path, gitrepos: &[PathBuf]) -> Result<Found, 
             });
         }
         let real = e.canonicalize().map_err(|s| unresolvable(e, s))?;
+        // The entry is its own anchor: if it is a symlink, its target is
+        // checked with every folder above it.
         return Ok(Found {
             real,
-            guard: Vec::new(),
+            guard: trust::guarded_paths(e, e),
         });
     }
     let roots = gitrepos
@@ -207,25 +211,13 @@ fn resolve(entry: &str, python_d: &Path, gitrepos: &[PathBuf]) -> Result<Found, 
             continue;
         }
         let real = p.canonicalize().map_err(|s| unresolvable(&p, s))?;
-        let mut guard = Vec::new();
-        let mut at = root.clone();
-        guard.extend(at.canonicalize().ok());
-        // The folders the entry passes through below the root, up to the
-        // first `..` (beyond it the path leaves the root).
-        let parents: Vec<Component> = e
-            .parent()
-            .map(|p| p.components().collect())
-            .unwrap_or_default();
-        for c in parents {
-            let Component::Normal(c) = c else { break };
-            at.push(c);
-            if let Ok(r) = at.canonicalize() {
-                if !guard.contains(&r) {
-                    guard.push(r);
-                }
-            }
-        }
-        return Ok(Found { real, guard });
+        // The lookup root, the folders the entry passes through and the
+        // entry, each where it really is: through a symlink or `..` out of
+        // the root, with every folder above it.
+        return Ok(Found {
+            real,
+            guard: trust::guarded_paths(&p, &root),
+        });
     }
     Err(DiscoverError::NotFound {
         entry: entry.to_owned(),
@@ -386,249 +378,4 @@ fn push_path(v: &mut Vec<PathBuf>, p: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// Files under a new temp dir, folders 0755 and files 0644 whatever the
-    /// umask: the state the permission check accepts.
-    fn tree(files: &[&str]) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        for f in files {
-            let p = d.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, "").unwrap();
-            chmod(&p, 0o644);
-            for a in p
-                .ancestors()
-                .skip(1)
-                .take_while(|a| a.starts_with(d.path()))
-            {
-                chmod(a, 0o755);
-            }
-        }
-        d
-    }
-
-    fn chmod(p: &Path, mode: u32) {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    fn names(d: &Discovery) -> Vec<&str> {
-        d.modules.iter().map(|m| m.name.as_str()).collect()
-    }
-
-    fn errors(d: &Discovery) -> Vec<String> {
-        d.errors.iter().map(ToString::to_string).collect()
-    }
-
-    fn warnings(d: &Discovery) -> Vec<String> {
-        d.warnings.iter().map(ToString::to_string).collect()
-    }
-
-    fn find(entries: &[&str], pd: &Path) -> Discovery {
-        let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
-        discover(&entries, pd, &[], PathPolicy::Refuse)
-    }
-
-    #[test]
-    fn directory_entry_gives_root_files_and_one_level_of_subfolders() {
-        let t = tree(&[
-            "python.d/mytest/a.py",
-            "python.d/mytest/__init__.py",
-            "python.d/mytest/sub/b.py",
-            "python.d/mytest/sub/__init__.py",
-            "python.d/mytest/sub/deeper/c.py",
-            "python.d/mytest/notes.txt",
-        ]);
-        let pd = t.path().join("python.d");
-        let d = find(&["mytest"], &pd);
-        assert_eq!(names(&d), vec!["a", "sub.b"]);
-        let real = pd.join("mytest").canonicalize().unwrap();
-        assert_eq!(d.sys_path, vec![real.clone()]);
-        assert_eq!(
-            d.resolved,
-            vec![Resolved {
-                entry: "mytest".into(),
-                path: real
-            }]
-        );
-        assert!(d.errors.is_empty(), "{:?}", errors(&d));
-    }
-
-    #[test]
-    fn file_entry_is_its_stem_with_its_folder_on_sys_path() {
-        let t = tree(&["python.d/x/one.py"]);
-        let pd = t.path().join("python.d");
-        let d = find(&["x/one.py"], &pd);
-        assert_eq!(names(&d), vec!["one"]);
-        assert_eq!(d.sys_path, vec![pd.join("x").canonicalize().unwrap()]);
-    }
-
-    #[test]
-    fn a_relative_entry_with_dotdot_is_resolved_and_used() {
-        let t = tree(&["python.d/a/x.py", "outside/y.py"]);
-        let d = find(&["../outside", "a"], &t.path().join("python.d"));
-        assert_eq!(names(&d), vec!["y", "x"]);
-        let real = t.path().join("outside").canonicalize().unwrap();
-        assert_eq!(d.resolved[0].path, real);
-        assert_eq!(d.sys_path[0], real);
-        assert!(d.errors.is_empty(), "{:?}", errors(&d));
-    }
-
-    #[test]
-    fn a_symlinked_folder_and_a_symlinked_file_are_resolved_and_used() {
-        let t = tree(&["python.d/ok/x.py", "outside/y.py", "lib/z_target.py"]);
-        let pd = t.path().join("python.d");
-        std::os::unix::fs::symlink(t.path().join("outside"), pd.join("link")).unwrap();
-        std::os::unix::fs::symlink(t.path().join("lib/z_target.py"), pd.join("ok/z.py")).unwrap();
-        let d = find(&["link", "ok"], &pd);
-        assert!(d.errors.is_empty(), "{:?}", errors(&d));
-        assert_eq!(names(&d), vec!["y", "x", "z"]);
-        assert_eq!(
-            d.resolved[0].path,
-            t.path().join("outside").canonicalize().unwrap()
-        );
-        let abs = t.path().join("outside").to_string_lossy().into_owned();
-        let d = find(&[&abs], &pd);
-        assert_eq!(names(&d), vec!["y"]);
-    }
-
-    #[test]
-    fn git_repos_are_looked_up_first() {
-        let t = tree(&[
-            "gitrepos/myconf/python.d/mytest/from_git.py",
-            "python.d/mytest/local.py",
-        ]);
-        let d = discover(
-            &["mytest".into()],
-            &t.path().join("python.d"),
-            &[t.path().join("gitrepos/myconf")],
-            PathPolicy::Refuse,
-        );
-        assert_eq!(names(&d), vec!["from_git"]);
-    }
-
-    #[test]
-    fn duplicate_module_names_keep_the_first_and_warn() {
-        let t = tree(&["python.d/a/m.py", "python.d/b/m.py"]);
-        let d = find(&["a", "b"], &t.path().join("python.d"));
-        assert_eq!(names(&d), vec!["m"]);
-        assert!(
-            warnings(&d)[0].contains("already comes from"),
-            "{:?}",
-            warnings(&d)
-        );
-    }
-
-    #[test]
-    fn unimportable_file_names_are_reported() {
-        let t = tree(&["python.d/a/my-script.py", "python.d/a/good.py"]);
-        let d = find(&["a"], &t.path().join("python.d"));
-        assert_eq!(names(&d), vec!["good"]);
-        assert!(
-            warnings(&d)[0].contains("\"my-script\" is not a valid module name"),
-            "{:?}",
-            warnings(&d)
-        );
-    }
-
-    #[test]
-    fn nothing_found_is_an_error_and_missing_entries_are_named() {
-        let t = tree(&["python.d/empty/readme.txt"]);
-        let d = find(&["empty", "nope"], &t.path().join("python.d"));
-        let e = errors(&d);
-        assert!(e.iter().any(|e| e.contains("\"nope\" not found")), "{e:?}");
-        assert!(
-            e.iter().any(|e| e.starts_with("no Python module found")),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn a_world_writable_script_is_refused_with_the_fix_and_the_others_listed() {
-        let t = tree(&["python.d/s/good.py", "python.d/s/open.py"]);
-        let open = t.path().join("python.d/s/open.py");
-        chmod(&open, 0o666);
-        let fix = crate::trust::testing::go_w(&open);
-        let d = find(&["s"], &t.path().join("python.d"));
-        assert_eq!(names(&d), vec!["good"]);
-        let e = errors(&d);
-        let real = open.canonicalize().unwrap();
-        assert!(
-            e[0].starts_with(&format!("{}: not imported: ", real.display())),
-            "{e:?}"
-        );
-        assert!(
-            e[0].contains("mode 0666") && e[0].contains(&format!("{fix} {}", real.display())),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn a_group_writable_subfolder_or_python_d_refuses_what_is_below() {
-        let t = tree(&["python.d/s/good.py", "python.d/s/grp/in_group.py"]);
-        let pd = t.path().join("python.d");
-        chmod(&pd.join("s/grp"), 0o775);
-        if !crate::trust::testing::share_group(&pd.join("s/grp")) {
-            return; // the group is the owner's private group: harmless
-        }
-        let d = find(&["s"], &pd);
-        assert_eq!(names(&d), vec!["good"]);
-        assert!(
-            errors(&d)[0].contains(&format!(
-                "folder {} is writable by group",
-                pd.join("s/grp").canonicalize().unwrap().display()
-            )),
-            "{:?}",
-            errors(&d)
-        );
-        // python.d itself: whoever can write it can replace the entry.
-        chmod(&pd.join("s/grp"), 0o755);
-        chmod(&pd, 0o777);
-        let d = find(&["s"], &pd);
-        assert!(d.modules.is_empty(), "{:?}", names(&d));
-        assert!(
-            errors(&d)[0].contains("writable by others"),
-            "{:?}",
-            errors(&d)
-        );
-    }
-
-    #[test]
-    fn a_symlinked_entry_checks_its_real_folder_too() {
-        let t = tree(&["python.d/keep.txt", "outside/y.py"]);
-        let pd = t.path().join("python.d");
-        std::os::unix::fs::symlink(t.path().join("outside"), pd.join("link")).unwrap();
-        chmod(&t.path().join("outside"), 0o757);
-        let d = find(&["link"], &pd);
-        assert!(d.modules.is_empty());
-        assert!(
-            errors(&d)[0].contains(&format!(
-                "folder {} is writable by others",
-                t.path().join("outside").canonicalize().unwrap().display()
-            )),
-            "{:?}",
-            errors(&d)
-        );
-    }
-
-    #[test]
-    fn the_warn_policy_lists_unsafe_scripts_with_a_warning() {
-        let t = tree(&["python.d/s/open.py"]);
-        chmod(&t.path().join("python.d/s/open.py"), 0o666);
-        let d = discover(
-            &["s".into()],
-            &t.path().join("python.d"),
-            &[],
-            PathPolicy::for_block(true),
-        );
-        assert_eq!(names(&d), vec!["open"]);
-        assert!(d.errors.is_empty(), "{:?}", errors(&d));
-        let w = warnings(&d);
-        assert!(
-            w[0].contains("imported although") && w[0].contains("(insecure_paths = true)"),
-            "{w:?}"
-        );
-    }
-}
+mod tests;
