@@ -5,6 +5,8 @@
 mod fixtures;
 mod util;
 
+mod check;
+mod crashes;
 mod faults;
 mod launch;
 mod layout;
@@ -15,4 +17,5 @@ mod property;
 mod reload;
 mod run;
 mod status;
+mod status_endpoint;
 mod testmode;

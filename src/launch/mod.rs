@@ -373,6 +373,7 @@ fn serve(
             lasterror: None,
         }),
         lasterror_target: Some(dk.listen.clone()),
+        data_dir: Some(datakit_dir.join("cache/pythond")),
     };
     let outcomes = run::serve(
         vec![launch],

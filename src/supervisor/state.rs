@@ -31,7 +31,9 @@ pub struct InputState {
     pub lost_before: u64,
     /// The running (or last) worker's latest report.
     pub report: Option<WorkerReport>,
-    pub quarantined: Vec<(Quarantined, PathBuf)>,
+    /// What the running worker was told to leave out: the script's file,
+    /// and when the quarantine began.
+    pub quarantined: Vec<(Quarantined, PathBuf, SystemTime)>,
     /// The folders of the running worker's scripts (`sys_path`), for reload.
     pub script_dirs: Vec<PathBuf>,
     /// What the running worker imported (see `reload::scripts_digest`).
@@ -125,7 +127,7 @@ impl InputState {
         let mut scripts = report.scripts;
         // What the supervisor keeps out of the worker is reported here: the
         // worker does not know it is quarantined, only that it was told so.
-        for (q, file) in &self.quarantined {
+        for (q, file, since) in &self.quarantined {
             let module = pythond_core::control::module_of(&q.id).unwrap_or(&q.id);
             let class =
                 q.id.strip_prefix("run:")
@@ -139,7 +141,10 @@ impl InputState {
                 class,
                 &file.display().to_string(),
                 ScriptState::Quarantined,
-                error_now(q.reason.clone()),
+                ErrorAt {
+                    at_ms: unix_ms(*since),
+                    message: q.reason.clone(),
+                },
             ));
         }
         InputStatus {
