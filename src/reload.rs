@@ -1,10 +1,17 @@
 //! Hot reload: a change to the configuration or to an input's scripts
 //! restarts only that input's worker, and only once the new version has
 //! loaded cleanly in a dry load (`pythond-worker list --json`, nothing runs).
-//! A broken edit (syntax or import error, invalid block) leaves the old
-//! version running and is reported: in the status (`reload_error`), the
-//! log, and DataKit's `/v1/lasterror`. A new block starts an input; a
+//! A broken edit (syntax or import error, a block that does not parse)
+//! leaves the old version running and is reported: in the status
+//! (`reload_error`), the log, and DataKit's `/v1/lasterror`; the error is
+//! cleared when a fixed version replaces it, or when the files are back to
+//! what runs (same digest). A new block starts an input (one that does not
+//! load is shown with its error until it loads or its block is removed); a
 //! removed block stops it; spools survive both.
+//!
+//! Everything that touches the file system (reading the configuration,
+//! discovery, digests, setting up watches) runs on the blocking pool: the
+//! supervisor has one runtime thread.
 //!
 //! Triggers: files under the config path and under each input's script
 //! folders, watched with notify (events debounced for half a second;
@@ -12,6 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,12 +27,13 @@ use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use tokio::sync::mpsc;
 
-use pythond_core::spec::SPEC_ENV;
+use pythond_core::config::BrokenBlock;
+use pythond_core::spec::{WorkerSpec, SPEC_ENV};
 use pythond_core::status::{LoadReport, ScriptState};
 use pythond_core::writer::Writer;
 
-use crate::supervisor::state::error_now;
-use crate::supervisor::{Launch, Supervisor};
+use crate::supervisor::state::{error_now, InputState};
+use crate::supervisor::{off_runtime, Launch, Supervisor};
 
 /// Every block's launch as the configuration says now.
 pub struct Reconfig {
@@ -32,6 +41,9 @@ pub struct Reconfig {
     /// Config files that could not be read or parsed: their inputs keep the
     /// version that runs.
     pub broken: Vec<(PathBuf, String)>,
+    /// Blocks that do not parse: their inputs (by name, or every input of
+    /// the file when the name cannot be read) keep the version that runs.
+    pub broken_blocks: Vec<BrokenBlock>,
 }
 
 /// How to reload.
@@ -83,6 +95,10 @@ struct Watcher {
         notify_debouncer_full::RecommendedCache,
     >,
     watched: BTreeSet<PathBuf>,
+    /// What the last [`Watcher::sync`] was asked for, and whether it could
+    /// watch all of it.
+    last_want: Option<BTreeSet<PathBuf>>,
+    complete: bool,
 }
 
 impl Watcher {
@@ -117,12 +133,24 @@ impl Watcher {
         Ok(Watcher {
             debouncer,
             watched: BTreeSet::new(),
+            last_want: None,
+            complete: true,
         })
     }
 
+    /// Whether [`Watcher::sync`] has anything to do for `want`.
+    fn needs_sync(&self, want: &BTreeSet<PathBuf>) -> bool {
+        !self.complete || self.last_want.as_ref() != Some(want)
+    }
+
     /// Watch exactly `want` (folders recursively; a file through its folder,
-    /// so editors that save by renaming are seen).
-    fn sync(&mut self, want: BTreeSet<PathBuf>) {
+    /// so editors that save by renaming are seen). Returns the folders
+    /// watched from now on. Touches the file system (a recursive watch walks
+    /// the folder): called on the blocking pool.
+    fn sync(&mut self, want: BTreeSet<PathBuf>) -> Vec<PathBuf> {
+        self.last_want = Some(want.clone());
+        self.complete = true;
+        let mut newly = Vec::new();
         let want: BTreeSet<PathBuf> = want
             .into_iter()
             .filter_map(|p| {
@@ -144,11 +172,16 @@ impl Watcher {
         {
             match self.debouncer.watch(&new, RecursiveMode::Recursive) {
                 Ok(()) => {
-                    self.watched.insert(new);
+                    self.watched.insert(new.clone());
+                    newly.push(new);
                 }
-                Err(e) => tracing::warn!(path = %new.display(), "cannot watch for reload: {e}"),
+                Err(e) => {
+                    self.complete = false;
+                    tracing::warn!(path = %new.display(), "cannot watch for reload: {e}");
+                }
             }
         }
+        newly
     }
 }
 
@@ -159,6 +192,7 @@ pub async fn run(
     reloader: Reloader,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let reloader = Arc::new(reloader);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = match reloader.watch.then(|| Watcher::new(tx.clone())) {
         None => None,
@@ -180,8 +214,34 @@ pub async fn run(
     });
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
-        if let Some(w) = watcher.as_mut() {
-            w.sync(watch_set(sup, &reloader));
+        if let Some(w) = watcher.take() {
+            let want = watch_set(sup, &reloader);
+            if w.needs_sync(&want) {
+                let (w, newly) = off_runtime(move || {
+                    let mut w = w;
+                    let newly = w.sync(want);
+                    (w, newly)
+                })
+                .await;
+                watcher = Some(w);
+                // An input's folders are watched only once its worker has
+                // started: an edit made before that was not seen. Its
+                // digest tells (nothing restarts if it is what runs).
+                let scripts: Vec<PathBuf> = newly
+                    .into_iter()
+                    .filter(|p| {
+                        !reloader
+                            .config_paths
+                            .iter()
+                            .any(|c| c.starts_with(p) || p.starts_with(c))
+                    })
+                    .collect();
+                if !scripts.is_empty() {
+                    reload(sup, &reloader, false, &scripts).await;
+                }
+            } else {
+                watcher = Some(w);
+            }
         }
         let trigger = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
@@ -223,7 +283,7 @@ fn watch_set(sup: &Supervisor, reloader: &Reloader) -> BTreeSet<PathBuf> {
     want
 }
 
-async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[PathBuf]) {
+async fn reload(sup: &mut Supervisor, r: &Arc<Reloader>, everything: bool, paths: &[PathBuf]) {
     let config_changed = everything
         || paths
             .iter()
@@ -244,7 +304,14 @@ async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[P
     if !config_changed && scripts_changed.is_empty() {
         return;
     }
-    let conf = match (r.reconfigure)() {
+    // Reading the configuration and discovering scripts touch the file
+    // system: on the blocking pool, not the supervisor's one thread.
+    let conf = match off_runtime({
+        let r = r.clone();
+        move || (r.reconfigure)()
+    })
+    .await
+    {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("reload: the configuration cannot be read: {e:#}; every input keeps running as it is");
@@ -262,37 +329,73 @@ async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[P
         seen.insert(name.clone());
         match running.iter().find(|(n, _)| *n == name) {
             None => {
-                if let Some(why) = dry_load(&launch, &[]).await {
+                let (launch, spec) = prepared(launch).await;
+                let why = match &spec {
+                    Ok(spec) => {
+                        // Watched from now on, so that a fix of its scripts
+                        // is seen too.
+                        with_state(sup, &name, |s| s.script_dirs = spec.sys_path.clone());
+                        dry_load(spec, &launch.envs, &[]).await
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let Some(why) = why {
                     let msg = format!("reload: new input {name:?} not started: {why}");
                     tracing::error!("{msg}");
                     report_error(sup, r, &name, &msg);
                     continue;
                 }
+                with_state(sup, &name, |s| s.reload_error = None);
                 tracing::info!(input = %name, "reload: new input started");
                 sup.start(launch);
             }
             Some((_, fp)) => {
                 let block_changed = *fp != launch.fingerprint;
-                if !block_changed && !scripts_changed.contains(&name) {
+                let changed = block_changed || scripts_changed.contains(&name);
+                let failed_before = with_state(sup, &name, |s| s.reload_error.is_some());
+                if !changed && !failed_before {
                     continue;
                 }
+                if !block_changed && !everything && with_state(sup, &name, |s| s.starts == 0) {
+                    // No worker started yet: its first start reads the
+                    // files as they are now.
+                    continue;
+                }
+                let (launch, spec) = prepared(launch).await;
                 if !block_changed && !everything {
-                    // Something under its folders changed: is it what it imports?
-                    // (SIGHUP restarts every input: a data file a script reads
-                    // at import is no .py.)
-                    let running_digest = sup
-                        .registry()
-                        .input(&name)
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .scripts_digest;
-                    match (launch.prepare)() {
-                        Ok(spec) if scripts_digest(&spec) == running_digest => continue,
-                        _ => {}
+                    // Something under its folders changed: is it what it
+                    // imports? (SIGHUP restarts every input: a data file a
+                    // script reads at import is no .py.)
+                    let running_digest = with_state(sup, &name, |s| s.scripts_digest);
+                    let digest = match &spec {
+                        Ok(spec) => {
+                            let spec = spec.clone();
+                            Some(off_runtime(move || scripts_digest(&spec)).await)
+                        }
+                        Err(_) => None,
+                    };
+                    if digest == Some(running_digest) {
+                        // What runs is what the files and the block say now
+                        // (a broken edit was undone): nothing to restart,
+                        // and an earlier refusal no longer holds.
+                        if failed_before {
+                            tracing::info!(input = %name, "reload: back to the version that runs; its reload error is cleared");
+                            with_state(sup, &name, |s| s.reload_error = None);
+                        }
+                        continue;
+                    }
+                    if !changed {
+                        // Still not what runs, and nothing new about it: the
+                        // refusal stands (said already).
+                        continue;
                     }
                 }
                 let broken_now = not_loaded(sup, &name);
-                if let Some(why) = dry_load(&launch, &broken_now).await {
+                let why = match &spec {
+                    Ok(spec) => dry_load(spec, &launch.envs, &broken_now).await,
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let Some(why) = why {
                     let msg = format!(
                         "reload of input {name:?} refused, the version that runs goes on: {why}"
                     );
@@ -300,11 +403,7 @@ async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[P
                     report_error(sup, r, &name, &msg);
                     continue;
                 }
-                sup.registry()
-                    .input(&name)
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reload_error = None;
+                with_state(sup, &name, |s| s.reload_error = None);
                 tracing::info!(
                     input = %name,
                     "reload: {} changed, restarting its worker",
@@ -314,36 +413,75 @@ async fn reload(sup: &mut Supervisor, r: &Reloader, everything: bool, paths: &[P
             }
         }
     }
-    for (name, _) in running {
-        if seen.contains(&name) {
+    for (name, _) in &running {
+        if seen.contains(name) {
             continue;
         }
-        // A block of a file that could not be read is not gone.
-        let source = sup
-            .registry()
-            .input(&name)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .source
-            .clone();
-        if let Some((file, why)) = conf
-            .broken
-            .iter()
-            .find(|(f, _)| source.starts_with(&f.display().to_string()))
-        {
-            let msg = format!(
-                "reload: {} cannot be read ({why}); input {name:?} keeps running as it is",
-                file.display()
-            );
+        // A block of a file that could not be read, or that does not parse
+        // any more, is not gone: the version that runs goes on.
+        let source = with_state(sup, name, |s| s.source.clone());
+        if let Some(why) = still_configured(&conf.broken, &conf.broken_blocks, name, &source) {
+            let msg = format!("reload: {why}; input {name:?} keeps running as it is");
             tracing::error!("{msg}");
-            report_error(sup, r, &name, &msg);
+            report_error(sup, r, name, &msg);
             continue;
         }
         tracing::info!(input = %name, "reload: its block was removed, stopping it");
-        sup.stop(&name).await;
+        sup.stop(name).await;
+    }
+    // A new block that does not parse is reported like one that does not
+    // load; a name in the status that is neither running nor configured
+    // any more (a refused new block since removed) goes.
+    for b in &conf.broken_blocks {
+        if let Some(name) = &b.name {
+            if !running.iter().any(|(n, _)| n == name) {
+                let msg = format!("reload: new input {name:?} not started: {}", b.error);
+                report_error(sup, r, name, &msg);
+                seen.insert(name.clone());
+            }
+        }
+    }
+    let supervised: BTreeSet<String> = sup.inputs().into_iter().map(|(n, _)| n).collect();
+    for name in sup.registry().names() {
+        if !seen.contains(&name) && !supervised.contains(&name) {
+            sup.registry().remove(&name);
+        }
     }
 }
 
+/// Why the block of running input `name` (at `source`, `file:line`) is
+/// still there though it did not come out of the configuration: its file
+/// cannot be read, or its block (or an unnamed block of its file) does not
+/// parse. `None`: it is gone.
+fn still_configured(
+    broken_files: &[(PathBuf, String)],
+    broken_blocks: &[BrokenBlock],
+    name: &str,
+    source: &str,
+) -> Option<String> {
+    let in_file = |f: &Path| {
+        source
+            .strip_prefix(&f.display().to_string())
+            .is_some_and(|rest| rest.starts_with(':'))
+    };
+    if let Some((file, why)) = broken_files.iter().find(|(f, _)| in_file(f)) {
+        return Some(format!("{} cannot be read ({why})", file.display()));
+    }
+    broken_blocks
+        .iter()
+        .find(|b| match &b.name {
+            Some(n) => n == name,
+            None => in_file(&b.error.at.file),
+        })
+        .map(|b| format!("its block is invalid: {}", b.error))
+}
+
+/// `f` on the state of input `name` (created empty if need be).
+fn with_state<T>(sup: &Supervisor, name: &str, f: impl FnOnce(&mut InputState) -> T) -> T {
+    let st = sup.registry().input(name);
+    let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut g)
+}
 /// The modules of `name` that do not load in the version that runs.
 fn not_loaded(sup: &Supervisor, name: &str) -> Vec<String> {
     let st = sup.registry().input(name);
@@ -371,36 +509,68 @@ fn report_error(sup: &Supervisor, r: &Reloader, name: &str, msg: &str) {
     }
 }
 
-/// Load `launch`'s scripts in a `pythond-worker list --json` (nothing runs)
+/// `launch` with its spec prepared (discovery) on the blocking pool.
+async fn prepared(launch: Launch) -> (Launch, anyhow::Result<WorkerSpec>) {
+    off_runtime(move || {
+        let spec = (launch.prepare)();
+        (launch, spec)
+    })
+    .await
+}
+
+/// How long a dry load may take.
+const DRY_LOAD_LIMIT: Duration = Duration::from_secs(30);
+/// How long its pipes may stay open once it has exited (a process a module
+/// started at import may hold them).
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Load `spec`'s scripts in a `pythond-worker list --json` (nothing runs)
 /// and say why the new version may not replace the old one, if it may not:
 /// it finds no script, or a module fails that did not fail before
 /// (`broken_now`: failing already, it does not hold a fix of another back).
-async fn dry_load(launch: &Launch, broken_now: &[String]) -> Option<String> {
-    let spec = match (launch.prepare)() {
-        Ok(s) => s,
-        Err(e) => return Some(format!("{e:#}")),
-    };
+async fn dry_load(
+    spec: &WorkerSpec,
+    envs: &[(String, String)],
+    broken_now: &[String],
+) -> Option<String> {
     let worker = match crate::worker_exe::path() {
         Ok(w) => w,
         Err(e) => return Some(format!("{e:#}")),
     };
-    let json = match serde_json::to_string(&spec) {
+    let json = match serde_json::to_string(spec) {
         Ok(j) => j,
         Err(e) => return Some(e.to_string()),
     };
-    let out = tokio::process::Command::new(worker)
+    let mut child = match tokio::process::Command::new(worker)
         .args(["list", "--json"])
         .env(SPEC_ENV, json)
-        .envs(launch.envs.iter().map(|(k, v)| (k, v)))
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(Duration::from_secs(30), out).await {
-        Err(_) => return Some("loading the scripts took more than 30 s".into()),
-        Ok(Err(e)) => return Some(format!("cannot run the dry load: {e}")),
-        Ok(Ok(o)) => o,
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Some(format!("cannot run the dry load: {e}")),
     };
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out_task = read_all(child.stdout.take());
+    let err_task = read_all(child.stderr.take());
+    if tokio::time::timeout(DRY_LOAD_LIMIT, child.wait())
+        .await
+        .is_err()
+    {
+        out_task.abort();
+        err_task.abort();
+        return Some(format!(
+            "loading the scripts took more than {} s",
+            DRY_LOAD_LIMIT.as_secs()
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + PIPE_GRACE;
+    let stdout = taken(out_task, deadline).await;
+    let stderr = taken(err_task, deadline).await;
+    let text = String::from_utf8_lossy(&stdout);
     let Some(report) = text
         .lines()
         .rev()
@@ -408,7 +578,7 @@ async fn dry_load(launch: &Launch, broken_now: &[String]) -> Option<String> {
     else {
         return Some(format!(
             "the dry load failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         ));
     };
     let new_failures: Vec<String> = report
@@ -434,6 +604,32 @@ async fn dry_load(launch: &Launch, broken_now: &[String]) -> Option<String> {
     None
 }
 
+/// Read `pipe` to its end on a task of its own.
+fn read_all(
+    pipe: Option<impl tokio::io::AsyncRead + Send + Unpin + 'static>,
+) -> tokio::task::JoinHandle<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    tokio::spawn(async move {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut v).await;
+        }
+        v
+    })
+}
+
+/// What [`read_all`] read, once its pipe ended or at `deadline` (then
+/// nothing: the reader is stopped).
+async fn taken(t: tokio::task::JoinHandle<Vec<u8>>, deadline: tokio::time::Instant) -> Vec<u8> {
+    let abort = t.abort_handle();
+    match tokio::time::timeout_at(deadline, t).await {
+        Ok(Ok(v)) => v,
+        _ => {
+            abort.abort();
+            Vec::new()
+        }
+    }
+}
 /// The line of a traceback that says what went wrong.
 fn last_line(e: &str) -> &str {
     e.lines()

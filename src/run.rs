@@ -293,6 +293,7 @@ fn launches(
             .map(|i| launch_of(i, at, &gitrepos, defaults))
             .collect(),
         broken,
+        broken_blocks: set.broken_blocks,
     })
 }
 

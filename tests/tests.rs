@@ -15,6 +15,7 @@ mod paths;
 mod promises;
 mod property;
 mod reload;
+mod reload_errors;
 mod run;
 mod status;
 mod status_endpoint;

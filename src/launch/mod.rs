@@ -366,6 +366,7 @@ fn serve(
                 Ok(crate::reload::Reconfig {
                     launches: vec![make_launch()],
                     broken: Vec::new(),
+                    broken_blocks: Vec::new(),
                 })
             }),
             config_paths: Vec::new(),

@@ -294,7 +294,7 @@ async fn rss_watch(
 
 /// Run `f` on the blocking pool: the supervisor's one runtime thread never
 /// waits on the file system (discovery, digests, quarantine files).
-async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
