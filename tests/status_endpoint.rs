@@ -445,3 +445,63 @@ fn test_command_with_config_and_input_runs_the_blocks_cmd() {
         "subprocess.run([sys.executable, ...]) starts cmd's Python: {line}"
     );
 }
+
+#[test]
+fn metrics_counters_go_on_from_where_they_were_when_a_worker_restarts() {
+    let dk = FakeDataKit::start();
+    let dir = datakit_with(&dk.addr().to_string(), &[], &block("c", &["c"], ""));
+    std::fs::create_dir_all(dir.path().join("python.d/c")).unwrap();
+    std::fs::write(
+        dir.path().join("python.d/c/c.py"),
+        counter_script("Counter", "counted", 0.2),
+    )
+    .unwrap();
+    let d = Daemon::start(&dir, &[]);
+    let counters = || -> Option<(f64, f64, Option<u64>)> {
+        let text = get_unix(&dir, "/metrics");
+        let exp = parse_prometheus(&text).ok()?;
+        let value = |family: &str, labels: &[(&str, &str)]| -> Option<f64> {
+            let s = exp.families.get(family)?.iter_samples().find(|s| {
+                let ls = s.get_labelset().unwrap();
+                labels
+                    .iter()
+                    .all(|(k, v)| ls.get_label_value(k) == Some(*v))
+            })?;
+            match &s.value {
+                PrometheusValue::Counter(c) => Some(c.value.as_f64()),
+                _ => None,
+            }
+        };
+        let runs = value(
+            "pythond_script_runs_total",
+            &[("input", "c"), ("script", "c.Counter")],
+        )?;
+        let sent = value(
+            "pythond_points_sent_total",
+            &[("input", "c"), ("category", "metric")],
+        )?;
+        let pid = status_of(&dir)["inputs"][0]["pid"].as_u64();
+        Some((runs, sent, pid))
+    };
+    let (runs, sent, pid) = eventually(30, "ten runs counted", || {
+        counters().filter(|(r, s, p)| *r >= 10.0 && *s >= 50.0 && p.is_some())
+    });
+    // The worker dies (kill -9): pythond starts another.
+    unsafe { libc::kill(pid.unwrap() as i32, libc::SIGKILL) };
+    let mut seen = Vec::new();
+    let after = eventually(30, "the new worker's counts", || {
+        let c = counters()?;
+        seen.push(c);
+        (c.2.is_some() && c.2 != pid && c.0 > runs + 3.0).then_some(c)
+    });
+    for (r, s, _) in &seen {
+        assert!(
+            *r >= runs && *s >= sent,
+            "counters never go down across the restart: {runs}/{sent} then {seen:?}"
+        );
+    }
+    assert!(after.1 > sent, "{after:?}");
+    let v = status_of(&dir);
+    assert_eq!(v["inputs"][0]["restarts"], 1, "{v}");
+    drop(d);
+}

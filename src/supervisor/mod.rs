@@ -372,7 +372,8 @@ async fn keep_running(
             s.pid = running.pid();
             s.started = Some(SystemTime::now());
             s.starts += 1;
-            s.report = None;
+            // The last report (absorbed, counters zeroed) stays until this
+            // worker's first: the scripts do not vanish from the status.
             s.script_dirs = spec.sys_path.clone();
             s.scripts_digest = digest;
             s.quarantined = quarantined
@@ -420,7 +421,7 @@ async fn keep_running(
         {
             let mut s = lock(&st);
             s.pid = None;
-            s.lost_before += s.report.as_ref().map(|r| r.writer.lost()).unwrap_or(0);
+            s.absorb_report();
             let status = match &ended {
                 Ended::Exited(x) | Ended::Stalled(x) | Ended::Stopped { status: x, .. } => x,
             };
