@@ -285,10 +285,9 @@ fn every_api_method_queues_or_raises_value_or_type_error_and_the_worker_survives
         );
         assert_eq!(int_field(p, "calls"), CALLS_PER_SEED);
         // Every method was driven (returned, refused).
-        let by: serde_json::Value = serde_json::from_str(
-            field(p, "by_method").trim_start_matches("s:"),
-        )
-        .unwrap_or_else(|e| panic!("by_method is not JSON ({e}): {p:?}"));
+        let by: serde_json::Value =
+            serde_json::from_str(field(p, "by_method").trim_start_matches("s:"))
+                .unwrap_or_else(|e| panic!("by_method is not JSON ({e}): {p:?}"));
         for m in METHODS {
             let n = &by[m];
             assert!(

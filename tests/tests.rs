@@ -14,6 +14,7 @@ mod names;
 mod paths;
 mod promises;
 mod property;
+mod python_env;
 mod reload;
 mod reload_errors;
 mod run;
