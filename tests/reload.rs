@@ -118,13 +118,20 @@ fn an_edit_restarts_only_its_input_and_a_broken_one_keeps_the_old_version() {
         "the worker of the version that runs was left alone"
     );
     assert_eq!(input(&v, "edited").unwrap()["restarts"], 0, "{v}");
+    // Sent (and logged) after the status shows it: waited for.
     assert!(
-        dk.requests().iter().any(|r| r.path == "/v1/lasterror"
-            && r.text().contains("\"input\":\"edited\"")
-            && r.text().contains("SyntaxError")),
+        dk.wait_until(Duration::from_secs(10), |dk| dk.requests().iter().any(
+            |r| r.path == "/v1/lasterror"
+                && r.text().contains("\"input\":\"edited\"")
+                && r.text().contains("SyntaxError")
+        )),
         "the refusal reached DataKit's lasterror"
     );
-    assert!(d.cli_log().contains("reload of input \"edited\" refused"));
+    eventually(10, "the refusal in the log", || {
+        d.cli_log()
+            .contains("reload of input \"edited\" refused")
+            .then_some(())
+    });
 
     // The fix: v2 runs, the error is gone.
     save(&script, &fixture("reload/v2.py"));

@@ -37,11 +37,15 @@ fn reload_error_cleared(dir: &Path, name: &str) {
     });
 }
 
+/// DataKit's `/v1/lasterror` got `what` for `input` (it is sent after the
+/// status shows the error: waited for).
 fn lasterror_has(dk: &FakeDataKit, input: &str, what: &str) -> bool {
-    dk.requests().iter().any(|r| {
-        r.path == "/v1/lasterror"
-            && r.text().contains(&format!("\"input\":\"{input}\""))
-            && r.text().contains(what)
+    dk.wait_until(Duration::from_secs(10), |dk| {
+        dk.requests().iter().any(|r| {
+            r.path == "/v1/lasterror"
+                && r.text().contains(&format!("\"input\":\"{input}\""))
+                && r.text().contains(what)
+        })
     })
 }
 
@@ -97,11 +101,9 @@ fn broken_edits_of_every_kind_keep_the_version_that_runs_until_undone() {
         "{err}"
     );
     assert!(lasterror_has(&dk, "edited", "is not a duration"));
-    assert!(
-        d.cli_log().contains("its block is invalid"),
-        "{}",
-        d.cli_log()
-    );
+    eventually(10, "the refusal in the log", || {
+        d.cli_log().contains("its block is invalid").then_some(())
+    });
     v1_goes_on(&dk);
     save(&conf, &good_conf);
     reload_error_cleared(dir.path(), "edited");

@@ -22,18 +22,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use notify_debouncer_full::notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use tokio::sync::mpsc;
 
 use pythond_core::config::BrokenBlock;
-use pythond_core::spec::{WorkerSpec, SPEC_ENV};
-use pythond_core::status::{LoadReport, ScriptState};
+use pythond_core::status::ScriptState;
 use pythond_core::writer::Writer;
 
 use crate::supervisor::state::{error_now, InputState};
 use crate::supervisor::{off_runtime, Launch, Supervisor};
+
+use dry_load::{dry_load, prepared};
+use watch::Watcher;
 
 /// Every block's launch as the configuration says now.
 pub struct Reconfig {
@@ -67,12 +66,8 @@ enum Trigger {
     Paths(Vec<PathBuf>),
 }
 
-/// A change worth a look: Python sources and config files (a script's own
-/// data files beside it, `__pycache__`, editors' swap files are not).
-fn interesting(p: &Path) -> bool {
-    !p.components().any(|c| c.as_os_str() == "__pycache__")
-        && p.extension().is_some_and(|e| e == "py" || e == "conf")
-}
+mod dry_load;
+mod watch;
 
 /// A digest of what `spec` would import: module names, paths and contents.
 /// A worker restarts only when it differs from the running version's.
@@ -86,103 +81,6 @@ pub fn scripts_digest(spec: &pythond_core::spec::WorkerSpec) -> u64 {
     }
     spec.discovery_errors.hash(&mut h);
     h.finish()
-}
-
-/// Watches files for the controller.
-struct Watcher {
-    debouncer: notify_debouncer_full::Debouncer<
-        notify_debouncer_full::notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-    watched: BTreeSet<PathBuf>,
-    /// What the last [`Watcher::sync`] was asked for, and whether it could
-    /// watch all of it.
-    last_want: Option<BTreeSet<PathBuf>>,
-    complete: bool,
-}
-
-impl Watcher {
-    fn new(tx: mpsc::UnboundedSender<Trigger>) -> anyhow::Result<Watcher> {
-        let debouncer = new_debouncer(
-            Duration::from_millis(500),
-            None,
-            move |res: DebounceEventResult| {
-                let Ok(events) = res else { return };
-                let paths: Vec<PathBuf> = events
-                    .iter()
-                    .filter(|e| {
-                        matches!(
-                            e.kind,
-                            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-                        ) && !matches!(
-                            e.kind,
-                            EventKind::Modify(
-                                notify_debouncer_full::notify::event::ModifyKind::Metadata(_)
-                            )
-                        )
-                    })
-                    .flat_map(|e| e.paths.iter().cloned())
-                    .filter(|p| interesting(p))
-                    .collect();
-                if !paths.is_empty() {
-                    let _ = tx.send(Trigger::Paths(paths));
-                }
-            },
-        )
-        .context("cannot watch files for reload")?;
-        Ok(Watcher {
-            debouncer,
-            watched: BTreeSet::new(),
-            last_want: None,
-            complete: true,
-        })
-    }
-
-    /// Whether [`Watcher::sync`] has anything to do for `want`.
-    fn needs_sync(&self, want: &BTreeSet<PathBuf>) -> bool {
-        !self.complete || self.last_want.as_ref() != Some(want)
-    }
-
-    /// Watch exactly `want` (folders recursively; a file through its folder,
-    /// so editors that save by renaming are seen). Returns the folders
-    /// watched from now on. Touches the file system (a recursive watch walks
-    /// the folder): called on the blocking pool.
-    fn sync(&mut self, want: BTreeSet<PathBuf>) -> Vec<PathBuf> {
-        self.last_want = Some(want.clone());
-        self.complete = true;
-        let mut newly = Vec::new();
-        let want: BTreeSet<PathBuf> = want
-            .into_iter()
-            .filter_map(|p| {
-                if p.is_dir() {
-                    Some(p)
-                } else {
-                    p.parent().map(Path::to_owned)
-                }
-            })
-            .collect();
-        for gone in self.watched.difference(&want).cloned().collect::<Vec<_>>() {
-            let _ = self.debouncer.unwatch(&gone);
-            self.watched.remove(&gone);
-        }
-        for new in want
-            .difference(&self.watched.clone())
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            match self.debouncer.watch(&new, RecursiveMode::Recursive) {
-                Ok(()) => {
-                    self.watched.insert(new.clone());
-                    newly.push(new);
-                }
-                Err(e) => {
-                    self.complete = false;
-                    tracing::warn!(path = %new.display(), "cannot watch for reload: {e}");
-                }
-            }
-        }
-        newly
-    }
 }
 
 /// Run the reload controller until `shutdown`, or until every input has
@@ -507,134 +405,4 @@ fn report_error(sup: &Supervisor, r: &Reloader, name: &str, msg: &str) {
     if let Some(w) = &r.lasterror {
         w.lasterror(None, name, msg);
     }
-}
-
-/// `launch` with its spec prepared (discovery) on the blocking pool.
-async fn prepared(launch: Launch) -> (Launch, anyhow::Result<WorkerSpec>) {
-    off_runtime(move || {
-        let spec = (launch.prepare)();
-        (launch, spec)
-    })
-    .await
-}
-
-/// How long a dry load may take.
-const DRY_LOAD_LIMIT: Duration = Duration::from_secs(30);
-/// How long its pipes may stay open once it has exited (a process a module
-/// started at import may hold them).
-const PIPE_GRACE: Duration = Duration::from_secs(2);
-
-/// Load `spec`'s scripts in a `pythond-worker list --json` (nothing runs)
-/// and say why the new version may not replace the old one, if it may not:
-/// it finds no script, or a module fails that did not fail before
-/// (`broken_now`: failing already, it does not hold a fix of another back).
-async fn dry_load(
-    spec: &WorkerSpec,
-    envs: &[(String, String)],
-    broken_now: &[String],
-) -> Option<String> {
-    let worker = match crate::worker_exe::path() {
-        Ok(w) => w,
-        Err(e) => return Some(format!("{e:#}")),
-    };
-    let json = match serde_json::to_string(spec) {
-        Ok(j) => j,
-        Err(e) => return Some(e.to_string()),
-    };
-    let mut child = match tokio::process::Command::new(worker)
-        .args(["list", "--json"])
-        .env(SPEC_ENV, json)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return Some(format!("cannot run the dry load: {e}")),
-    };
-    let out_task = read_all(child.stdout.take());
-    let err_task = read_all(child.stderr.take());
-    if tokio::time::timeout(DRY_LOAD_LIMIT, child.wait())
-        .await
-        .is_err()
-    {
-        out_task.abort();
-        err_task.abort();
-        return Some(format!(
-            "loading the scripts took more than {} s",
-            DRY_LOAD_LIMIT.as_secs()
-        ));
-    }
-    let deadline = tokio::time::Instant::now() + PIPE_GRACE;
-    let stdout = taken(out_task, deadline).await;
-    let stderr = taken(err_task, deadline).await;
-    let text = String::from_utf8_lossy(&stdout);
-    let Some(report) = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<LoadReport>(l).ok())
-    else {
-        return Some(format!(
-            "the dry load failed: {}",
-            String::from_utf8_lossy(&stderr).trim()
-        ));
-    };
-    let new_failures: Vec<String> = report
-        .failures
-        .iter()
-        .filter(|(m, _, _)| !broken_now.contains(m))
-        .map(|(m, c, e)| {
-            let what = c
-                .as_ref()
-                .map(|c| format!("{m}.{c}"))
-                .unwrap_or_else(|| m.clone());
-            format!("{what}: {}", last_line(e))
-        })
-        .collect();
-    if !new_failures.is_empty() {
-        return Some(new_failures.join("; "));
-    }
-    if report.scripts.is_empty() {
-        let mut why = vec!["no script to run".to_owned()];
-        why.extend(report.discovery_errors.iter().cloned());
-        return Some(why.join("; "));
-    }
-    None
-}
-
-/// Read `pipe` to its end on a task of its own.
-fn read_all(
-    pipe: Option<impl tokio::io::AsyncRead + Send + Unpin + 'static>,
-) -> tokio::task::JoinHandle<Vec<u8>> {
-    use tokio::io::AsyncReadExt as _;
-    tokio::spawn(async move {
-        let mut v = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut v).await;
-        }
-        v
-    })
-}
-
-/// What [`read_all`] read, once its pipe ended or at `deadline` (then
-/// nothing: the reader is stopped).
-async fn taken(t: tokio::task::JoinHandle<Vec<u8>>, deadline: tokio::time::Instant) -> Vec<u8> {
-    let abort = t.abort_handle();
-    match tokio::time::timeout_at(deadline, t).await {
-        Ok(Ok(v)) => v,
-        _ => {
-            abort.abort();
-            Vec::new()
-        }
-    }
-}
-/// The line of a traceback that says what went wrong.
-fn last_line(e: &str) -> &str {
-    e.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(e)
-        .trim()
 }
