@@ -1,7 +1,9 @@
 //! `pythond check`: validate the configuration and, per input, say who runs
 //! it (DataKit itself or `pythond run`, see [`crate::owner`]) and list the
 //! modules and classes that would run (each input's scripts are loaded by a
-//! `pythond-worker list`, so nothing runs and nothing is sent).
+//! `pythond-worker list`, so nothing runs and nothing is sent), and the
+//! quarantines in force for it (kept in the data dir by the pythond that
+//! runs it, see `supervisor::crashes`).
 
 use std::time::Duration;
 
@@ -21,7 +23,8 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// link the interpreter into this binary).
 const IMPORTING: &str = "importing module ";
 
-pub fn main(at: &Where) -> anyhow::Result<i32> {
+pub fn main(at: &Where, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<i32> {
+    let data_dir = data_dir.unwrap_or_else(|| at.datakit_dir.join("cache/pythond"));
     let _guard = logs::init(LogOptions {
         level: "warn".into(),
         cli_log: None,
@@ -67,6 +70,7 @@ pub fn main(at: &Where) -> anyhow::Result<i32> {
             ),
             _ => println!("  who runs it: {who}"),
         }
+        print_quarantines(&data_dir, &input.name);
         let spec = match spec_for(input, at, &gitrepos, &defaults) {
             Ok(s) => s,
             Err(e) => {
@@ -118,20 +122,9 @@ fn wait_bounded(
     child: &mut std::process::Child,
     limit: Duration,
 ) -> std::io::Result<(std::process::Output, bool)> {
-    use std::io::Read as _;
     // Drain both pipes on threads so a chatty child cannot block on them.
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
+    let t_out = Drain::start(child.stdout.take().expect("piped"));
+    let t_err = Drain::start(child.stderr.take().expect("piped"));
     let end = std::time::Instant::now() + limit;
     let (status, finished) = loop {
         if let Some(s) = child.try_wait()? {
@@ -143,10 +136,73 @@ fn wait_bounded(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // A grandchild (started by a script at import) may hold the pipes open
+    // long after the worker exited: take what came within a moment, and
+    // leave the readers behind rather than wait for it.
+    let grace = std::time::Instant::now() + PIPE_GRACE;
     let out = std::process::Output {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout: t_out.take(grace),
+        stderr: t_err.take(grace),
     };
     Ok((out, finished))
+}
+
+/// How long the pipes may stay open once the worker has exited.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// A pipe read to its end on a thread of its own; what it read so far can
+/// be taken at any time.
+struct Drain {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drain {
+    fn start(mut r: impl std::io::Read + Send + 'static) -> Drain {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let b = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => b
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = tx.send(());
+        });
+        Drain { buf, done }
+    }
+
+    /// What was read, once the pipe ended or at `deadline`.
+    fn take(self, deadline: std::time::Instant) -> Vec<u8> {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = self.done.recv_timeout(left);
+        std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// List the quarantines in force for `input` (crash loops the running
+/// pythond keeps out of its worker).
+fn print_quarantines(data_dir: &std::path::Path, input: &str) {
+    let file = crate::supervisor::crashes::file_for(data_dir, input);
+    let now = std::time::SystemTime::now();
+    for e in crate::supervisor::crashes::in_force(&file, now) {
+        let since = now.duration_since(e.since()).unwrap_or_default().as_secs() / 60;
+        let left = e.until().duration_since(now).unwrap_or_default().as_secs() / 60;
+        println!(
+            "  quarantined: {} (for {since} min; tried again in {left} min, or when {} changes): {}",
+            e.id,
+            e.file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "its file".into()),
+            e.reason
+        );
+    }
 }

@@ -62,6 +62,10 @@ enum Cmd {
     Check {
         #[command(flatten)]
         at: Where,
+        /// The data dir of the pythond that runs these blocks (default:
+        /// <datakit-dir>/cache/pythond): its quarantines are listed.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Show a running pythond's inputs and scripts; exit 1 if any is broken.
     Status(status::client::StatusArgs),
@@ -134,7 +138,7 @@ fn subcommands() -> Vec<String> {
 fn run_cli(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Run { at, opts } => run::main(&at, opts, cli.log_level),
-        Cmd::Check { at } => check::main(&at),
+        Cmd::Check { at, data_dir } => check::main(&at, data_dir),
         Cmd::Status(args) => status::client::main(args),
         Cmd::Test(args) => test(args, &cli.log_level),
     }

@@ -304,6 +304,7 @@ fn launches(
             .map(|i| launch_of(i, at, &gitrepos, defaults))
             .collect(),
         broken,
+        broken_blocks: set.broken_blocks,
     })
 }
 
@@ -401,6 +402,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
         },
         reload,
         lasterror_target: (!force).then_some(target),
+        data_dir: Some(data_dir),
     };
     let outcomes = serve(launches_now, settings, cli_log, true, opts)?;
     Ok(exit_code(&outcomes))
@@ -412,6 +414,8 @@ pub struct ServeOptions {
     pub reload: Option<crate::reload::Reloader>,
     /// Where the supervisor sends `/v1/lasterror` (reload errors).
     pub lasterror_target: Option<Target>,
+    /// Where inputs keep state across restarts (quarantines).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Supervise `launches` until SIGTERM/SIGINT, or until every input has
@@ -462,6 +466,7 @@ pub fn serve(
         };
         crate::status::server::serve(opts.status, src, rx.clone()).await?;
         let mut sup = supervisor::Supervisor::new(settings, lines, registry, rx.clone());
+        sup.keep_state_in(opts.data_dir.take());
         for l in launches {
             sup.start(l);
         }

@@ -416,63 +416,7 @@ fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
     );
 }
 
-// ---------------------------------------------------------------- item 8
-//
-// Assumed wording: a log line naming the script (`quitter`) and saying it
-// crashed (contains "crash"), and a lasterror whose body names `quitter`.
-
-#[test]
-fn a_script_that_crashes_its_worker_every_run_is_set_aside_and_the_others_keep_reporting() {
-    let dk = FakeDataKit::start();
-    let dir = datakit_with(
-        &dk.addr().to_string(),
-        &[
-            ("promises/crashloop/quitter.py", "c/quitter.py"),
-            ("promises/healthy/healthy.py", "c/healthy.py"),
-        ],
-        &block("crashy", &["c"], ""),
-    );
-    let d = Daemon::start(&dir, &[]);
-    // After 3 crashes the worker runs without the crasher: the healthy script
-    // (every 0.25 s) then reports for 5 s with no gap over 1 s.
-    let steady = dk.wait_until(Duration::from_secs(45), |dk| {
-        steady_for(
-            &times_of(&dk.all_lines(), "healthy"),
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-        )
-    });
-    let times = times_of(&dk.all_lines(), "healthy");
-    let (_, err) = d.stop();
-    let restarts = err.matches("worker exited; restarting").count();
-    assert!(
-        steady,
-        "the healthy script never reported steadily for 5 s in 45 s ({} runs, largest gap {} ms, {restarts} worker restarts)",
-        times.len(),
-        max_gap(&times) / 1_000_000
-    );
-    let le: Vec<String> = dk
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/lasterror")
-        .map(|r| r.text())
-        .collect();
-    assert!(
-        le.iter().any(|t| t.contains("quitter")),
-        "the crasher is reported to lasterror: {le:?}"
-    );
-    assert!(
-        err.lines()
-            .any(|l| l.contains("quitter") && l.to_ascii_lowercase().contains("crash")),
-        "the log says which script crashed the worker:\n{err}"
-    );
-    crate::util::report_outcome(
-        "a script calling `os._exit(1)` at every run, beside a healthy script of the same input",
-        &format!("after 3 crashes in a row it was quarantined ({restarts} worker restarts in all): the worker runs without it, the healthy script reports steadily; the crasher is named in the log and lasterror"),
-        times.len(),
-        times.len(),
-    );
-}
+// Item 8 (crash loops): tests/crashes.rs.
 
 // ---------------------------------------------------------------- item 10
 
@@ -570,44 +514,7 @@ fn sigterm_prints_the_final_output_batch_completely_before_exit() {
     );
 }
 
-#[test]
-fn check_ends_when_a_script_blocks_while_being_imported() {
-    let dir = datakit_with(
-        "127.0.0.1:9",
-        &[
-            ("promises/hang_on_import/hangs.py", "h/hangs.py"),
-            ("promises/healthy/healthy.py", "h/healthy.py"),
-        ],
-        &block("hangs", &["h"], ""),
-    );
-    let out_path = dir.path().join("check.out");
-    let child = pythond()
-        .args(["check", "--config"])
-        .arg(dir.path().join("conf.d"))
-        .arg("--datakit-dir")
-        .arg(dir.path())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut c = Bounded::new(child);
-    // Assumed: the load of an input is given well under a minute.
-    let status = c.wait_for(60);
-    if status.is_none() {
-        // Do not leave `worker --list` sleeping for ever.
-        for (pid, _) in workers(c.child.id() as i32) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let status =
-        status.unwrap_or_else(|| panic!("pythond check still running after 60 s:\n{text}"));
-    assert!(!status.success(), "{text}");
-    assert!(
-        text.contains("hangs"),
-        "the module that hung is named:\n{text}"
-    );
-}
+// `check_ends_when_a_script_blocks_while_being_imported`: tests/check.rs.
 
 // ---------------------------------------------------------------- item 15
 
@@ -665,91 +572,7 @@ fn test_command_treats_helper_modules_and_base_classes_as_notes() {
     );
 }
 
-// ---------------------------------------------------------------- item 17
-
-/// A virtualenv of the `python3` on PATH (the embedded version), without pip.
-fn venv(at: &std::path::Path) -> std::path::PathBuf {
-    let out = std::process::Command::new("python3")
-        .args(["-m", "venv", "--without-pip"])
-        .arg(at)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python3 -m venv: {}", stderr(&out));
-    at.join("bin/python3")
-}
-
-#[test]
-fn sys_executable_inside_scripts_is_the_configured_cmd() {
-    let dk = FakeDataKit::start();
-    let envs = tempfile::tempdir().unwrap();
-    let venv_dir = envs.path().join("venv");
-    let python = venv(&venv_dir);
-    let conf = format!(
-        "[[inputs.pythond]]\n  name = 'venv'\n  cmd = {:?}\n  dirs = [\"w\"]\n",
-        python.display().to_string()
-    );
-    let dir = datakit_with(
-        &dk.addr().to_string(),
-        &[("promises/sys_executable", "w")],
-        &conf,
-    );
-    let d = Daemon::start(&dir, &[]);
-    let arrived = dk.wait_for_lines(1, Duration::from_secs(30));
-    let (_, err) = d.stop();
-    assert!(arrived, "{err}");
-    let p = parse_line(&dk.all_lines()[0]);
-    let field = |k: &str| {
-        p.fields
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim_start_matches("s:").to_owned())
-            .unwrap_or_default()
-    };
-    assert_eq!(
-        field("executable"),
-        python.display().to_string(),
-        "sys.executable is cmd"
-    );
-    assert_eq!(
-        field("child_prefix"),
-        venv_dir.display().to_string(),
-        "subprocess.run([sys.executable, ...]) starts cmd's Python"
-    );
-}
-
-/// Passes today (the embedded interpreter's own `site` honours
-/// PYTHONUSERBASE); kept so that fixing `sys.executable` and the `-I` probe
-/// keeps `pip install --user` packages visible, as they were to the original.
-#[test]
-fn user_site_packages_of_cmd_are_importable() {
-    let dk = FakeDataKit::start();
-    let base = tempfile::tempdir().unwrap();
-    let user_base = base.path().join("userbase");
-    let site = std::process::Command::new("python3")
-        .args(["-c", "import site; print(site.getusersitepackages())"])
-        .env("PYTHONUSERBASE", &user_base)
-        .output()
-        .unwrap();
-    let site = std::path::PathBuf::from(stdout(&site).trim());
-    assert!(site.starts_with(&user_base), "{}", site.display());
-    copy_data("promises/user_site/site-packages", &site);
-    let conf = block(
-        "usersite",
-        &["u"],
-        &format!("  envs = ['PYTHONUSERBASE={}']", user_base.display()),
-    );
-    let dir = datakit_with(
-        &dk.addr().to_string(),
-        &[("promises/user_site/script", "u")],
-        &conf,
-    );
-    let d = Daemon::start(&dir, &[]);
-    let arrived = dk.wait_for_lines(1, Duration::from_secs(30));
-    let (_, err) = d.stop();
-    assert!(arrived, "{err}");
-    let p = parse_line(&dk.all_lines()[0]);
-    assert_eq!(p.fields[0].1, "s:from the user site", "{p:?}");
-}
+// Item 17 (sys.executable, the user site of cmd): tests/python_env.rs.
 
 // ---------------------------------------------------------------- item 18
 

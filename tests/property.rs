@@ -22,6 +22,22 @@ use crate::util::*;
 
 const CALLS_PER_SEED: usize = 2000;
 
+/// Every method of `DataKitFramework` a script calls (the property's scope).
+const METHODS: [&str; 12] = [
+    "report",
+    "feed_metric",
+    "feed_logging",
+    "feed_object",
+    "feed_user_event",
+    "feed_monitor_event",
+    "feed_system_event",
+    "set_lasterror",
+    "http_post_json",
+    "http_post_raw",
+    "construct_url",
+    "__init__",
+];
+
 fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("PYTHOND_FUZZ_SEEDS") {
         return s
@@ -226,7 +242,10 @@ fn every_api_method_queues_or_raises_value_or_type_error_and_the_worker_survives
     );
     std::fs::write(
         dir.path().join("python.d/fuzz/fuzz.json"),
-        format!("{{\"seeds\": {seeds:?}, \"calls\": {CALLS_PER_SEED}}}"),
+        format!(
+            "{{\"seeds\": {seeds:?}, \"calls\": {CALLS_PER_SEED}, \"datakit\": \"{}\"}}",
+            dk.url()
+        ),
     )
     .unwrap();
     let d = Daemon::start(&dir, &[]);
@@ -265,6 +284,23 @@ fn every_api_method_queues_or_raises_value_or_type_error_and_the_worker_survives
             field(p, "by_method")
         );
         assert_eq!(int_field(p, "calls"), CALLS_PER_SEED);
+        // Every method was driven (returned, refused).
+        let by: serde_json::Value =
+            serde_json::from_str(field(p, "by_method").trim_start_matches("s:"))
+                .unwrap_or_else(|e| panic!("by_method is not JSON ({e}): {p:?}"));
+        for m in METHODS {
+            let n = &by[m];
+            assert!(
+                n[0].as_u64().unwrap_or(0) + n[1].as_u64().unwrap_or(0) > 0,
+                "seed {seed}: {m} was never called: {by}"
+            );
+        }
+        for m in ["http_post_json", "http_post_raw"] {
+            assert!(
+                by[m][0].as_u64() > Some(0) && by[m][1].as_u64() > Some(0),
+                "seed {seed}: {m} both returned and refused: {by}"
+            );
+        }
         assert_eq!(
             int_field(p, "unexpected"),
             0,
@@ -294,6 +330,10 @@ fn every_api_method_queues_or_raises_value_or_type_error_and_the_worker_survives
     assert_eq!(
         points, expected,
         "{ctx}: every call that returned queued its points, and only those arrived"
+    );
+    assert!(
+        dk.requests().iter().any(|r| r.path.starts_with("/fuzz/")),
+        "{ctx}: http_post_* reached DataKit"
     );
     // set_lasterror was called with odd values too: each post is JSON.
     for r in dk.requests().iter().filter(|r| r.path == "/v1/lasterror") {

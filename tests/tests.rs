@@ -5,6 +5,8 @@
 mod fixtures;
 mod util;
 
+mod check;
+mod crashes;
 mod faults;
 mod launch;
 mod layout;
@@ -12,8 +14,11 @@ mod names;
 mod paths;
 mod promises;
 mod property;
+mod python_env;
 mod reload;
+mod reload_errors;
 mod run;
 mod status;
+mod status_endpoint;
 mod symlinks;
 mod testmode;

@@ -375,6 +375,7 @@ fn serve(
                 Ok(crate::reload::Reconfig {
                     launches: vec![make_launch()],
                     broken: Vec::new(),
+                    broken_blocks: Vec::new(),
                 })
             }),
             config_paths: Vec::new(),
@@ -382,6 +383,7 @@ fn serve(
             lasterror: None,
         }),
         lasterror_target: Some(dk.listen.clone()),
+        data_dir: Some(datakit_dir.join("cache/pythond")),
     };
     let outcomes = run::serve(
         vec![launch],

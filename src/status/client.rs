@@ -27,7 +27,8 @@ pub struct StatusArgs {
     #[arg(long)]
     json: bool,
     /// Refresh every N seconds (default 2) until interrupted.
-    #[arg(long, num_args = 0..=1, default_missing_value = "2")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "2",
+          value_parser = pythond_core::seconds::parse_arg)]
     watch: Option<f64>,
 }
 
@@ -128,6 +129,7 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
             let Some(every) = args.watch else {
                 return Ok(code);
             };
+            // Finite and in range (`seconds::parse_arg`): no panic here.
             tokio::time::sleep(Duration::from_secs_f64(every.clamp(0.2, 3600.0))).await;
             // Clear the screen between refreshes.
             print!("\x1b[2J\x1b[H");

@@ -4,8 +4,10 @@
 //! they last reported).
 //!
 //! Labels: `input`, `script` (`module.Class`), `category`, `reason`,
-//! `state`. Counters are cumulative over a worker's life and start again
-//! when it restarts (Prometheus' `rate()` handles resets).
+//! `state`. Counters are cumulative since pythond started, summed over the
+//! input's workers (the supervisor adds each ended worker's counts to the
+//! running one's: `supervisor::state`), so they never go down when a worker
+//! restarts.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};

@@ -154,6 +154,8 @@ async fn serve_tcp(listen: Listen, src: Source, stop: watch::Receiver<bool>) -> 
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for the status endpoint"))?;
+        // The port bound, when port 0 asked for any.
+        let addr = l.local_addr().unwrap_or(addr);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {

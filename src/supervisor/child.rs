@@ -38,8 +38,10 @@ const REPORT_FD: i32 = 4;
 /// What the control channel told us so far.
 struct ControlState {
     last_beat: Instant,
-    /// Started and not yet ended, with how many times.
-    running: BTreeMap<String, u32>,
+    /// Started and not yet ended: how many times, and the number of the
+    /// latest start (crash attribution blames the one started last).
+    running: BTreeMap<String, (u32, u64)>,
+    starts: u64,
     /// Why the worker could not start, if it said so (`c` message).
     config_error: Option<String>,
 }
@@ -137,6 +139,7 @@ pub(super) fn start(
     let state = Arc::new(Mutex::new(ControlState {
         last_beat: Instant::now(),
         running: BTreeMap::new(),
+        starts: 0,
         config_error: None,
     }));
     let control = tokio::spawn(read_control(
@@ -180,9 +183,14 @@ async fn read_control(pipe: tokio::net::unix::pipe::Receiver, state: Arc<Mutex<C
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         match Event::parse(&line) {
             Some(Event::Beat) => st.last_beat = Instant::now(),
-            Some(Event::Start(w)) => *st.running.entry(w).or_insert(0) += 1,
+            Some(Event::Start(w)) => {
+                st.starts += 1;
+                let seq = st.starts;
+                let e = st.running.entry(w).or_insert((0, 0));
+                *e = (e.0 + 1, seq);
+            }
             Some(Event::End(w)) => {
-                if let Some(n) = st.running.get_mut(&w) {
+                if let Some((n, _)) = st.running.get_mut(&w) {
                     *n -= 1;
                     if *n == 0 {
                         st.running.remove(&w);
@@ -333,7 +341,8 @@ impl Running {
 
 /// What a worker said before it exited.
 pub(super) struct Last {
-    /// What it had started and not ended when it died.
+    /// What it had started and not ended when it died, in the order they
+    /// (last) started.
     pub running: Vec<String>,
     /// Its configuration error, when it exited with `exit::CONFIG`.
     pub config_error: Option<String>,
@@ -350,8 +359,11 @@ pub(super) async fn finish(r: Running) -> Last {
         let _ = tokio::time::timeout_at(deadline, f).await;
     }
     let st = r.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut running: Vec<(&String, u64)> =
+        st.running.iter().map(|(w, (_, seq))| (w, *seq)).collect();
+    running.sort_by_key(|(_, seq)| *seq);
     Last {
-        running: st.running.keys().cloned().collect(),
+        running: running.into_iter().map(|(w, _)| w.clone()).collect(),
         config_error: st.config_error.clone(),
     }
 }

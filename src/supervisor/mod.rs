@@ -18,7 +18,7 @@
 //! ended.
 
 mod child;
-mod crashes;
+pub mod crashes;
 pub mod rss;
 pub mod state;
 
@@ -152,6 +152,8 @@ pub struct Supervisor {
     shutdown: watch::Receiver<bool>,
     inputs: HashMap<String, Handle>,
     done: Vec<Outcome>,
+    /// Where inputs keep state across restarts of pythond (quarantines).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
@@ -168,7 +170,14 @@ impl Supervisor {
             shutdown,
             inputs: HashMap::new(),
             done: Vec::new(),
+            data_dir: None,
         }
+    }
+
+    /// Keep each input's quarantines in `dir` (see [`crashes`]), so they
+    /// outlive pythond and `pythond check` can list them.
+    pub fn keep_state_in(&mut self, dir: Option<std::path::PathBuf>) {
+        self.data_dir = dir;
     }
 
     /// Start supervising a new input.
@@ -177,6 +186,10 @@ impl Supervisor {
         let fingerprint = launch.fingerprint.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let state = self.registry.input(&name);
+        let quarantine_file = self
+            .data_dir
+            .as_deref()
+            .map(|d| crashes::file_for(d, &name));
         let task = tokio::spawn(keep_running(
             launch,
             self.settings,
@@ -184,6 +197,7 @@ impl Supervisor {
             self.shutdown.clone(),
             rx,
             state,
+            quarantine_file,
         ));
         self.inputs.insert(
             name,
@@ -278,14 +292,25 @@ async fn rss_watch(
     }
 }
 
+/// Run `f` on the blocking pool: the supervisor's one runtime thread never
+/// waits on the file system (discovery, digests, quarantine files).
+pub(crate) async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 async fn keep_running(
-    mut launch: Launch,
+    launch: Launch,
     settings: Settings,
     lines: LineSink,
     mut shutdown: watch::Receiver<bool>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     st: Arc<Mutex<InputState>>,
+    quarantine_file: Option<std::path::PathBuf>,
 ) -> Outcome {
+    let mut launch = Arc::new(launch);
     let input = launch.input.clone();
     let mut outcome = Outcome {
         input: input.clone(),
@@ -294,7 +319,9 @@ async fn keep_running(
         config_error: None,
     };
     let mut delay = settings.restart_initial;
-    let mut crashes = crashes::Crashes::default();
+    let crashes = Arc::new(Mutex::new(
+        off_runtime(move || crashes::Crashes::kept_in(quarantine_file)).await,
+    ));
     {
         let mut s = lock(&st);
         s.source = launch.source.clone();
@@ -305,10 +332,20 @@ async fn keep_running(
             return outcome;
         }
         let started = Instant::now();
-        let spec = (launch.prepare)().map(|mut s| {
-            s.quarantined = crashes.active();
-            s
-        });
+        let (l, c) = (launch.clone(), crashes.clone());
+        let (spec, digest, quarantined) = off_runtime(move || {
+            let active = lock_crashes(&c).active(SystemTime::now());
+            let spec = (l.prepare)().map(|mut s| {
+                s.quarantined = active.iter().map(|e| e.quarantined()).collect();
+                s
+            });
+            let digest = spec
+                .as_ref()
+                .map(crate::reload::scripts_digest)
+                .unwrap_or(0);
+            (spec, digest, active)
+        })
+        .await;
         let result = match spec {
             Err(e) => Err(e),
             Ok(spec) => child::start(&launch, &spec, &settings, &lines, &st).map(|r| (spec, r)),
@@ -322,7 +359,7 @@ async fn keep_running(
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return outcome,
                     c = commands.recv() => match c {
-                        Some(Command::Restart(l)) => { if let Some(l) = l { launch = l; } }
+                        Some(Command::Restart(l)) => { if let Some(l) = l { launch = Arc::new(l); } }
                         Some(Command::Stop) | None => return outcome,
                     },
                 }
@@ -335,18 +372,18 @@ async fn keep_running(
             s.pid = running.pid();
             s.started = Some(SystemTime::now());
             s.starts += 1;
-            s.report = None;
+            // The last report (absorbed, counters zeroed) stays until this
+            // worker's first: the scripts do not vanish from the status.
             s.script_dirs = spec.sys_path.clone();
-            s.scripts_digest = crate::reload::scripts_digest(&spec);
-            s.quarantined = spec
-                .quarantined
+            s.scripts_digest = digest;
+            s.quarantined = quarantined
                 .iter()
-                .map(|q| {
-                    let file = module_of(&q.id)
+                .map(|e| {
+                    let file = module_of(&e.id)
                         .and_then(|m| spec.modules.iter().find(|(n, _)| n == m))
                         .map(|(_, p)| p.clone())
                         .unwrap_or_default();
-                    (q.clone(), file)
+                    (e.quarantined(), file, e.since())
                 })
                 .collect();
         }
@@ -356,7 +393,8 @@ async fn keep_running(
         let retry_due = async {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                if crashes.any_expired() {
+                let c = crashes.clone();
+                if off_runtime(move || lock_crashes(&c).any_expired(SystemTime::now())).await {
                     return;
                 }
             }
@@ -383,7 +421,7 @@ async fn keep_running(
         {
             let mut s = lock(&st);
             s.pid = None;
-            s.lost_before += s.report.as_ref().map(|r| r.writer.lost()).unwrap_or(0);
+            s.absorb_report();
             let status = match &ended {
                 Ended::Exited(x) | Ended::Stalled(x) | Ended::Stopped { status: x, .. } => x,
             };
@@ -399,7 +437,7 @@ async fn keep_running(
         }
         if started.elapsed() >= settings.healthy_after {
             delay = settings.restart_initial;
-            crashes.healthy();
+            lock_crashes(&crashes).healthy();
         }
         let (status, how) = match ended {
             Ended::Stopped { status, killed } => match why {
@@ -416,7 +454,7 @@ async fn keep_running(
                 }
                 Some(StopWhy::Command(Command::Restart(l))) => {
                     if let Some(l) = l {
-                        launch = l;
+                        launch = Arc::new(l);
                         let mut s = lock(&st);
                         s.source = launch.source.clone();
                         s.max_rss_bytes = launch.max_rss;
@@ -462,14 +500,17 @@ async fn keep_running(
             .and_then(|s| s.code())
             .is_some_and(|c| c == exit::START_FAILED || c == exit::NO_SCRIPTS);
         if !start_failure {
-            let file_of = |id: &str| {
+            let modules = spec.modules.clone();
+            let file_of = move |id: &str| {
                 let m = module_of(id)?;
-                spec.modules
-                    .iter()
-                    .find(|(n, _)| n == m)
-                    .map(|(_, p)| p.clone())
+                modules.iter().find(|(n, _)| n == m).map(|(_, p)| p.clone())
             };
-            for q in crashes.record(&in_flight, &how, file_of) {
+            let (c, running, how2) = (crashes.clone(), in_flight.clone(), how.clone());
+            let newly = off_runtime(move || {
+                lock_crashes(&c).record(&running, &how2, file_of, SystemTime::now())
+            })
+            .await;
+            for q in newly {
                 tracing::error!(input = %input, id = %q.id, "quarantined: {}", q.reason);
             }
         }
@@ -484,10 +525,14 @@ async fn keep_running(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return outcome,
             c = commands.recv() => match c {
-                Some(Command::Restart(l)) => { if let Some(l) = l { launch = l; } }
+                Some(Command::Restart(l)) => { if let Some(l) = l { launch = Arc::new(l); } }
                 Some(Command::Stop) | None => return outcome,
             },
         }
         delay = (delay * 2).min(settings.restart_max);
     }
+}
+
+fn lock_crashes(c: &Mutex<crashes::Crashes>) -> std::sync::MutexGuard<'_, crashes::Crashes> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
 }

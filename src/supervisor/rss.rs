@@ -1,4 +1,9 @@
 //! A worker's resident memory, from `/proc/<pid>/statm`.
+//!
+//! Read on the supervisor's runtime thread, once a second per input: procfs
+//! is generated in memory by the kernel (no disk, no lock a worker could
+//! hold), so the read is bounded; every other file the supervisor touches
+//! is read on the blocking pool (`off_runtime`).
 
 /// Resident bytes of `pid`, or `None` if it is gone.
 pub fn of(pid: u32) -> Option<u64> {

@@ -33,6 +33,21 @@ __all__ = ["DataKitFramework"]
 _EVENT_STATUSES = ("ok", "info", "warning", "error", "critical", "nodata")
 
 
+def _as_str(method, what, v):
+    """str(v) for an argument of `method`: a str as it is; a str() that
+    fails (nested past the recursion limit, a raising __str__ or __repr__)
+    is a ValueError naming the argument, with the failure as its cause.
+    What is not an Exception (RunTimeout) passes."""
+    if isinstance(v, str):
+        return v
+    try:
+        return str(v)
+    except Exception as e:
+        raise ValueError(
+            '%s(): argument "%s" (%s) cannot be converted to str: %s' % (method, what, type(v).__name__, e)
+        ) from e
+
+
 def _short_repr(v):
     """repr(v) for an error message: bounded, and never an error itself."""
     try:
@@ -62,7 +77,9 @@ class DataKitFramework(_pythond.DataKitFramework):
         if port:
             self.__dk_port = port
         if ip or port:
-            self._pythond_target = _pythond.target(self.__dk_host, self.__dk_port)
+            self._pythond_target = _pythond.target(
+                _as_str("__init__", "ip", self.__dk_host), _as_str("__init__", "port", self.__dk_port)
+            )
 
     def run(self):
         raise NotImplementedError()
@@ -128,7 +145,7 @@ class DataKitFramework(_pythond.DataKitFramework):
     # -- other helpers scripts call ----------------------------------------
 
     def construct_url(self, path):
-        return "http://%s:%s/%s" % (self.__dk_host, self.__dk_port, path)
+        return "http://%s:%s/%s" % (self.__dk_host, self.__dk_port, _as_str("construct_url", "path", path))
 
     def set_lasterror(self, input_name, err_msg):
         """Tell DataKit about an error of this input (POST /v1/lasterror); queued."""
@@ -137,8 +154,17 @@ class DataKitFramework(_pythond.DataKitFramework):
     def http_post_json(self, url, raw_data):
         """POST `raw_data` as JSON to `url`; returns the response body ('' on failure)."""
         import json as _json
-        return _api.post(url, _json.dumps(raw_data), True)
+        try:
+            body = _json.dumps(raw_data)
+        except (ValueError, TypeError):
+            raise
+        except Exception as e:
+            # RecursionError (nested too deeply), or a raising __str__ of a key.
+            raise ValueError(
+                'http_post_json(): argument "raw_data" (%s) cannot be written as JSON: %s' % (type(raw_data).__name__, e)
+            ) from e
+        return _api.post(url, body, True)
 
     def http_post_raw(self, url, raw_data):
         """POST str(raw_data) to `url`; returns the response body ('' on failure)."""
-        return _api.post(url, str(raw_data), False)
+        return _api.post(url, _as_str("http_post_raw", "raw_data", raw_data), False)

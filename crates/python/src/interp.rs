@@ -1,5 +1,7 @@
-//! Starting the interpreter: `site-packages` of the block's `cmd`, the script
-//! folders on `sys.path`, `datakit_framework` and the loader installed.
+//! Starting the interpreter: `site-packages` of the block's `cmd` (and its
+//! user site exactly when `cmd` has one: the interpreter's own is taken
+//! off), the script folders on `sys.path`, `datakit_framework` and the
+//! loader installed.
 //!
 //! The script folders go at the END of `sys.path`, as the original put them:
 //! the standard library and installed packages always win, so a script file
@@ -71,6 +73,9 @@ use native::pythond_module;
 fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyResult<()> {
     let sys = py.import("sys")?;
     let site = py.import("site")?;
+    if setup.executable.is_some() {
+        drop_own_user_site(&sys, &site, &setup.site_dirs)?;
+    }
     for dir in &setup.site_dirs {
         site.call_method1("addsitedir", (dir.to_string_lossy().as_ref(),))?;
     }
@@ -97,6 +102,31 @@ fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyRe
     sys.setattr("stdout", out_cls.call1((0,))?)?;
     sys.setattr("stderr", out_cls.call1((1,))?)?;
     let _ = LOADER.set(py, loader.unbind());
+    Ok(())
+}
+
+/// The embedded interpreter's own `site` added its user site (`pip install
+/// --user` packages) to `sys.path` when it started; whether scripts see
+/// one is `cmd`'s to say (its probe lists its user site only when `cmd`
+/// itself would use it: not in a virtualenv, not with `PYTHONNOUSERSITE`).
+/// So ours goes unless `cmd` listed the same folder.
+fn drop_own_user_site(
+    sys: &Bound<'_, PyModule>,
+    site: &Bound<'_, PyModule>,
+    cmd_dirs: &[PathBuf],
+) -> PyResult<()> {
+    if !site.getattr("ENABLE_USER_SITE")?.is_truthy()? {
+        return Ok(());
+    }
+    let own: String = site.call_method0("getusersitepackages")?.extract()?;
+    if cmd_dirs.iter().any(|d| d.as_os_str() == own.as_str()) {
+        return Ok(());
+    }
+    let path = sys.getattr("path")?;
+    while path.contains(&own)? {
+        path.call_method1("remove", (&own,))?;
+    }
+    site.setattr("ENABLE_USER_SITE", false)?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pythond_core::scheduler::{JobSnapshot, JobStats};
+use pythond_core::scheduler::JobStats;
 use pythond_core::status::{
     unix_ms, ErrorAt, ScriptState, ScriptStatus, WorkerReport, REPORT_FD_ENV,
 };
@@ -39,20 +39,6 @@ pub struct Reporter {
     pub writer: Writer,
 }
 
-fn state(s: &JobSnapshot) -> ScriptState {
-    if s.hung {
-        ScriptState::Hung
-    } else if s.consecutive_failures == 0 {
-        ScriptState::Ok
-    } else if s.last_timed_out {
-        ScriptState::TimedOut
-    } else if s.backing_off {
-        ScriptState::BackingOff
-    } else {
-        ScriptState::Failing
-    }
-}
-
 impl Reporter {
     /// The report of this moment.
     pub fn build(&self) -> WorkerReport {
@@ -68,7 +54,7 @@ impl Reporter {
                     file: r.file.clone(),
                     interval_secs: r.interval.as_secs_f64(),
                     timeout_secs: r.timeout.as_secs_f64(),
-                    state: state(&s),
+                    state: s.state(),
                     runs: s.runs,
                     failures: s.failures,
                     consecutive_failures: s.consecutive_failures,

@@ -3,7 +3,8 @@
 # ints, control characters, wrong-typed keys), either returns a str (its
 # points are queued) or raises ValueError/TypeError; the worker never dies.
 #
-# `fuzz.json` beside this file gives {"seeds": [...], "calls": N}. For each
+# `fuzz.json` beside this file gives {"seeds": [...], "calls": N,
+# "datakit": "http://127.0.0.1:PORT"} (where http_post_* may post). For each
 # seed, N calls from a random.Random(seed), spread over runs of BATCH calls;
 # then one `fuzz_summary` point (tag `seed`) with the counts and the first
 # unexpected outcomes. The test compares the points DataKit received with
@@ -416,9 +417,53 @@ def call_set_lasterror(g, fw):
     return "set_lasterror", lambda: fw.set_lasterror(a, b), 0
 
 
+def post_url(g):
+    """Where http_post_* go: the fake DataKit under /fuzz/ (never a /v1/
+    path: those would be points), a closed port, malformed URLs, or not a
+    str at all. Never a name to resolve nor an address off this machine."""
+    return g.r.choice([
+        lambda: CONFIG["datakit"] + "/fuzz/" + g.text(8),
+        lambda: CONFIG["datakit"] + "/fuzz/post",
+        lambda: "http://127.0.0.1:1/fuzz",
+        lambda: g.r.choice(["", "not a url", "http://[::1", "ftp://127.0.0.1/x",
+                            "http://127.0.0.1:99999/x", "http://127.0.0.1:%d/\n" % 1,
+                            "http://\ud800/", "/fuzz/relative"]),
+        lambda: g.value(),
+    ])()
+
+
+def call_http_post_json(g, fw):
+    url, data = post_url(g), g.value() if g.chance(0.7) else g.mapping()
+    return "http_post_json", lambda: fw.http_post_json(url, data), 0
+
+
+def call_http_post_raw(g, fw):
+    url, data = post_url(g), g.r.choice([lambda: g.text(40), g.value, g.mapping])()
+    return "http_post_raw", lambda: fw.http_post_raw(url, data), 0
+
+
+def call_construct_url(g, fw):
+    path = g.arg(lambda: "fuzz/" + g.text(8))
+    return "construct_url", lambda: fw.construct_url(path), 0
+
+
+def call_init(g, fw):
+    """A new instance with (ip, port) of any kind; what it builds its URLs
+    from is checked with construct_url (it reports nothing: its points
+    would go where ip and port say)."""
+    kw = {}
+    if g.chance(0.8):
+        kw["ip"] = g.arg(lambda: g.r.choice(["127.0.0.1", "localhost", "10.0.0.1", "::1", g.text(6)]))
+    if g.chance(0.8):
+        kw["port"] = g.arg(lambda: g.r.choice([9529, 1, 65535, 0, -1, 70000, "9529", g.text(4)]))
+    cls = type(fw)
+    return "__init__", lambda: cls(**kw).construct_url("x"), 0
+
+
 CALLS = [call_report, call_feed_metric, call_feed_logging, call_feed_object,
          call_feed_user_event, call_feed_monitor_event, call_feed_system_event,
-         call_set_lasterror]
+         call_set_lasterror, call_http_post_json, call_http_post_raw,
+         call_construct_url, call_init]
 
 
 def describe(e):

@@ -68,6 +68,17 @@ pub struct ConfigSet {
     pub warnings: Vec<ConfigError>,
     /// The config files found (read, or refused by the permission check).
     pub files: Vec<PathBuf>,
+    /// Blocks that did not parse (their error is in `errors` too): a reload
+    /// keeps the input of such a block running as it is.
+    pub broken_blocks: Vec<BrokenBlock>,
+}
+
+/// A `[[inputs.pythond]]` block with an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenBlock {
+    /// Its `name`, when that at least is a string.
+    pub name: Option<String>,
+    pub error: ConfigError,
 }
 
 /// Read every `[[inputs.pythond]]` block under `path`.
@@ -210,7 +221,16 @@ pub fn parse_file(file: &Path, text: &str, set: &mut ConfigSet) {
         };
         match parse_block(table, block.span().start, &label, &at, &mut set.warnings) {
             Ok(input) => set.inputs.push(input),
-            Err(e) => set.errors.push(e),
+            Err(e) => {
+                set.broken_blocks.push(BrokenBlock {
+                    name: table
+                        .get("name")
+                        .and_then(|v| v.get_ref().as_str())
+                        .map(str::to_owned),
+                    error: e.clone(),
+                });
+                set.errors.push(e);
+            }
         }
     }
 }
@@ -259,6 +279,22 @@ mod tests {
             set.errors[0].to_string(),
             "conf.d/pythond/pythond.conf:1: [[inputs.pythond]] #1 (\"a\"): key \"dirs\": missing (required)"
         );
+    }
+
+    #[test]
+    fn a_broken_block_is_kept_with_its_name_when_it_has_one() {
+        let set = parse(
+            "[[inputs.pythond]]\n name='a'\n cmd='p'\n dirs=[]\n timeout='soon'\n\n[[inputs.pythond]]\n name=5\n cmd='p'\n dirs=[]\n",
+        );
+        assert!(set.inputs.is_empty());
+        let names: Vec<Option<&str>> = set
+            .broken_blocks
+            .iter()
+            .map(|b| b.name.as_deref())
+            .collect();
+        assert_eq!(names, vec![Some("a"), None]);
+        assert_eq!(set.broken_blocks[0].error, set.errors[0]);
+        assert_eq!(set.broken_blocks[1].error.at.line, 8);
     }
 
     #[test]

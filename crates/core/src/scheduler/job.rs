@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::status::{quantile, Histogram};
+use crate::status::{quantile, Histogram, ScriptState};
 
 /// Something the scheduler runs on an interval.
 pub trait Job: Send + Sync + 'static {
@@ -102,7 +102,7 @@ pub struct JobSnapshot {
     pub hung: bool,
     /// Waiting past its normal tick because of failures.
     pub backing_off: bool,
-    /// The last run ended because its timeout interrupted it.
+    /// The last run (or the one in progress) was interrupted by its timeout.
     pub last_timed_out: bool,
     pub last_start: Option<SystemTime>,
     pub last_duration: Option<Duration>,
@@ -115,6 +115,25 @@ pub struct JobSnapshot {
     pub start_delay_p99_ms: Option<f64>,
 }
 
+impl JobSnapshot {
+    /// The state `pythond status` shows for these numbers.
+    pub fn state(&self) -> ScriptState {
+        // Timed out before "no failure yet": the timeout is counted the
+        // moment it fires, while the interrupted run still unwinds.
+        if self.hung {
+            ScriptState::Hung
+        } else if self.last_timed_out {
+            ScriptState::TimedOut
+        } else if self.consecutive_failures == 0 {
+            ScriptState::Ok
+        } else if self.backing_off {
+            ScriptState::BackingOff
+        } else {
+            ScriptState::Failing
+        }
+    }
+}
+
 impl JobStats {
     fn detail(&self) -> std::sync::MutexGuard<'_, Detail> {
         self.detail.lock().unwrap_or_else(|e| e.into_inner())
@@ -124,6 +143,17 @@ impl JobStats {
         let mut d = self.detail();
         d.delays_ms.push(delay.as_secs_f64() * 1e3);
         d.last_start = Some(SystemTime::now());
+    }
+
+    /// Run `run` outlived its timeout: counted, and the script is timed
+    /// out from now on (until a run ends otherwise), in one step under the
+    /// lock [`JobStats::snapshot`] reads under, so no snapshot counts the
+    /// timeout without the state.
+    pub(super) fn record_timeout(&self, run: u64) {
+        let mut d = self.detail();
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.interrupted_run.store(run, Ordering::Release);
+        d.last_timed_out = true;
     }
 
     pub(super) fn record_end(&self, run: u64, took: Duration, result: &Result<(), RunFailed>) {

@@ -440,3 +440,72 @@ fn the_timeout_message_names_the_default_when_neither_set_one() {
          <seconds>` or the input block's `timeout = \"60s\"`"
     );
 }
+
+/// Obeys its interrupt, but slowly: from the interrupt to `run()` returning
+/// takes `unwind` (the traceback of the `RunTimeout` being formatted, the
+/// GIL being waited for).
+struct SlowToStop {
+    unwind: Duration,
+    interrupted: AtomicBool,
+}
+
+impl Job for SlowToStop {
+    fn name(&self) -> &str {
+        "slow_to_stop"
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn timeout(&self) -> Option<RunTimeout> {
+        Some(RunTimeout::new(
+            Duration::from_millis(100),
+            TimeoutSource::Class,
+        ))
+    }
+    fn run(&self, _run: u64) -> Result<(), RunFailed> {
+        while !self.interrupted.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(self.unwind);
+        Err(RunFailed("RunTimeout".into()))
+    }
+    fn interrupt(&self, _run: u64) {
+        self.interrupted.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_timed_out_from_the_moment_its_timeout_fires() {
+    use crate::status::ScriptState;
+    let s = Scheduled::new(Arc::new(SlowToStop {
+        unwind: Duration::from_millis(400),
+        interrupted: AtomicBool::new(false),
+    }));
+    let (tx, rx) = watch::channel(false);
+    let settings = Settings {
+        hang_grace: Duration::from_secs(5),
+        ..settings(1000)
+    };
+    let h = tokio::spawn(run(vec![s.clone()], rx, settings));
+    // Every snapshot that counts the timeout says the script timed out:
+    // while the interrupted run unwinds, when it has ended, and after.
+    let end = std::time::Instant::now() + Duration::from_millis(900);
+    let mut seen_while_running = false;
+    while std::time::Instant::now() < end {
+        let snap = s.stats.snapshot();
+        if snap.timeouts > 0 {
+            assert_eq!(snap.state(), ScriptState::TimedOut, "{snap:?}");
+            seen_while_running |= s.is_running();
+        } else {
+            assert_eq!(snap.state(), ScriptState::Ok, "{snap:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        seen_while_running,
+        "the window before the run ended was looked at"
+    );
+    assert_eq!(s.stats.snapshot().timeouts, 1);
+    tx.send(true).unwrap();
+    h.await.unwrap();
+}

@@ -21,8 +21,7 @@ pub(super) async fn watchdog<J: Job>(
     if !same_run(&s) {
         return;
     }
-    s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-    s.stats.interrupted_run.store(generation, Ordering::Release);
+    s.stats.record_timeout(generation);
     // The first line the author of a looping script reads: say what to change.
     tracing::error!(
         script = s.job.name(),
