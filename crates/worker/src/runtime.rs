@@ -2,8 +2,10 @@
 //! its scripts on the scheduler. On SIGTERM/SIGINT it has one budget, the
 //! grace period: it stops ticking, lets runs finish within most of it, then
 //! the writer delivers what it can and spools the rest before the grace is
-//! over (the supervisor kills a worker 2 s after it). It exits without
-//! finalizing Python, with [`exit::DATA_LOST`] if points were dropped.
+//! over (at least 1 s after the signal, even with a grace of 0; the
+//! supervisor kills a worker 2 s after the grace). It exits without
+//! finalizing Python, with [`exit::DATA_LOST`] if points were dropped,
+//! including what was still only in memory at the writer's deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,7 +303,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
             );
         }
         let stopped = *stop_at.get().unwrap_or(&tokio::time::Instant::now());
-        let report = writer.shutdown(stopped + grace).await;
+        let report = writer.shutdown(stopped + writer_deadline(grace)).await;
         tracing::info!(
             ?report,
             uptime_secs = t0.elapsed().as_secs_f64(),
@@ -319,6 +321,17 @@ pub fn main(spec: WorkerSpec) -> i32 {
     // blocking thread forever.
     rt.shutdown_background();
     code
+}
+
+/// The writer always keeps this long to spool what is in memory, even with
+/// `--grace-secs 0`: within the 2 s the supervisor waits past the grace
+/// before it kills a worker.
+const WRITER_MIN: Duration = Duration::from_secs(1);
+
+/// When the writer's shutdown must be over, counted from the signal: the
+/// end of the grace, or [`WRITER_MIN`] when the grace is shorter.
+fn writer_deadline(grace: Duration) -> Duration {
+    grace.max(WRITER_MIN)
 }
 
 /// Of the shutdown grace, what runs in progress may take; the rest is the
