@@ -149,15 +149,19 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-/// Drop the routes with nothing open, no use for `lane_idle` and nothing
-/// of theirs waiting on disk: their lane finishes what it holds and ends.
-/// (A spooling route keeps its lane: a new one would not know it must queue
+/// Drop the routes with nothing open or in their lane, no use for
+/// `lane_idle` and nothing of theirs waiting on disk: their lane task ends.
+/// (A route with a batch still being sent, or spooling, keeps its lane: a
+/// new lane would overtake that batch, or would not know it must queue
 /// behind the route's data on disk.)
 fn retire_idle(shared: &Shared, open: &mut HashMap<Route, OpenBatch>) {
     let now = Instant::now();
     let idle = shared.cfg.lane_idle;
     open.retain(|_, b| {
-        b.points > 0 || now.duration_since(b.last_used) < idle || shared.spooling(&b.lane)
+        b.points > 0
+            || now.duration_since(b.last_used) < idle
+            || b.lane.queued.load(Relaxed) > 0
+            || shared.spooling(&b.lane)
     });
 }
 
