@@ -14,5 +14,6 @@ mod promises;
 mod property;
 mod reload;
 mod run;
+mod shutdown;
 mod status;
 mod testmode;

@@ -280,8 +280,12 @@ pub fn main(spec: WorkerSpec) -> i32 {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stop_at = Arc::new(std::sync::OnceLock::new());
         let stop_at2 = stop_at.clone();
+        // Handled from here on, before the first run(): a SIGTERM before
+        // this kills a worker that holds no run's points (the supervisor
+        // counts that death as clean).
+        let signal = wait_for_signal();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signal.await;
             let _ = stop_at2.set(tokio::time::Instant::now());
             let _ = tx.send(true);
         });
@@ -366,13 +370,16 @@ fn log_summary(stats: &[(Arc<str>, Arc<JobStats>)]) {
     }
 }
 
-/// SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
+/// SIGTERM or SIGINT: both are handled from the call on (not from the
+/// first poll of the future).
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
