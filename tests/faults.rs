@@ -504,7 +504,7 @@ fn spool_bound_drops_the_oldest_and_says_so() {
     );
     report_outcome(
         "spool bound (64 KiB) passed during a 2.5 s outage",
-        "oldest segments dropped with a \"spool full\" log line and counts; the newest data replayed in order",
+        "oldest segments dropped with a \"spool full\" log line and counts; the newest data replayed in order; the points missing are one run from the oldest, each counted as dropped; `pythond run` exits 1",
         made,
         got.len(),
     );
