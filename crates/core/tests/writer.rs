@@ -541,7 +541,7 @@ fn shutdown_against_a_frozen_datakit_spools_everything_by_its_deadline() {
         (report, t.elapsed())
     });
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_secs(2),
         "shutdown kept its deadline: {took:?}"
     );
     assert_eq!(report.lost(), 0, "{report:?}");

@@ -61,7 +61,9 @@ async fn what_is_still_in_memory_at_the_deadline_is_counted_as_lost_once() {
             250,
             "every point is lost or spooled (spool: {with_spool}): {report:?}"
         );
-        assert!(report.lost() > 0, "{report:?}");
+        if !with_spool {
+            assert_eq!(report.lost(), 250, "{report:?}");
+        }
         assert_eq!(st.held_points, 0, "{report:?}");
         assert_eq!(
             report.spool.map_or(0, |s| s.weight),
@@ -282,12 +284,13 @@ async fn a_slow_fsync_delays_neither_another_route_nor_the_runtime() {
         took < Duration::from_secs(1),
         "the other routes waited {took:?} for the disk"
     );
+    // Slack for a loaded machine: waiting on the disk would be ~2 s.
     assert!(
-        worst < Duration::from_millis(500),
+        worst < Duration::from_secs(1),
         "the runtime's timers stalled for {worst:?}"
     );
     assert!(
-        status_took < Duration::from_millis(100),
+        status_took < Duration::from_millis(500),
         "status waited {status_took:?} for the disk"
     );
     // Route a's batch is spooled once the fsync is over.
