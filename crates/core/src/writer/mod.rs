@@ -32,9 +32,10 @@
 //! - With a spool, a batch that fails with a retryable error goes to disk after
 //!   `spool_after_attempts` tries, or as soon as an attempt has waited
 //!   `spill_after` without an answer (a hung DataKit is an outage too), and
-//!   from then on every new batch of the input follows it there until the
-//!   replayer has drained the spool in order: at-least-once delivery that
-//!   survives DataKit outages and restarts.
+//!   from then on every new batch of that route follows it there until the
+//!   replayer has drained the spool in order (other routes go on sending;
+//!   behind data recovered at start, every route queues): at-least-once
+//!   delivery that survives DataKit outages and restarts.
 //! - [`Writer::shutdown`] has one deadline: it delivers what it can, then
 //!   cancels attempts in flight and spools everything not yet acknowledged
 //!   before the deadline passes. Whatever is still only in memory then is
