@@ -499,7 +499,9 @@ pub fn serve(
             input = %o.input,
             status = ?o.status,
             killed = o.killed,
-            "input stopped uncleanly: points were dropped or its worker had to be killed"
+            lost_points = o.lost_points,
+            unclean_exits = o.unclean_exits,
+            "input stopped uncleanly: points were dropped, or one of its workers died (crash, signal, panic) or had to be killed"
         );
     }
     if out.dropped() > 0 {
@@ -513,7 +515,8 @@ pub fn serve(
 }
 
 /// `pythond`'s exit code: [`exit::CONFIG`] when an input was stopped on a
-/// configuration error, 1 when one lost points or had to be killed, else 0.
+/// configuration error, 1 when one lost points in any of its workers' lives
+/// or a worker died uncleanly ([`Outcome::clean`]), else 0.
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
     if outcomes.iter().any(|o| o.config_error.is_some()) {
         exit::CONFIG

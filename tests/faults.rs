@@ -231,7 +231,12 @@ fn kill_9_of_one_worker_restarts_it_and_the_other_input_keeps_its_ticks() {
         restarted.0
     );
     let (status, err) = d.stop();
-    assert!(status.success());
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a worker died by a signal (what it held in memory is gone): not a clean exit\n{err}"
+    );
+    assert!(err.contains("input stopped uncleanly"), "{err}");
     assert!(err.contains("worker exited; restarting"), "{err}");
     // Input b: 5 points per run every 0.2 s, never interrupted.
     let reqs = dk.accepted();
@@ -254,7 +259,7 @@ fn kill_9_of_one_worker_restarts_it_and_the_other_input_keeps_its_ticks() {
     assert_eq!(b_got, b_made);
     report_outcome(
         &format!("kill -9 of input a's worker; input b measured (largest gap between b's ticks: {} ms at a 200 ms interval)", max_gap / 1_000_000),
-        "a restarted and reports again; b never missed a tick",
+        "a restarted and reports again; b never missed a tick; `pythond run` exits 1 (a worker died)",
         b_made,
         b_got,
     );
@@ -392,7 +397,11 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
     std::thread::sleep(Duration::from_millis(3000));
     let until = std::time::SystemTime::now();
     let (status, err) = d.stop();
-    assert!(status.success());
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "workers crashed (what they held in memory is gone): not a clean exit\n{err}"
+    );
     assert!(
         err.contains("input=exit") && err.contains("worker exited; restarting"),
         "{err}"
@@ -412,7 +421,7 @@ fn os_exit_and_segfault_take_down_only_their_own_worker() {
     );
     report_outcome(
         "`os._exit(1)` and a segfault through ctypes, each in its own input, every second",
-        "only their own worker died, restarted with backoff each time; the healthy input kept its ticks",
+        "only their own worker died, restarted with backoff each time; the healthy input kept its ticks; `pythond run` exits 1 (workers died)",
         produced(&dir, "f", "Other"),
         seq_of(&dk.all_lines(), "other").len(),
     );
@@ -457,9 +466,45 @@ fn spool_bound_drops_the_oldest_and_says_so() {
         "what is kept stays in order"
     );
     let made = *got.last().unwrap() as usize + 1;
+    // What the bound dropped, as the log counts it.
+    let dropped: usize = fw
+        .lines()
+        .filter(|l| l.contains("spool full"))
+        .filter_map(|l| {
+            let v = l.split("dropped_points=").nth(1)?;
+            v.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    let kept: std::collections::HashSet<i64> = got.iter().copied().collect();
+    let missing: Vec<i64> = (0..made as i64).filter(|s| !kept.contains(s)).collect();
+    assert!(!missing.is_empty(), "the bound dropped points");
+    // Whole segments, the oldest: the missing points are one run from the
+    // start. A record consumed without being sent would show as a later gap.
+    let (first, last) = (missing[0], *missing.last().unwrap());
+    assert_eq!(
+        missing.len() as i64,
+        last - first + 1,
+        "the missing points are one run (seq {first}..={last}), no gap after it: {got:?}"
+    );
+    // At most the record being sent when its segment was dropped may have
+    // arrived (two runs' points at most), counted dropped all the same.
+    assert!(
+        first <= 100,
+        "the oldest are the ones missing: first missing seq {first}"
+    );
+    // Every point missing is counted; the count is not more than what is
+    // missing, but for that one record.
+    assert!(
+        missing.len() <= dropped && dropped - missing.len() <= 100,
+        "{} points missing, {dropped} counted dropped by the spool bound",
+        missing.len()
+    );
     report_outcome(
         "spool bound (64 KiB) passed during a 2.5 s outage",
-        "oldest segments dropped with a \"spool full\" log line and counts; the newest data replayed in order",
+        "oldest segments dropped with a \"spool full\" log line and counts; the newest data replayed in order; the points missing are one run from the oldest, each counted as dropped; `pythond run` exits 1",
         made,
         got.len(),
     );
@@ -485,7 +530,11 @@ fn a_worker_whose_interpreter_is_wedged_is_killed_and_restarted() {
     });
     assert_ne!(pids[0], pids[1]);
     let (status, err) = d.stop();
-    assert!(status.success());
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a worker had to be killed: not a clean exit\n{err}"
+    );
     assert!(
         err.contains("stopped making progress (no heartbeat)"),
         "{err}"

@@ -18,6 +18,7 @@ mod python_env;
 mod reload;
 mod reload_errors;
 mod run;
+mod shutdown;
 mod status;
 mod status_endpoint;
 mod symlinks;

@@ -2,6 +2,8 @@
 //! DataKit): batching, gzip, query, keep-alive, retries, rejections, Unix
 //! socket, local sink, queue bound, disk spool.
 
+mod common;
+
 use std::time::Duration;
 
 use pythond_core::lineproto::Lines;
@@ -13,58 +15,7 @@ use pythond_core::writer::spool::{Spool, SpoolLimits};
 use pythond_core::writer::{Writer, WriterConfig};
 use testkit::FakeDataKit;
 
-use testkit::lp::parse_line;
-
-fn cfg(target: Target) -> WriterConfig {
-    WriterConfig {
-        target,
-        batch_max_points: 100,
-        batch_max_bytes: 1 << 20,
-        batch_max_delay: Duration::from_secs(30),
-        gzip_min_bytes: usize::MAX,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        request_timeout: Duration::from_secs(5),
-        ..WriterConfig::default()
-    }
-}
-
-fn pts(prefix: &str, n: usize) -> Vec<Point> {
-    (0..n)
-        .map(|i| Point {
-            measurement: prefix.to_string(),
-            tags: vec![("host".into(), "h1".into())],
-            fields: vec![
-                ("seq".into(), FieldValue::I64(i as i64)),
-                ("v".into(), FieldValue::F64(0.5)),
-            ],
-            time_ns: 1_700_000_000_000_000_000 + i as i64,
-        })
-        .collect()
-}
-
-fn route(cat: Category, input: Option<&str>) -> Route {
-    Route {
-        target: None,
-        category: cat,
-        query: WriteQuery {
-            input: input.map(str::to_owned),
-            ..WriteQuery::default()
-        },
-    }
-}
-
-/// The `seq` field of every line that arrived, in order.
-fn seqs(lines: &[String]) -> Vec<i64> {
-    lines
-        .iter()
-        .map(|l| {
-            let p = parse_line(l);
-            let (_, v) = p.fields.iter().find(|(k, _)| k == "seq").unwrap();
-            v.trim_start_matches("i:").parse().unwrap()
-        })
-        .collect()
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_close_on_point_count() {
@@ -84,10 +35,10 @@ async fn batches_close_on_point_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_close_on_bytes() {
-    // Points are encoded one by one and the batch closes once over the
-    // bound; encoded lines are cut at the last line end that fits.
+    // Whole points are encoded when submitted: both forms are cut at the
+    // last line end that fits.
     for (payload, sizes) in [
-        (Payload::Points(pts("m", 100)), 1000..1100),
+        (Payload::Points(pts("m", 100)), 901..1001),
         (encoded(pts("m", 100)), 901..1001),
     ] {
         let dk = FakeDataKit::start();
@@ -105,15 +56,6 @@ async fn batches_close_on_bytes() {
         }
         assert_eq!(seqs(&dk.all_lines()), (0..100).collect::<Vec<_>>());
     }
-}
-
-/// The runtime hands the writer lines it already encoded.
-fn encoded(points: Vec<Point>) -> Payload {
-    let mut lines = Lines::new();
-    for p in &points {
-        lines.push(p);
-    }
-    Payload::Lines(lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,14 +180,6 @@ async fn a_flush_seals_at_once_and_flushes_within_the_gap_share_a_request() {
         t.elapsed()
     );
     assert_eq!(dk.line_count(), 5);
-}
-
-fn lines(prefix: &str, from: usize, n: usize) -> Lines {
-    let mut l = Lines::new();
-    for p in pts(prefix, from + n).into_iter().skip(from) {
-        l.push(&p);
-    }
-    l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,4 +502,67 @@ async fn a_request_that_cannot_be_built_is_dropped_alone_and_never_blocks_the_sp
         .unwrap()
         .message
         .contains("invalid request"));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn shutdown_against_a_frozen_datakit_spools_everything_by_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("spool");
+    let dk = FakeDataKit::start();
+    dk.freeze(true);
+    let cats = [Category::Metric, Category::Logging, Category::Object];
+    // One runtime per life of the input: dropping it ends the writer and
+    // releases the spool, as the worker's exit does.
+    let (report, took) = runtime().block_on(async {
+        let spool = pythond_core::writer::open_spool(&spool_dir, SpoolLimits::default()).unwrap();
+        let w = Writer::spawn_with_spool(cfg(Target::Http(dk.url())), Some(spool));
+        for c in &cats {
+            w.submit(route(c.clone(), None), pts(c.as_str(), 100))
+                .unwrap();
+        }
+        w.flush();
+        // Every route's attempt hangs. The stop comes well before the 2 s
+        // after which a hung attempt's batch is spooled anyway.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(w.stats().points_spooled, 0, "nothing spooled yet");
+        assert!(dk.unanswered() >= 1);
+        let t = std::time::Instant::now();
+        let report = w
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(1))
+            .await;
+        (report, t.elapsed())
+    });
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown kept its deadline: {took:?}"
+    );
+    assert_eq!(report.lost(), 0, "{report:?}");
+    assert_eq!(report.stats.points_spooled, 300, "{report:?}");
+    assert_eq!(report.spool.unwrap().weight, 300, "{report:?}");
+    // DataKit is back, and so is the input: everything arrives, once.
+    dk.freeze(false);
+    runtime().block_on(async {
+        let spool = pythond_core::writer::open_spool(&spool_dir, SpoolLimits::default()).unwrap();
+        let _w = Writer::spawn_with_spool(cfg(Target::Http(dk.url())), Some(spool));
+        let dk = &dk;
+        tokio::task::block_in_place(|| {
+            assert!(dk.wait_for_lines(300, Duration::from_secs(10)));
+        });
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    for c in &cats {
+        assert_eq!(
+            seqs(&dk.lines(&format!("/v1/write/{}", c.as_str()))),
+            (0..100).collect::<Vec<_>>(),
+            "{c}"
+        );
+    }
 }

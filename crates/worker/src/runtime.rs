@@ -2,8 +2,10 @@
 //! its scripts on the scheduler. On SIGTERM/SIGINT it has one budget, the
 //! grace period: it stops ticking, lets runs finish within most of it, then
 //! the writer delivers what it can and spools the rest before the grace is
-//! over (the supervisor kills a worker 2 s after it). It exits without
-//! finalizing Python, with [`exit::DATA_LOST`] if points were dropped.
+//! over (at least 1 s after the signal, even with a grace of 0; the
+//! supervisor kills a worker 2 s after the grace). It exits without
+//! finalizing Python, with [`exit::DATA_LOST`] if points were dropped,
+//! including what was still only in memory at the writer's deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -272,8 +274,12 @@ pub fn main(spec: WorkerSpec) -> i32 {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stop_at = Arc::new(std::sync::OnceLock::new());
         let stop_at2 = stop_at.clone();
+        // Handled from here on, before the first run(): a SIGTERM before
+        // this kills a worker that holds no run's points (the supervisor
+        // counts that death as clean).
+        let signal = wait_for_signal();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signal.await;
             let _ = stop_at2.set(tokio::time::Instant::now());
             let _ = tx.send(true);
         });
@@ -295,7 +301,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
             );
         }
         let stopped = *stop_at.get().unwrap_or(&tokio::time::Instant::now());
-        let report = writer.shutdown(stopped + grace).await;
+        let report = writer.shutdown(stopped + writer_deadline(grace)).await;
         tracing::info!(
             ?report,
             uptime_secs = t0.elapsed().as_secs_f64(),
@@ -338,6 +344,17 @@ pub fn writer_config(spec: &WorkerSpec) -> WriterConfig {
     c
 }
 
+/// The writer always keeps this long to spool what is in memory, even with
+/// `--grace-secs 0`: within the 2 s the supervisor waits past the grace
+/// before it kills a worker.
+const WRITER_MIN: Duration = Duration::from_secs(1);
+
+/// When the writer's shutdown must be over, counted from the signal: the
+/// end of the grace, or [`WRITER_MIN`] when the grace is shorter.
+fn writer_deadline(grace: Duration) -> Duration {
+    grace.max(WRITER_MIN)
+}
+
 /// Of the shutdown grace, what runs in progress may take; the rest is the
 /// writer's, to deliver or spool what they produced.
 fn runs_share(grace: Duration) -> Duration {
@@ -370,13 +387,16 @@ fn log_summary(stats: &[(Arc<str>, Arc<JobStats>)]) {
     }
 }
 
-/// SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
+/// SIGTERM or SIGINT: both are handled from the call on (not from the
+/// first poll of the future).
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

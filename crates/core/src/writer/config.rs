@@ -26,8 +26,14 @@ pub struct WriterConfig {
     pub retry_max: Duration,
     /// Attempts per batch before it is dropped (counted), without a spool.
     pub retry_max_attempts: u32,
-    /// Points held in memory (queued + batched + in flight) before submit refuses.
+    /// Points held in memory (queued + batched + in flight) before submit
+    /// refuses (with a spool: before batches go to disk; submit refuses past
+    /// twice this).
     pub queue_max_points: usize,
+    /// The same bound in encoded bytes.
+    pub queue_max_bytes: usize,
+    /// Calls (and flushes) waiting for the dispatcher before submit refuses.
+    pub queue_max_messages: usize,
     /// Sent as the HTTP User-Agent.
     pub user_agent: String,
     /// The input this writer serves, for log messages.
@@ -38,6 +44,9 @@ pub struct WriterConfig {
     /// copied to the spool while it goes on: a kill during the hang loses at
     /// most the current linger. If it then succeeds, the copy is skipped.
     pub spill_after: Duration,
+    /// While DataKit is not known to take data, a replay attempt waits this
+    /// long for an answer (a probe; see `replay.rs`).
+    pub probe_timeout: Duration,
     /// A route with nothing to send for this long gives up its lane (task and
     /// buffer).
     pub lane_idle: Duration,
@@ -62,10 +71,13 @@ impl Default for WriterConfig {
             retry_max: Duration::from_secs(5),
             retry_max_attempts: 10,
             queue_max_points: 1_000_000,
+            queue_max_bytes: 64 << 20,
+            queue_max_messages: 16 << 10,
             user_agent: format!("pythond/{}", env!("CARGO_PKG_VERSION")),
             input: None,
             spool_after_attempts: 2,
             spill_after: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(1),
             lane_idle: Duration::from_secs(60),
             max_routes: 1024,
         }

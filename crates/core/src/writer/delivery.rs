@@ -17,12 +17,13 @@ use bytes::Bytes;
 
 use super::retry::{self, Verdict};
 use super::transport::{Body, TransportError};
-use super::{Batch, Shared};
+use super::{Batch, Fate, Shared};
 use crate::route::Route;
 use crate::target::Target;
 
-/// Send with retries, spool, or drop (counted).
-pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
+/// Send with retries, spool, or drop: where the batch ended (the caller
+/// counts it).
+pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) -> Fate {
     let cfg = &shared.cfg;
     // A local output (stdout, a file) cannot hang the way DataKit can, and a
     // write cut short would leave half a line: it is never aborted, only
@@ -31,11 +32,10 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
     let mut attempt: u32 = 0;
     loop {
         if shared.aborting() && !local {
-            shared.spill_or_drop(b).await;
-            return;
+            return shared.spill_or_drop(b).await;
         }
-        if shared.spooling() && shared.spill(b).await.is_some() {
-            return;
+        if shared.spooling(&b.lane) && shared.spill(b).await.is_some() {
+            return Fate::Spooled;
         }
         let sh = shared.clone();
         let (route, body) = (b.route.clone(), b.body.clone());
@@ -67,26 +67,25 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
                                 _ = sh.aborted() => {}
                             }
                         });
-                        return;
+                        return Fate::Spooled;
                     }
-                    None => task.await.unwrap_or_else(|e| Verdict::Retry(e.to_string())),
+                    None => tokio::select! {
+                        v = &mut task => v.unwrap_or_else(|e| Verdict::Retry(e.to_string())),
+                        _ = shared.aborted(), if !local => {
+                            task.abort();
+                            return shared.spill_or_drop(b).await;
+                        }
+                    },
                 }
             }
             _ = shared.aborted(), if !local => {
                 task.abort();
-                shared.spill_or_drop(b).await;
-                return;
+                return shared.spill_or_drop(b).await;
             }
         };
         match verdict {
-            Verdict::Success => {
-                shared.delivered(&b.route, b.points, b.body.len());
-                return;
-            }
-            Verdict::Reject(msg) => {
-                shared.rejected(&b.route, b.points, &msg);
-                return;
-            }
+            Verdict::Success => return Fate::Sent,
+            Verdict::Reject(msg) => return Fate::Rejected(msg),
             Verdict::Retry(reason) => {
                 attempt += 1;
                 if shared.spool.is_some()
@@ -98,20 +97,16 @@ pub(super) async fn deliver(shared: &Arc<Shared>, b: &Batch) {
                         input = shared.input_for(&b.route),
                         "DataKit unavailable ({reason}); batch spooled to disk"
                     );
-                    return;
+                    return Fate::Spooled;
                 }
                 if attempt >= cfg.retry_max_attempts {
-                    shared
-                        .counters
-                        .dropped_retries_exhausted
-                        .fetch_add(b.points, Relaxed);
                     tracing::error!(
                         target: "pythond::writer",
                         input = shared.input_for(&b.route),
                         points = b.points,
                         "batch dropped after {attempt} attempts: {reason}"
                     );
-                    return;
+                    return Fate::DroppedRetries;
                 }
                 shared.counters.requests_retried.fetch_add(1, Relaxed);
                 tracing::debug!(target: "pythond::writer", attempt, "retrying: {reason}");

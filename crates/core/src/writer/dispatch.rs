@@ -6,8 +6,9 @@
 //! than `flush_gap` ago; then the batch is sealed when that gap is over, so
 //! that hundreds of scripts ending runs every second share requests. A
 //! flush that waits ([`Writer::flush_and_wait`](super::Writer::flush_and_wait))
-//! always seals at once. Routes idle for `lane_idle` are retired; at most
-//! `max_routes` are held.
+//! always seals at once. Routes idle for `lane_idle` are retired (checked
+//! when a new route arrives, and on a timer every half `lane_idle`); at most
+//! `max_routes` are held, points of one more are dropped and counted.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,10 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::lane::{self, LaneMsg};
-use super::{Batch, Msg, Shared, WriterConfig};
-use crate::lineproto::{encode_point, Lines};
+use super::spill::LaneState;
+use super::{Batch, Fate, Msg, Shared, WriterConfig};
+use crate::lineproto::Lines;
 use crate::route::Route;
-use crate::sink::Payload;
 
 /// The open batch of one route, and the way to its lane.
 struct OpenBatch {
@@ -35,41 +36,51 @@ struct OpenBatch {
     flush_due: Option<Instant>,
     tx: mpsc::Sender<LaneMsg>,
     route: Arc<Route>,
+    lane: Arc<LaneState>,
 }
 
-pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
     let mut open: HashMap<Route, OpenBatch> = HashMap::new();
     let max_delay = shared.cfg.batch_max_delay;
+    let retire_every = (shared.cfg.lane_idle / 2).max(std::time::Duration::from_millis(1));
+    let mut retire_at = Instant::now() + retire_every;
     loop {
+        shared
+            .counters
+            .routes_open
+            .store(open.len() as u64, Relaxed);
         let next = open
             .values()
             .filter(|b| b.points > 0)
             .map(|b| b.due(max_delay))
             .min();
-        let msg = match next {
-            Some(at) => tokio::select! {
-                m = rx.recv() => m,
-                _ = tokio::time::sleep_until(at) => {
-                    let now = Instant::now();
-                    for b in open.values_mut() {
-                        if b.points > 0 && b.due(max_delay) <= now {
-                            seal(&shared, b).await;
-                        }
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = tokio::time::sleep_until(next.unwrap_or(retire_at)), if next.is_some() => {
+                let now = Instant::now();
+                for b in open.values_mut() {
+                    if b.points > 0 && b.due(max_delay) <= now {
+                        seal(&shared, b).await;
                     }
-                    continue;
                 }
-            },
-            None => rx.recv().await,
+                continue;
+            }
+            _ = tokio::time::sleep_until(retire_at), if !open.is_empty() => {
+                retire_idle(&shared, &mut open);
+                retire_at = Instant::now() + retire_every;
+                continue;
+            }
         };
         let Some(msg) = msg else { break };
         match msg {
-            Msg::Points(route, points, since) => {
+            Msg::Points(route, lines, since) => {
                 if !open.contains_key(&route) {
-                    retire_idle(&shared.cfg, &mut open);
+                    retire_idle(&shared, &mut open);
                     if open.len() >= shared.cfg.max_routes {
-                        let n = points.len() as u64;
-                        shared.counters.dropped_routes.fetch_add(n, Relaxed);
-                        shared.release(n);
+                        let n = lines.len() as u64;
+                        if shared.counters.settle(n, lines.byte_len() as u64) {
+                            shared.counters.dropped_routes.fetch_add(n, Relaxed);
+                        }
                         tracing::warn!(
                             target: "pythond::writer",
                             input = shared.input_for(&route),
@@ -78,6 +89,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                         );
                         continue;
                     }
+                }
+                if open.is_empty() {
+                    retire_at = Instant::now() + retire_every;
                 }
                 let b = open.entry(route).or_insert_with_key(|route| {
                     let (tx, lrx) = mpsc::channel(4);
@@ -91,6 +105,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                         flush_due: None,
                         tx,
                         route: Arc::new(route.clone()),
+                        lane: Arc::default(),
                     }
                 });
                 let now = Instant::now();
@@ -100,7 +115,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
                     b.since = arrived;
                 }
                 b.last_used = now;
-                append(&shared, b, points).await;
+                append(&shared, b, lines).await;
             }
             Msg::Flush(waiter) => {
                 let mut acks = Vec::new();
@@ -134,37 +149,32 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg
     }
 }
 
-/// Drop the routes with nothing open and no use for `lane_idle`: their lane
-/// finishes what it holds and ends.
-fn retire_idle(cfg: &WriterConfig, open: &mut HashMap<Route, OpenBatch>) {
+/// Drop the routes with nothing open or in their lane, no use for
+/// `lane_idle` and nothing of theirs waiting on disk: their lane task ends.
+/// (A route with a batch still being sent, or spooling, keeps its lane: a
+/// new lane would overtake that batch, or would not know it must queue
+/// behind the route's data on disk.)
+fn retire_idle(shared: &Shared, open: &mut HashMap<Route, OpenBatch>) {
     let now = Instant::now();
-    open.retain(|_, b| b.points > 0 || now.duration_since(b.last_used) < cfg.lane_idle);
+    let idle = shared.cfg.lane_idle;
+    open.retain(|_, b| {
+        b.points > 0
+            || now.duration_since(b.last_used) < idle
+            || b.lane.queued.load(Relaxed) > 0
+            || shared.spooling(&b.lane)
+    });
 }
 
-/// Append one call's points, sealing whenever the batch fills.
-async fn append(shared: &Arc<Shared>, b: &mut OpenBatch, points: Payload) {
-    match points {
-        Payload::Points(points) => {
-            for p in &points {
-                encode_point(p, &mut b.buf);
-                b.points += 1;
-                if b.full(&shared.cfg) {
-                    seal(shared, b).await;
-                    b.since = Instant::now();
-                }
-            }
+/// Append one call's lines, sealing whenever the batch fills.
+async fn append(shared: &Arc<Shared>, b: &mut OpenBatch, lines: Lines) {
+    let mut i = 0;
+    while i < lines.len() {
+        let next = b.take_lines(&lines, i, &shared.cfg);
+        if next == i || b.full(&shared.cfg) {
+            seal(shared, b).await;
+            b.since = Instant::now();
         }
-        Payload::Lines(lines) => {
-            let mut i = 0;
-            while i < lines.len() {
-                let next = b.take_lines(&lines, i, &shared.cfg);
-                if next == i || b.full(&shared.cfg) {
-                    seal(shared, b).await;
-                    b.since = Instant::now();
-                }
-                i = next;
-            }
-        }
+        i = next;
     }
 }
 
@@ -216,18 +226,22 @@ async fn seal(shared: &Arc<Shared>, b: &mut OpenBatch) {
         route: b.route.clone(),
         body: std::mem::take(&mut b.buf).into(),
         points: std::mem::take(&mut b.points),
+        lane: b.lane.clone(),
     };
     // Memory over its bound: straight to disk when there is a spool.
-    let over = shared.counters.held_points.load(Relaxed) > shared.cfg.queue_max_points as u64;
-    if over && shared.spill(&batch).await.is_some() {
-        shared.release(batch.points);
+    let c = &shared.counters;
+    let over = c.held_points.load(Relaxed) & !super::stats::FINAL
+        > shared.cfg.queue_max_points as u64
+        || c.held_bytes.load(Relaxed) > shared.cfg.queue_max_bytes as u64;
+    // (Only when the lane holds nothing of the route: its batches must not
+    // be overtaken.)
+    if over && b.lane.queued.load(Relaxed) == 0 && shared.spill(&batch).await.is_some() {
+        shared.settle(&batch, Fate::Spooled);
         return;
     }
+    b.lane.queued.fetch_add(1, Relaxed);
     if let Err(mpsc::error::SendError(LaneMsg::Batch(b))) = b.tx.send(LaneMsg::Batch(batch)).await {
-        shared
-            .counters
-            .dropped_shutdown
-            .fetch_add(b.points, Relaxed);
-        shared.release(b.points);
+        b.lane.queued.fetch_sub(1, Relaxed);
+        shared.settle(&b, Fate::DroppedShutdown);
     }
 }

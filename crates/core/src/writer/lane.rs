@@ -3,6 +3,7 @@
 //! later one of the same route. It ends when the dispatcher retires the
 //! route (drops its sender) and the queue is empty.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,8 +23,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<LaneMsg>) {
                 let _ = tx.send(());
             }
             LaneMsg::Batch(b) => {
-                delivery::deliver(&shared, &b).await;
-                shared.release(b.points);
+                let fate = delivery::deliver(&shared, &b).await;
+                shared.settle(&b, fate);
+                b.lane.queued.fetch_sub(1, Relaxed);
             }
         }
     }

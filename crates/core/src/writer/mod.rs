@@ -12,15 +12,18 @@
 //! One file per stage: [`dispatch`] (batching), [`lane`] (in-order sending per
 //! route), [`delivery`] (attempts, retries, spilling), [`replay`] (draining the
 //! spool), [`retry`] (what an answer means), [`transport`] (bytes to a
-//! target), [`spill`] (batch ↔ spool record), [`stats`] (counters),
+//! target), [`spill`] (batch ↔ spool record), [`spooler`] (the spool's
+//! thread), [`stats`] (counters),
 //! [`requests`] (one-off posts: lasterror and the script helpers). The
 //! design, with the spool's format and invariants, is in `docs/design.md`.
 //!
 //! - Producers never wait on the network: [`Writer::submit`] only counts the
-//!   points and queues them. When the points held in memory pass
-//!   `queue_max_points`, a writer without a spool refuses the call
-//!   ([`SubmitError::QueueFull`], counted as `dropped_queue_full`); with a spool
-//!   the batches go to disk instead.
+//!   points and queues them. When the points or bytes held in memory pass
+//!   `queue_max_points`/`queue_max_bytes`, a writer without a spool refuses
+//!   the call ([`SubmitError::QueueFull`], counted as `dropped_queue_full`);
+//!   with a spool the batches go to disk instead, and calls are refused only
+//!   past twice the bounds. The queue to the dispatcher holds at most
+//!   `queue_max_messages` calls.
 //! - Batches are per [`Route`] and close on `batch_max_points`,
 //!   `batch_max_bytes`, `batch_max_delay` or an explicit [`Writer::flush`].
 //! - Each lane sends one request at a time, so a retried batch is never
@@ -29,14 +32,17 @@
 //! - With a spool, a batch that fails with a retryable error goes to disk after
 //!   `spool_after_attempts` tries, or as soon as an attempt has waited
 //!   `spill_after` without an answer (a hung DataKit is an outage too), and
-//!   from then on every new batch of the input follows it there until the
-//!   replayer has drained the spool in order: at-least-once delivery that
-//!   survives DataKit outages and restarts.
+//!   from then on every new batch of that route follows it there until the
+//!   replayer has drained the spool in order (other routes go on sending;
+//!   behind data recovered at start, every route queues): at-least-once
+//!   delivery that survives DataKit outages and restarts.
 //! - [`Writer::shutdown`] has one deadline: it delivers what it can, then
 //!   cancels attempts in flight and spools everything not yet acknowledged
-//!   before the deadline passes.
-//! - Blocking work (spool I/O, gzip, local files) runs on tokio's blocking
-//!   pool, never on the runtime's workers.
+//!   before the deadline passes. Whatever is still only in memory then is
+//!   counted as lost, exactly once (see [`stats::Counters::settle`]).
+//! - Blocking work never runs on the runtime's workers: spool I/O on the
+//!   spool's own thread ([`spooler`]), gzip and local files on tokio's
+//!   blocking pool.
 
 mod config;
 mod delivery;
@@ -48,6 +54,7 @@ mod requests;
 pub mod retry;
 mod spill;
 pub mod spool;
+mod spooler;
 mod stage;
 pub mod stats;
 pub mod transport;
@@ -60,23 +67,34 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
+use crate::lineproto::Lines;
 use crate::route::Route;
 use crate::sink::Payload;
 pub use config::WriterConfig;
 pub use requests::WriteError;
-pub use spill::open_spool;
-use spill::SpoolState;
+pub use spill::{open_spool, open_spool_with};
 use spool::Spool;
+use spooler::SpoolState;
 pub use stage::{Stage, STAGE_MAX_BYTES, STAGE_MAX_POINTS};
 use stats::Counters;
 pub use stats::Stats;
+
+/// How long [`Writer::shutdown`] waits for the spool's final `fsync` after
+/// its deadline.
+pub const SYNC_WAIT: Duration = Duration::from_millis(300);
 use transport::Transport;
 
 /// Why [`Writer::submit`] refused points (they are counted as dropped).
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("in-memory queue full ({held} points held, limit {limit}): points dropped")]
-    QueueFull { held: u64, limit: usize },
+    #[error("in-memory queue full ({held} {unit} held, limit {limit}): points dropped")]
+    QueueFull {
+        held: u64,
+        limit: usize,
+        unit: &'static str,
+    },
+    #[error("the writer is behind ({limit} calls queued): points dropped")]
+    Busy { limit: usize },
     #[error("the writer is shut down: points dropped")]
     Closed,
 }
@@ -95,14 +113,24 @@ impl ShutdownReport {
     /// Points lost by pythond during its life (see [`Stats::lost`]), spool
     /// bound drops included.
     pub fn lost(&self) -> u64 {
-        self.stats.lost() + self.spool.map(|s| s.dropped_records).unwrap_or(0)
+        self.stats.lost() + self.spool.map(|s| s.dropped_weight).unwrap_or(0)
     }
 }
 
 enum Msg {
     /// A call's (or a stage's) points, and when the oldest of them arrived.
-    Points(Route, Payload, Option<Instant>),
+    Points(Route, Lines, Option<Instant>),
     Flush(Option<oneshot::Sender<()>>),
+}
+
+/// How a batch held in memory ended.
+enum Fate {
+    Sent,
+    /// DataKit refused it (4xx), with its message.
+    Rejected(String),
+    Spooled,
+    DroppedShutdown,
+    DroppedRetries,
 }
 
 /// A sealed batch: one request's body.
@@ -110,6 +138,8 @@ struct Batch {
     route: Arc<Route>,
     body: Bytes,
     points: u64,
+    /// Its route's lane.
+    lane: Arc<spill::LaneState>,
 }
 
 /// What every stage of one writer shares.
@@ -122,8 +152,6 @@ struct Shared {
     /// Turns true when shutdown stops delivering: attempts in flight are
     /// cancelled and every batch left goes to the spool.
     abort: watch::Sender<bool>,
-    /// The replayer's last attempt succeeded: the spool is draining.
-    replay_ok: AtomicBool,
     lasterror: lasterror::Pending,
     /// Every [`Stage`] handed out (see `stage.rs`), and the timer's wake-up.
     stages: Mutex<Vec<Weak<stage::StageInner>>>,
@@ -140,8 +168,26 @@ impl Shared {
             .unwrap_or("-")
     }
 
-    fn release(&self, points: u64) {
-        self.counters.held_points.fetch_sub(points, Relaxed);
+    /// A batch held in memory ended so: counted, unless shutdown's final
+    /// count already counted it as lost.
+    fn settle(&self, b: &Batch, fate: Fate) {
+        if !self.counters.settle(b.points, b.body.len() as u64) {
+            return;
+        }
+        let c = &self.counters;
+        match fate {
+            Fate::Sent => self.delivered(&b.route, b.points, b.body.len()),
+            Fate::Rejected(msg) => self.rejected(&b.route, b.points, &msg),
+            Fate::Spooled => {
+                c.points_spooled.fetch_add(b.points, Relaxed);
+            }
+            Fate::DroppedShutdown => {
+                c.dropped_shutdown.fetch_add(b.points, Relaxed);
+            }
+            Fate::DroppedRetries => {
+                c.dropped_retries_exhausted.fetch_add(b.points, Relaxed);
+            }
+        }
     }
 
     fn aborting(&self) -> bool {
@@ -159,7 +205,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Writer {
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl Writer {
@@ -172,19 +218,25 @@ impl Writer {
     pub fn spawn_with_spool(cfg: WriterConfig, spool: Option<Spool>) -> Writer {
         let transport = Transport::new(cfg.request_timeout, &cfg.user_agent)
             .expect("an HTTP client without TLS always builds");
+        let spool = spool.and_then(|s| match SpoolState::start(s) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(target: "pythond::writer", "cannot start the spool thread: {e}; running without a spool");
+                None
+            }
+        });
+        let (tx, rx) = mpsc::channel(cfg.queue_max_messages.max(1));
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
             transport,
-            spool: spool.map(|s| Arc::new(SpoolState::new(s))),
+            spool,
             closed: AtomicBool::new(false),
             abort: watch::Sender::new(false),
-            replay_ok: AtomicBool::new(false),
             lasterror: lasterror::Pending::default(),
             stages: Mutex::new(Vec::new()),
             stage_notify: Notify::new(),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch::run(shared.clone(), rx));
         tokio::spawn(lasterror::run(shared.clone()));
         if shared.spool.is_some() {
@@ -196,8 +248,11 @@ impl Writer {
     }
 
     /// Queue points for `route`. Never blocks. Memory is bounded: without a
-    /// spool past `queue_max_points` held, with one past twice that (the
-    /// dispatcher spills to disk beyond the bound, unless producers outrun it).
+    /// spool past `queue_max_points` (or `queue_max_bytes`) held, with one
+    /// past twice that (the dispatcher spills to disk beyond the bound,
+    /// unless producers outrun it), and past `queue_max_messages` calls
+    /// waiting for the dispatcher. Whole points are encoded here, in the
+    /// caller's thread.
     pub fn submit(&self, route: Route, points: impl Into<Payload>) -> Result<(), SubmitError> {
         self.submit_since(route, points.into(), None)
     }
@@ -210,50 +265,92 @@ impl Writer {
         points: Payload,
         since: Option<Instant>,
     ) -> Result<(), SubmitError> {
-        let n = points.len() as u64;
+        let lines = match points {
+            Payload::Lines(l) => l,
+            Payload::Points(v) => {
+                let mut l = Lines::new();
+                for p in &v {
+                    l.push(p);
+                }
+                l
+            }
+        };
+        let n = lines.len() as u64;
+        let bytes = lines.byte_len() as u64;
         let c = &self.shared.counters;
         if self.shared.closed.load(Relaxed) {
             c.dropped_shutdown.fetch_add(n, Relaxed);
             return Err(SubmitError::Closed);
         }
-        let limit = self.shared.cfg.queue_max_points;
-        let hard = if self.shared.spool.is_some() {
-            limit.saturating_mul(2)
-        } else {
-            limit
+        let cfg = &self.shared.cfg;
+        let twice = |l: usize| {
+            if self.shared.spool.is_some() {
+                l.saturating_mul(2)
+            } else {
+                l
+            }
         };
+        let (hard_points, hard_bytes) = (twice(cfg.queue_max_points), twice(cfg.queue_max_bytes));
         let held = c.held_points.fetch_add(n, Relaxed) + n;
-        if held > hard as u64 {
-            c.held_points.fetch_sub(n, Relaxed);
-            c.dropped_queue_full.fetch_add(n, Relaxed);
-            return Err(SubmitError::QueueFull { held, limit: hard });
-        }
-        if self.tx.send(Msg::Points(route, points, since)).is_err() {
-            c.held_points.fetch_sub(n, Relaxed);
-            c.dropped_shutdown.fetch_add(n, Relaxed);
-            return Err(SubmitError::Closed);
-        }
-        Ok(())
+        let held_bytes = c.held_bytes.fetch_add(bytes, Relaxed) + bytes;
+        let refused = if held > hard_points as u64 {
+            Some(SubmitError::QueueFull {
+                held: held & !stats::FINAL,
+                limit: hard_points,
+                unit: "points",
+            })
+        } else if held_bytes > hard_bytes as u64 {
+            Some(SubmitError::QueueFull {
+                held: held_bytes,
+                limit: hard_bytes,
+                unit: "bytes",
+            })
+        } else {
+            match self.tx.try_send(Msg::Points(route, lines, since)) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(_)) => Some(SubmitError::Busy {
+                    limit: cfg.queue_max_messages,
+                }),
+                Err(mpsc::error::TrySendError::Closed(_)) => Some(SubmitError::Closed),
+            }
+        };
+        let Some(e) = refused else { return Ok(()) };
+        // Undo this call's own addition (shutdown's final count may have
+        // taken it already, racing; FINAL stays set).
+        let _ = c.held_points.fetch_update(Relaxed, Relaxed, |h| {
+            Some(if h & !stats::FINAL >= n { h - n } else { h })
+        });
+        let _ = c
+            .held_bytes
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(bytes)));
+        match e {
+            SubmitError::Closed => c.dropped_shutdown.fetch_add(n, Relaxed),
+            _ => c.dropped_queue_full.fetch_add(n, Relaxed),
+        };
+        Err(e)
     }
 
     /// Send what is batched now, without waiting.
     pub fn flush(&self) {
-        let _ = self.tx.send(Msg::Flush(None));
+        // A full queue will be batched anyway (by size or linger).
+        let _ = self.tx.try_send(Msg::Flush(None));
     }
 
     /// Resolves once everything submitted before the call is delivered,
     /// spooled, or definitively dropped.
     pub async fn flush_and_wait(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(Some(tx))).is_ok() {
+        if self.tx.send(Msg::Flush(Some(tx))).await.is_ok() {
             let _ = rx.await;
         }
     }
 
-    /// Stop taking points; deliver what can be delivered, then, shortly
-    /// before `deadline`, cancel attempts in flight and spool (without a
-    /// spool: drop and count) everything not yet acknowledged. Returns before
-    /// `deadline` unless the disk itself is slower.
+    /// Stop taking points; deliver what can be delivered (the spool too,
+    /// while DataKit takes it), then, shortly before `deadline`, cancel
+    /// attempts in flight and spool (without a spool: drop and count)
+    /// everything not yet acknowledged. What is still only in memory at
+    /// `deadline` is counted as lost. Returns by `deadline` plus at most
+    /// [`SYNC_WAIT`] for the final `fsync`.
     pub async fn shutdown(&self, deadline: Instant) -> ShutdownReport {
         let sh = &self.shared;
         // What scripts' stages hold goes first: it was handed over before
@@ -268,28 +365,49 @@ impl Writer {
         let mut drained = tokio::time::timeout_at(abort_at, self.flush_and_wait())
             .await
             .is_ok();
-        // While DataKit takes the spooled data, let it drain.
         if let Some(s) = &sh.spool {
-            while !s.spool.is_empty() && sh.replay_ok.load(Relaxed) && Instant::now() < abort_at {
+            // While DataKit takes the spooled data, let it drain: the
+            // replayer probes now rather than after its backoff, and the
+            // wait ends once an attempt started from now on fails.
+            let from = s.attempts.load(Relaxed);
+            s.probe_now.notify_one();
+            while !s.is_empty() && s.last_failed.load(Relaxed) <= from && Instant::now() < abort_at
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            drained &= s.spool.is_empty();
+            drained &= s.is_empty();
         }
         sh.abort.send_replace(true);
         // Lanes now spool (or drop) what they hold, without attempts.
         let _ = tokio::time::timeout_at(deadline, self.flush_and_wait()).await;
+        // The deadline: the spool takes nothing more, and what is still in
+        // memory is lost, counted once.
+        if let Some(s) = &sh.spool {
+            s.close();
+        }
+        let in_memory = sh.counters.finish();
+        if in_memory > 0 {
+            tracing::error!(
+                target: "pythond::writer",
+                input = sh.cfg.input.as_deref().unwrap_or("-"),
+                points = in_memory,
+                "points still in memory at the shutdown deadline (neither delivered nor spooled): lost"
+            );
+        }
         let spool = match &sh.spool {
             Some(s) => {
-                let s = s.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = s.spool.sync() {
-                        tracing::error!(target: "pythond::writer", "{e}");
-                    }
-                    s.spool.stats()
-                })
-                .await
-                .ok();
-                r
+                // Appends are with the OS already (a process crash loses
+                // none); the fsync guards against a machine crash, and is
+                // not worth being killed for.
+                match tokio::time::timeout(SYNC_WAIT, s.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(target: "pythond::writer", "spool: {e}"),
+                    Err(_) => tracing::warn!(
+                        target: "pythond::writer",
+                        "spool fsync still running at exit: the newest records are with the OS, not yet on disk"
+                    ),
+                }
+                Some(s.stats())
             }
             None => None,
         };
@@ -304,7 +422,7 @@ impl Writer {
             );
         }
         ShutdownReport {
-            drained: drained && stats.held_points == 0,
+            drained: drained && in_memory == 0,
             stats,
             spool,
         }
@@ -319,8 +437,9 @@ impl Writer {
         self.shared.counters.status(self.spool_stats())
     }
 
-    /// Spool counters, when the writer has a spool.
+    /// Spool counters, when the writer has a spool (as of its last
+    /// operation: never waits on the disk).
     pub fn spool_stats(&self) -> Option<spool::SpoolStats> {
-        self.shared.spool.as_ref().map(|s| s.spool.stats())
+        self.shared.spool.as_ref().map(|s| s.stats())
     }
 }

@@ -1,59 +1,18 @@
 //! The writer's side of the spool: how a batch becomes a spool record and
-//! back, the "spooling" state that makes new batches queue behind data
-//! already on disk (so order is kept across an outage), and the records
-//! whose copy in the spool must be skipped because their late attempt
-//! succeeded after all.
+//! back, and spilling a batch (through the spool thread, [`super::spooler`]).
+//! Once a batch of a route is spooled the route is "spooling": its new
+//! batches queue behind its data already on disk until the spool has been
+//! drained, so order is kept across an outage. Other routes go on sending
+//! (behind data recovered at open, every route queues).
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
-use tokio::sync::Notify;
-
-use super::spool::{RecordId, Spool};
+use super::spool::{io::SpoolIo, RecordId, Spool, SpoolError, SpoolLimits};
 use super::{Batch, Shared};
 use crate::point::Category;
 use crate::route::{Route, WriteQuery};
 use crate::target::Target;
-
-/// The spool and whether the input currently routes through it.
-pub(super) struct SpoolState {
-    pub spool: Spool,
-    /// True while spooled data waits: new batches must queue behind it.
-    /// Changed only together with the spool's content (under this lock).
-    pub active: Mutex<bool>,
-    pub wake: Notify,
-    /// Spooled records DataKit took anyway (a late answer to the attempt
-    /// that was still going when the batch was spilled): not sent again.
-    pub delivered: Mutex<HashSet<RecordId>>,
-}
-
-impl SpoolState {
-    pub fn new(spool: Spool) -> SpoolState {
-        SpoolState {
-            active: Mutex::new(!spool.is_empty()),
-            spool,
-            wake: Notify::new(),
-            delivered: Mutex::new(HashSet::new()),
-        }
-    }
-
-    pub fn mark_delivered(&self, id: RecordId) {
-        self.delivered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
-        self.wake.notify_one();
-    }
-
-    /// Whether `id` was delivered already (and forget it).
-    pub fn take_delivered(&self, id: RecordId) -> bool {
-        self.delivered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-    }
-}
 
 /// The JSON line in front of every spooled body. Its form is on disk: keep
 /// it readable by older versions' fields.
@@ -95,11 +54,18 @@ pub(super) fn decode_record(rec: &[u8]) -> Option<(Route, u64, &[u8])> {
 
 /// Open the spool of a writer: its records weigh their points, so the
 /// spool's stats count points waiting and points dropped.
-pub fn open_spool(
+pub fn open_spool(dir: &std::path::Path, limits: SpoolLimits) -> Result<Spool, SpoolError> {
+    open_spool_with(Arc::new(super::spool::io::FsIo), dir, limits)
+}
+
+/// [`open_spool`] through `io` (tests inject slow or failing disks).
+pub fn open_spool_with(
+    io: Arc<dyn SpoolIo>,
     dir: &std::path::Path,
-    limits: super::spool::SpoolLimits,
-) -> Result<Spool, super::spool::SpoolError> {
-    Spool::open_weighed(
+    limits: SpoolLimits,
+) -> Result<Spool, SpoolError> {
+    Spool::open_weighed_with(
+        io,
         dir,
         limits,
         Box::new(|rec| decode_record(rec).map(|(_, p, _)| p).unwrap_or(0)),
@@ -107,61 +73,67 @@ pub fn open_spool(
 }
 
 impl Shared {
-    /// Put a batch in the spool (on the blocking pool): its record, or
-    /// `None` if there is no spool or the write failed (logged).
+    /// Put a batch in the spool: its record, or `None` if there is no spool
+    /// or the write failed (logged) or the spool is closed. The batch's
+    /// points are still the caller's to settle.
     pub(super) async fn spill(&self, b: &Batch) -> Option<RecordId> {
-        let s = self.spool.clone()?;
+        let s = self.spool.as_ref()?;
         let rec = encode_record(&b.route, b.points, &b.body);
-        let points = b.points;
-        let s2 = s.clone();
-        let pushed = tokio::task::spawn_blocking(move || {
-            let mut active = s2.active.lock().unwrap_or_else(|e| e.into_inner());
-            let r = s2.spool.push_weighed(&rec, points);
-            if r.is_ok() {
-                *active = true;
-            }
-            r
-        })
-        .await;
-        match pushed {
-            Ok(Ok(id)) => {
-                self.counters.points_spooled.fetch_add(b.points, Relaxed);
-                s.wake.notify_one();
+        match s.push(rec, b.points).await {
+            Ok((id, epoch)) => {
+                b.lane.spooled_in.store(epoch, Relaxed);
                 Some(id)
             }
-            Ok(Err(e)) => {
+            Err(super::spooler::SpoolOpError::Closed) => None,
+            Err(e) => {
                 tracing::error!(target: "pythond::writer", input = self.input_for(&b.route), "spool: {e}");
                 None
             }
-            Err(e) => {
-                tracing::error!(target: "pythond::writer", "spool task failed: {e}");
-                None
-            }
         }
     }
 
-    /// Spool the batch, or (no spool, or the spool failed) count it dropped.
-    pub(super) async fn spill_or_drop(&self, b: &Batch) {
-        if self.spill(b).await.is_none() {
-            self.counters.dropped_shutdown.fetch_add(b.points, Relaxed);
+    /// Spool the batch, or (no spool, or the spool failed) drop it: its fate.
+    pub(super) async fn spill_or_drop(&self, b: &Batch) -> super::Fate {
+        match self.spill(b).await {
+            Some(_) => super::Fate::Spooled,
+            None => super::Fate::DroppedShutdown,
         }
     }
 
-    /// While spooled data waits, new batches queue behind it on disk.
-    pub(super) fn spooling(&self) -> bool {
+    /// While data of the lane's route waits on disk, its new batches queue
+    /// behind it there.
+    pub(super) fn spooling(&self, lane: &LaneState) -> bool {
         self.spool
             .as_ref()
-            .is_some_and(|s| *s.active.lock().unwrap_or_else(|e| e.into_inner()))
+            .is_some_and(|s| s.spooling(lane.spooled()))
     }
 }
 
-/// Spool operations for the async side, each on the blocking pool.
-pub(super) async fn blocking<T: Send + 'static>(
-    s: &Arc<SpoolState>,
-    f: impl FnOnce(&SpoolState) -> T + Send + 'static,
-) -> Option<T> {
-    let s = s.clone();
-    tokio::task::spawn_blocking(move || f(&s)).await.ok()
+/// What a lane's route has done with the spool, shared by the dispatcher
+/// (which keeps a spooling route's lane) and the lane.
+#[derive(Debug)]
+pub(super) struct LaneState {
+    /// The spool epoch of the route's last append ([`NEVER`]: none).
+    spooled_in: AtomicU64,
+    /// Batches handed to the lane and not yet done with.
+    pub queued: AtomicU64,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Default for LaneState {
+    fn default() -> Self {
+        LaneState {
+            spooled_in: AtomicU64::new(NEVER),
+            queued: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LaneState {
+    fn spooled(&self) -> Option<u64> {
+        Some(self.spooled_in.load(Relaxed)).filter(|e| *e != NEVER)
+    }
 }
 
 #[cfg(test)]

@@ -29,8 +29,13 @@ pub struct Counters {
     pub lasterror_dropped: AtomicU64,
     pub points_spooled: AtomicU64,
     pub points_replayed: AtomicU64,
-    /// Points accepted and not yet delivered or dropped (queue depth).
+    /// Points accepted and not yet delivered, spooled or dropped (queue
+    /// depth); [`FINAL`] is set in it once shutdown counted what was left.
     pub held_points: AtomicU64,
+    /// The encoded bytes of those points.
+    pub held_bytes: AtomicU64,
+    /// Routes (lanes) open now.
+    pub routes_open: AtomicU64,
     /// Attempts that failed (and were retried, spooled or dropped after).
     pub requests_failed: AtomicU64,
     /// Points delivered, by [`Category::index`].
@@ -57,6 +62,8 @@ pub struct Stats {
     pub points_spooled: u64,
     pub points_replayed: u64,
     pub held_points: u64,
+    pub held_bytes: u64,
+    pub routes_open: u64,
 }
 
 impl Stats {
@@ -76,7 +83,38 @@ impl Stats {
     }
 }
 
+/// The bit of [`Counters::held_points`] that shutdown's final count sets.
+pub(super) const FINAL: u64 = 1 << 63;
+
 impl Counters {
+    /// Take `points` (of `bytes`) held in memory out of it, for the caller
+    /// to count where they went. False once shutdown's final count
+    /// ([`Counters::finish`]) counted them as lost: the caller counts
+    /// nothing, so no point is counted twice.
+    pub(super) fn settle(&self, points: u64, bytes: u64) -> bool {
+        let taken = self
+            .held_points
+            .fetch_update(Relaxed, Relaxed, |h| {
+                (h & FINAL == 0).then(|| h.saturating_sub(points))
+            })
+            .is_ok();
+        if taken {
+            let _ = self
+                .held_bytes
+                .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(bytes)));
+        }
+        taken
+    }
+
+    /// Shutdown's final count: every point still held is lost, counted as
+    /// dropped at shutdown; returns how many.
+    pub(super) fn finish(&self) -> u64 {
+        let held = self.held_points.swap(FINAL, Relaxed) & !FINAL;
+        self.held_bytes.store(0, Relaxed);
+        self.dropped_shutdown.fetch_add(held, Relaxed);
+        held
+    }
+
     pub fn note_error(&self, message: &str) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((SystemTime::now(), message.to_owned()));
@@ -142,7 +180,9 @@ impl Counters {
             lasterror_dropped: self.lasterror_dropped.load(Relaxed),
             points_spooled: self.points_spooled.load(Relaxed),
             points_replayed: self.points_replayed.load(Relaxed),
-            held_points: self.held_points.load(Relaxed),
+            held_points: self.held_points.load(Relaxed) & !FINAL,
+            held_bytes: self.held_bytes.load(Relaxed),
+            routes_open: self.routes_open.load(Relaxed),
         }
     }
 }

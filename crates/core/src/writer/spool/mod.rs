@@ -41,8 +41,8 @@
 //!   segment is closed and on [`Spool::sync`]. A crash of the process loses
 //!   nothing written; a crash of the machine may lose the newest records.
 //!
-//! All operations block on disk I/O: the writer calls them off its async
-//! runtime. File operations go through [`io::SpoolIo`], so tests inject faults.
+//! All operations block on disk I/O: the writer runs them on a thread of
+//! their own (`writer/spooler.rs`), never on its async runtime. File operations go through [`io::SpoolIo`], so tests inject faults.
 
 pub mod io;
 mod segment;
@@ -191,7 +191,7 @@ impl Spool {
         limits: SpoolLimits,
         weigh: Weigh,
     ) -> Result<Spool, SpoolError> {
-        Spool::open_full(Arc::new(FsIo), dir, limits, weigh)
+        Spool::open_weighed_with(Arc::new(FsIo), dir, limits, weigh)
     }
 
     /// [`Spool::open`] through `io`.
@@ -200,10 +200,11 @@ impl Spool {
         dir: &Path,
         limits: SpoolLimits,
     ) -> Result<Spool, SpoolError> {
-        Spool::open_full(io, dir, limits, Box::new(|_| 1))
+        Spool::open_weighed_with(io, dir, limits, Box::new(|_| 1))
     }
 
-    fn open_full(
+    /// [`Spool::open_weighed`] through `io`.
+    pub fn open_weighed_with(
         io: Arc<dyn SpoolIo>,
         dir: &Path,
         limits: SpoolLimits,
@@ -471,6 +472,8 @@ impl Spool {
                 target: "pythond::writer",
                 dropped_records = n,
                 dropped_bytes = s.bytes,
+                // The weight: points, in the writer's spool.
+                dropped_points = w,
                 max_bytes = inner.limits.max_bytes,
                 "spool full: oldest undelivered data dropped"
             );
