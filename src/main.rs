@@ -9,6 +9,7 @@
 //!   the `cmd` of an `[[inputs.pythond]]` block ([`launch`]).
 
 mod check;
+mod cmd;
 mod launch;
 mod owner;
 mod reload;

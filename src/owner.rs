@@ -87,7 +87,7 @@ pub fn runner(input: &InputConfig, datakit: Option<&Path>) -> Runner {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if crate::launch::python::names_pythond(&input.cmd) {
+    if crate::cmd::names_pythond(&input.cmd) {
         Runner::DataKitPythond(input.cmd.clone())
     } else if base.starts_with("python") {
         Runner::DataKitPython(input.cmd.clone())

@@ -148,7 +148,7 @@ pub fn spec_for(
 /// launch mode would take from the block's `envs` (DataKit's whole
 /// environment for it, literally) or, without `envs`, from ours.
 fn python_of(input: &InputConfig) -> String {
-    use crate::launch::python::{names_pythond, python_cmd};
+    use crate::cmd::{names_pythond, python_cmd};
     if !names_pythond(&input.cmd) {
         return input.cmd.clone();
     }

@@ -34,7 +34,6 @@
 
 mod file;
 mod pipe;
-pub mod python;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -246,11 +245,11 @@ fn serve(
         .map(|r| datakit_dir.join("gitrepos").join(r))
         .collect();
     let block = find_block(&datakit_dir, &gitrepos, name);
-    let python = python::python_cmd(|k| std::env::var(k).ok());
+    let python = crate::cmd::python_cmd(|k| std::env::var(k).ok());
     let python_from = if python.is_empty() {
         None
-    } else if std::env::var_os(python::PYTHOND_PYTHON).is_some_and(|v| !v.is_empty()) {
-        Some(python::PYTHOND_PYTHON)
+    } else if std::env::var_os(crate::cmd::PYTHOND_PYTHON).is_some_and(|v| !v.is_empty()) {
+        Some(crate::cmd::PYTHOND_PYTHON)
     } else {
         Some("VIRTUAL_ENV")
     };
@@ -396,7 +395,10 @@ fn serve(
         if let Some(reason) = &o.config_error {
             let hint = python_from
                 .map(|v| {
-                    python::mismatch_hint(v, block_envs.as_ref().map(|(e, at)| (&e[..], &at[..])))
+                    crate::cmd::mismatch_hint(
+                        v,
+                        block_envs.as_ref().map(|(e, at)| (&e[..], &at[..])),
+                    )
                 })
                 .unwrap_or_default();
             pipe::say(&format!(

@@ -69,20 +69,6 @@ enum Trigger {
 mod dry_load;
 mod watch;
 
-/// A digest of what `spec` would import: module names, paths and contents.
-/// A worker restarts only when it differs from the running version's.
-pub fn scripts_digest(spec: &pythond_core::spec::WorkerSpec) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (name, path) in &spec.modules {
-        name.hash(&mut h);
-        path.hash(&mut h);
-        std::fs::read(path).unwrap_or_default().hash(&mut h);
-    }
-    spec.discovery_errors.hash(&mut h);
-    h.finish()
-}
-
 /// Run the reload controller until `shutdown`, or until every input has
 /// ended on its own (configuration errors).
 pub async fn run(
@@ -268,7 +254,7 @@ async fn reload(sup: &mut Supervisor, r: &Arc<Reloader>, everything: bool, paths
                     let digest = match &spec {
                         Ok(spec) => {
                             let spec = spec.clone();
-                            Some(off_runtime(move || scripts_digest(&spec)).await)
+                            Some(off_runtime(move || spec.scripts_digest()).await)
                         }
                         Err(_) => None,
                     };

@@ -374,10 +374,7 @@ async fn keep_running(
                 s.quarantined = active.iter().map(|e| e.quarantined()).collect();
                 s
             });
-            let digest = spec
-                .as_ref()
-                .map(crate::reload::scripts_digest)
-                .unwrap_or(0);
+            let digest = spec.as_ref().map(WorkerSpec::scripts_digest).unwrap_or(0);
             (spec, digest, active)
         })
         .await;

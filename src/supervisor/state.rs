@@ -44,7 +44,7 @@ pub struct InputState {
     pub quarantined: Vec<(Quarantined, PathBuf, SystemTime)>,
     /// The folders of the running worker's scripts (`sys_path`), for reload.
     pub script_dirs: Vec<PathBuf>,
-    /// What the running worker imported (see `reload::scripts_digest`).
+    /// What the running worker imported (see `WorkerSpec::scripts_digest`).
     pub scripts_digest: u64,
 }
 

@@ -333,6 +333,16 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn the_framework_log_of_a_long_non_ascii_input_name_can_be_created() {
+        // 100 CJK characters: 900 bytes once encoded, cut to fit with the
+        // log file's prefix and suffix.
+        let d = tempfile::tempdir().unwrap();
+        let log = framework_log_path(d.path(), &"数".repeat(100));
+        std::fs::write(&log, b"x").unwrap();
+        assert!(log.file_name().unwrap().len() <= 255, "{log:?}");
+    }
+
+    #[test]
     fn rotates_by_size_and_keeps_ten_files() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.log");

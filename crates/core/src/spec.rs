@@ -66,6 +66,24 @@ pub struct WorkerSpec {
     pub short_linger: bool,
 }
 
+impl WorkerSpec {
+    /// A digest of what this worker would import: module names, paths and
+    /// file contents (and what discovery refused). Hot reload restarts a
+    /// worker only when it differs from the running version's; reading the
+    /// files blocks, so async callers run it on the blocking pool.
+    pub fn scripts_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (name, path) in &self.modules {
+            name.hash(&mut h);
+            path.hash(&mut h);
+            std::fs::read(path).unwrap_or_default().hash(&mut h);
+        }
+        self.discovery_errors.hash(&mut h);
+        h.finish()
+    }
+}
+
 /// Something the supervisor keeps out of a worker, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quarantined {
