@@ -28,13 +28,17 @@ pub struct Route {
 /// is a short word.
 pub const MAX_QUERY_VALUE: usize = 1024;
 
-/// Why a query value given by a script is refused.
-pub fn check_query_value(value: &str) -> Result<(), String> {
+/// A query value (`input`, `version`) a script gave that cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is {len} bytes long; at most {MAX_QUERY_VALUE} (it goes into the request's URL)")]
+pub struct QueryValueTooLong {
+    pub len: usize,
+}
+
+/// Refuse a query value given by a script that the URL cannot carry.
+pub fn check_query_value(value: &str) -> Result<(), QueryValueTooLong> {
     if value.len() > MAX_QUERY_VALUE {
-        return Err(format!(
-            "is {} bytes long; at most {MAX_QUERY_VALUE} (it goes into the request's URL)",
-            value.len()
-        ));
+        return Err(QueryValueTooLong { len: value.len() });
     }
     Ok(())
 }

@@ -43,15 +43,24 @@ pub fn to_duration(secs: f64) -> Result<Duration, SecondsError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A command-line number of seconds that cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("{0:?} is not a number of seconds")]
+    NotANumber(String),
+    #[error("{0} is out of range: use 0 to {MAX_SECS} seconds")]
+    OutOfRange(String),
+}
+
 /// A command-line number of seconds (`--grace-secs 5`): finite, from 0 to
 /// [`MAX_SECS`] (0 is allowed: no grace). For clap's `value_parser`.
-pub fn parse_arg(s: &str) -> Result<f64, String> {
+pub fn parse_arg(s: &str) -> Result<f64, ArgError> {
     let v: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        .map_err(|_| ArgError::NotANumber(s.to_owned()))?;
     if !v.is_finite() || !(0.0..=MAX_SECS).contains(&v) {
-        return Err(format!("{s} is out of range: use 0 to {MAX_SECS} seconds"));
+        return Err(ArgError::OutOfRange(s.to_owned()));
     }
     Ok(v)
 }
@@ -64,10 +73,13 @@ mod tests {
     fn command_line_seconds_are_finite_and_bounded() {
         assert_eq!(parse_arg("5"), Ok(5.0));
         assert_eq!(parse_arg("0"), Ok(0.0));
-        assert!(parse_arg("inf").unwrap_err().contains("out of range"));
-        assert!(parse_arg("1e300").unwrap_err().contains("out of range"));
-        assert!(parse_arg("-1").unwrap_err().contains("out of range"));
-        assert!(parse_arg("soon").unwrap_err().contains("not a number"));
+        for v in ["inf", "1e300", "-1", "nan"] {
+            let e = parse_arg(v).unwrap_err();
+            assert_eq!(e, ArgError::OutOfRange(v.into()));
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+        let e = parse_arg("soon").unwrap_err();
+        assert!(e.to_string().contains("not a number"), "{e}");
     }
 
     #[test]

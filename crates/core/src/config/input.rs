@@ -169,11 +169,17 @@ pub(super) fn parse_block(
     let insecure_paths = bool_key("insecure_paths")?;
     let timeout = match t.get("timeout") {
         None => None,
-        Some(v) => Some(parse_timeout(v.get_ref()).map_err(|m| err(v.span().start, "timeout", m))?),
+        Some(v) => Some(
+            parse_timeout(v.get_ref())
+                .map_err(|m| err(v.span().start, "timeout", m.to_string()))?,
+        ),
     };
     let max_rss = match t.get("max_rss") {
         None => None,
-        Some(v) => Some(parse_max_rss(v.get_ref()).map_err(|m| err(v.span().start, "max_rss", m))?),
+        Some(v) => Some(
+            parse_max_rss(v.get_ref())
+                .map_err(|m| err(v.span().start, "max_rss", m.to_string()))?,
+        ),
     };
     Ok(InputConfig {
         name,
@@ -192,56 +198,77 @@ pub(super) fn parse_block(
 /// The smallest `max_rss` taken: an interpreter alone needs more.
 const MIN_RSS: u64 = 16 << 20;
 
+/// Why the value of `timeout` or `max_rss` cannot be taken (the key and
+/// where it is are added by the caller).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum BadValue {
+    #[error("{0} is not a number of bytes")]
+    NotBytes(String),
+    #[error("{0:?} is not a size ({1}; write e.g. \"200MiB\", \"1.5GB\" or a number of bytes)")]
+    NotSize(String, String),
+    #[error("{0} bytes is below the {min} MiB a worker's interpreter needs", min = MIN_RSS >> 20)]
+    TooSmall(u64),
+    #[error("{0} is not a number of seconds")]
+    NotSeconds(String),
+    #[error("{0:?} is not a duration (use seconds, or a string like \"30s\", \"2m\", \"500ms\")")]
+    NotDuration(String),
+    #[error("must be positive")]
+    NotPositive,
+    #[error("expected {expected}, got {got}")]
+    WrongType {
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error(transparent)]
+    Seconds(#[from] crate::seconds::SecondsError),
+}
+
 /// `max_rss = "200MiB"` (or `"1.5GB"`, or a number of bytes).
-fn parse_max_rss(v: &DeValue<'_>) -> Result<u64, String> {
+fn parse_max_rss(v: &DeValue<'_>) -> Result<u64, BadValue> {
     let bytes = match v {
         DeValue::Integer(i) => i
             .as_str()
             .replace('_', "")
             .parse::<u64>()
-            .map_err(|_| format!("{} is not a number of bytes", i.as_str()))?,
-        DeValue::String(s) => parse_size::parse_size(s.trim()).map_err(|e| {
-            format!(
-                "{s:?} is not a size ({e}; write e.g. \"200MiB\", \"1.5GB\" or a number of bytes)"
-            )
-        })?,
+            .map_err(|_| BadValue::NotBytes(i.as_str().to_owned()))?,
+        DeValue::String(s) => parse_size::parse_size(s.trim())
+            .map_err(|e| BadValue::NotSize(s.to_string(), e.to_string()))?,
         other => {
-            return Err(format!(
-                "expected a size like \"200MiB\" or a number of bytes, got {}",
-                other.type_str()
-            ))
+            return Err(BadValue::WrongType {
+                expected: "a size like \"200MiB\" or a number of bytes",
+                got: other.type_str(),
+            })
         }
     };
     if bytes < MIN_RSS {
-        return Err(format!(
-            "{bytes} bytes is below the {} MiB a worker's interpreter needs",
-            MIN_RSS >> 20
-        ));
+        return Err(BadValue::TooSmall(bytes));
     }
     Ok(bytes)
 }
 
-fn parse_timeout(v: &DeValue<'_>) -> Result<Duration, String> {
+fn parse_timeout(v: &DeValue<'_>) -> Result<Duration, BadValue> {
+    let number = |s: &str| {
+        s.replace('_', "")
+            .parse::<f64>()
+            .map_err(|_| BadValue::NotSeconds(s.to_owned()))
+    };
     let secs = match v {
-        DeValue::Integer(i) => i
-            .as_str()
-            .replace('_', "")
-            .parse::<f64>()
-            .map_err(|_| format!("{} is not a number of seconds", i.as_str()))?,
-        DeValue::Float(f) => f
-            .as_str()
-            .replace('_', "")
-            .parse::<f64>()
-            .map_err(|_| format!("{} is not a number of seconds", f.as_str()))?,
-        DeValue::String(s) => parse_duration(s).ok_or_else(|| {
-            format!("{s:?} is not a duration (use seconds, or a string like \"30s\", \"2m\", \"500ms\")")
-        })?,
-        other => return Err(format!("expected seconds or a duration string, got {}", other.type_str())),
+        DeValue::Integer(i) => number(i.as_str())?,
+        DeValue::Float(f) => number(f.as_str())?,
+        DeValue::String(s) => {
+            parse_duration(s).ok_or_else(|| BadValue::NotDuration(s.to_string()))?
+        }
+        other => {
+            return Err(BadValue::WrongType {
+                expected: "seconds or a duration string",
+                got: other.type_str(),
+            })
+        }
     };
     if secs <= 0.0 {
-        return Err("must be positive".into());
+        return Err(BadValue::NotPositive);
     }
-    crate::seconds::to_duration(secs).map_err(|e| e.to_string())
+    Ok(crate::seconds::to_duration(secs)?)
 }
 
 /// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"1.5"` → seconds.
