@@ -1,6 +1,6 @@
 //! The daemon as a user runs it, measured end to end against a loopback fake
 //! DataKit: `cargo bench --bench runtime` prints a Markdown table with, for
-//! every target of issue 12, the limit measured in the same run, our figure
+//! every performance target (BENCHMARKS.md), the limit measured in the same run, our figure
 //! and the ratio. `PYTHOND_BENCH=<n>` runs scenario n only.
 //!
 //! 1. `feed_metric`, one point per call, 3 × 200 000 calls; the limit: an

@@ -1,6 +1,6 @@
 //! `pythond check` always ends: a module that blocks at import, or a process
 //! a module started that holds the worker's pipes after it exited, cannot
-//! keep it waiting (issue 9, item 14; issue 11's audit, item 13).
+//! keep it waiting.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

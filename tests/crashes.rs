@@ -1,4 +1,4 @@
-//! Issue 9, item 8: crash loops. A script that takes its worker down again
+//! Crash loops. A script that takes its worker down again
 //! and again is quarantined (the worker runs without it, the others report
 //! on), a script merely running beside it is not, the quarantine is in the
 //! log, `/v1/lasterror`, the status and `pythond check`, it survives a

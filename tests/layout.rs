@@ -1,4 +1,4 @@
-//! The shape issue 10 promises, checked on the built binaries: the
+//! The shape docs/design.md describes, checked on the built binaries: the
 //! supervisor never links or maps libpython; only the worker does.
 
 use std::process::Command;

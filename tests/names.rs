@@ -1,4 +1,4 @@
-//! Issue 13: script files named like Python's own modules or installed
+//! Script files named like Python's own modules or installed
 //! packages must not shadow them, and `pythond test` must end even when a
 //! run() never returns. Real script folders from `tests/data/names/`.
 //!
@@ -37,7 +37,7 @@ fn points_named(vals: &[serde_json::Value], measurement: &str) -> Vec<Seen> {
         .collect()
 }
 
-// ---------------------------------------------------------------- item 1
+// --------------------------------------------- script files named like modules
 
 #[test]
 fn test_command_runs_the_other_scripts_beside_json_py_and_says_to_rename_it() {
@@ -267,7 +267,7 @@ fn a_helper_module_a_script_imports_by_name_is_executed_once() {
     assert_eq!(get("same_module").as_deref(), Some("b:true"), "{:?}", p[0]);
 }
 
-// ---------------------------------------------------------------- item 2
+// ----------------------------------------------------------- pythond test ends
 
 #[test]
 fn test_command_ends_on_a_run_that_loops_past_its_timeout() {
@@ -388,7 +388,7 @@ fn test_command_ends_when_a_hung_run_holds_the_interpreter() {
     );
 }
 
-// ---------------------------------------------------------------- item 3
+// --------------------------------------------------------- the timeout message
 //
 // The timeout line names the script, says run() is called every interval
 // and must return, and names the setting that gave the timeout and the one

@@ -1,4 +1,4 @@
-//! Issue 14: refuse what anyone else could have changed (world- or
+//! Refuse what anyone else could have changed (world- or
 //! group-writable scripts, folders and config files, `datakit.conf`,
 //! scripts owned by another user); symlinks and `..` are in
 //! `tests/symlinks.rs`. Real folders, real modes and owners (the tests run as
@@ -117,7 +117,7 @@ pub(crate) fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap()
 }
 
-// ---------------------------------------------------------------- item 2
+// ----------------------------------------------------- who may change a script
 
 /// `python.d/s/` with `trusted.py` (0644) and, if asked, the three unsafe
 /// cases: `open_to_all.py` (0666), `grp/in_group.py` in a 0775 folder,
@@ -274,7 +274,7 @@ fn a_world_writable_config_file_is_refused_and_the_other_files_run() {
     );
 }
 
-// ------------------------------------------------------- more of item 2
+// ------------------------------------- check, python.d, config files, datakit.conf
 
 pub(crate) fn check(dir: &DataKitDir) -> std::process::Output {
     pythond()

@@ -1,4 +1,4 @@
-//! Issue 9: the README's promises (at-least-once delivery, crash containment,
+//! The README's promises (at-least-once delivery, crash containment,
 //! bad data costs only itself) where an independent review found they do not
 //! hold. Real processes, real script files from `tests/data/promises/`, a real
 //! loopback DataKit (testkit) that can be frozen.
@@ -14,7 +14,7 @@ use testkit::FakeDataKit;
 use crate::fixtures::*;
 use crate::util::*;
 
-// ---------------------------------------------------------------- item 6
+// -------------------------------------------------------- seconds out of range
 //
 // Assumed wording: the error names the script (its file `forever.py`, its
 // module or its `name`, all `forever`) and the attribute (`interval`,
@@ -164,7 +164,7 @@ fn run_keeps_the_other_scripts_going_beside_infinite_and_huge_class_values() {
     );
 }
 
-// ---------------------------------------------------------------- item 7
+// --------------------------------------------------------------------- nesting
 
 #[test]
 fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
@@ -216,7 +216,7 @@ fn a_self_referencing_list_raises_value_error_and_the_worker_survives() {
 
 // Item 8 (crash loops): tests/crashes.rs.
 
-// ---------------------------------------------------------------- item 10
+// --------------------------------------------------- print() and a slow reader
 
 #[test]
 fn a_stderr_nobody_reads_does_not_stop_the_other_scripts() {
@@ -264,7 +264,7 @@ fn a_stderr_nobody_reads_does_not_stop_the_other_scripts() {
 // tests/shutdown.rs, `check_ends_when_a_script_blocks_while_being_imported` in
 // tests/check.rs.
 
-// ---------------------------------------------------------------- item 15
+// ----------------------------------------------------------------- --log-level
 
 #[test]
 fn log_level_warn_silences_the_workers_info_lines() {
@@ -289,7 +289,7 @@ fn log_level_warn_silences_the_workers_info_lines() {
     );
 }
 
-// ---------------------------------------------------------------- item 16
+// ------------------------------------------------------ pythond test exit code
 
 #[test]
 fn test_command_treats_helper_modules_and_base_classes_as_notes() {
@@ -322,7 +322,7 @@ fn test_command_treats_helper_modules_and_base_classes_as_notes() {
 
 // Item 17 (sys.executable, the user site of cmd): tests/python_env.rs.
 
-// ---------------------------------------------------------------- item 18
+// ----------------------------------------------------------------- float times
 
 #[test]
 fn a_float_time_is_kept_or_refused_never_truncated() {

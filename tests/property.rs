@@ -1,4 +1,4 @@
-//! Issue 9, "How it is checked": every `DataKitFramework` method, driven with
+//! Every `DataKitFramework` method, driven with
 //! random malformed arguments in a real worker, either queues its points or
 //! raises `ValueError`/`TypeError`, and the worker never dies.
 //!

@@ -1,4 +1,4 @@
-//! Issue 9, item 17: the Python environment inside scripts is `cmd`'s:
+//! The Python environment inside scripts is `cmd`'s:
 //! `sys.executable` is `cmd`, and `pip install --user` packages are seen
 //! exactly when `cmd` itself would see them (a plain Python: yes; a
 //! virtualenv: no), whatever the embedded interpreter's own `site` did.

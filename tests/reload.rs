@@ -1,4 +1,4 @@
-//! Issue 11: hot reload and the memory limit, on a running daemon: an edit
+//! Hot reload and the memory limit, on a running daemon: an edit
 //! restarts only its input, a broken edit keeps the old version running and
 //! says why, blocks come and go, the other inputs keep their ticks, nothing
 //! is lost; a leaking worker is restarted at its limit with its points

@@ -1,4 +1,4 @@
-//! Issue 11, hot reload, what `tests/reload.rs` does not reach: every kind
+//! Hot reload, what `tests/reload.rs` does not reach: every kind
 //! of broken edit (an import error, an invalid value in the block, a block
 //! whose name cannot be read) keeps the version that runs and says why, and
 //! the error goes once the edit is undone; a new block that does not load

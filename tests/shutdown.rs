@@ -1,4 +1,4 @@
-//! Shutdown and data loss (issue 9, items 1–2, 5 and 14): SIGTERM while
+//! Shutdown and data loss: SIGTERM while
 //! DataKit is frozen, the writer's deadline, what the exit code says about
 //! points lost in any worker's life. Real processes, real script files from
 //! `tests/data/promises/`, a real loopback DataKit (testkit) that can be
@@ -50,7 +50,7 @@ fn summary(missing: &[i64]) -> String {
     }
 }
 
-// ---------------------------------------------------------------- item 1
+// --------------------------------------------- SIGTERM while DataKit is frozen
 
 #[test]
 fn sigterm_while_datakit_is_frozen_loses_no_point_once_restarted() {
@@ -248,7 +248,7 @@ fn points_lost_in_an_earlier_life_of_a_worker_make_the_exit_code_non_zero() {
     );
 }
 
-// ---------------------------------------------------------------- item 2
+// ------------------------------------------------- a hung DataKit is an outage
 
 #[test]
 fn frozen_datakit_makes_the_writer_spill_to_the_spool_within_seconds() {
@@ -344,12 +344,11 @@ fn kill_9_during_a_freeze_loses_at_most_about_a_second_of_points() {
     );
 }
 
-// ---------------------------------------------------------------- item 14
+// -------------------------------------------------- the last lines of a worker
 
 /// Passes today: no end-to-end way was found to make the supervisor lose a
 /// worker's last `--output -` lines (the pipe reader drains before the exit
-/// is seen). Kept as a guard for the "final batch printed completely" half
-/// of item 14 while the supervisor is reworked.
+/// is seen). Kept as a guard: the final batch is printed completely.
 #[test]
 fn sigterm_prints_the_final_output_batch_completely_before_exit() {
     let dir = datakit_with(

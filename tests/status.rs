@@ -1,4 +1,4 @@
-//! Issue 11: the status endpoint, `/metrics` and `pythond status`, against
+//! The status endpoint, `/metrics` and `pythond status`, against
 //! a running daemon and a fake DataKit.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! Issue 11: the parts of the status endpoint `tests/status.rs` does not
+//! The parts of the status endpoint `tests/status.rs` does not
 //! reach: the loopback TCP listener and its refusal of other addresses,
 //! `pythond status --watch`, the `hung` and `quarantined` states, the run
 //! duration histogram's buckets and the `reason` label in `/metrics`, and

@@ -1,4 +1,4 @@
-//! Issue 14, symlinks and `..`: what the administrator placed is followed
+//! Symlinks and `..`: what the administrator placed is followed
 //! (a symlinked script folder or file, a `..` entry), and the path it leads
 //! to is checked with every folder above it up to `/`, so that nobody else
 //! can swap its target. Real folders under a trusted temp dir (its folders

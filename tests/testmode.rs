@@ -381,7 +381,7 @@ fn an_edit_with_the_same_size_and_mtime_is_run_not_a_stale_bytecode_cache() {
     assert_eq!(version(dir.path()), "i:2", "the edit runs");
 }
 
-// ------------------------------------------------- timeouts (issue 13 item 2)
+// ------------------------------------------------------------- timeouts
 
 /// `pythond test` with `args`, bounded by `limit_secs`: (exit status,
 /// stdout, stderr, seconds it took).

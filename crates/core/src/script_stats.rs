@@ -1,5 +1,5 @@
 //! What each script handed over, counted where it hands it over: points per
-//! category, for `pythond status` (issue 11) and the logs.
+//! category, for `pythond status` and the logs.
 //!
 //! One [`ScriptCounters`] per script instance, shared (`Arc`) between the
 //! script (plain Rust data on `pythond_python::Script`) and the thread that

@@ -1,4 +1,4 @@
-# The property of issue 9: every DataKitFramework method, called with random
+# The property test's script: every DataKitFramework method, called with random
 # malformed arguments (wrong types, NaN/inf, deep and cyclic nesting, huge
 # ints, control characters, wrong-typed keys), either returns a str (its
 # points are queued) or raises ValueError/TypeError; the worker never dies.
