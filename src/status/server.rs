@@ -33,11 +33,19 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("pythond.sock")
 }
 
-/// The socket of a launch-mode pythond (one per block) in the data dir.
+/// The longest path a Unix socket can be bound to (`sun_path` is 108 bytes
+/// with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
+/// The socket of a launch-mode pythond (one per block) in the data dir. The
+/// input's name is cut (collision-free, see `names`) so that the whole path
+/// fits in a socket address.
 pub fn input_socket_path(data_dir: &Path, input: &str) -> PathBuf {
+    let around = data_dir.as_os_str().len() + "/pythond-.sock".len();
+    let room = SOCKET_PATH_MAX.saturating_sub(around);
     data_dir.join(format!(
         "pythond-{}.sock",
-        pythond_core::names::file_component(input)
+        pythond_core::names::file_component_within(input, room)
     ))
 }
 
@@ -206,4 +214,31 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_long_input_name_still_gets_a_socket_it_can_bind() {
+        let dir = tempfile::tempdir().unwrap();
+        // As deep as DataKit's own data dir, or deeper.
+        let data = dir.path().join("usr/local/datakit/cache/pythond");
+        let (a, b) = ("数".repeat(60), format!("{}据", "数".repeat(59)));
+        let (pa, pb) = (input_socket_path(&data, &a), input_socket_path(&data, &b));
+        assert!(pa.as_os_str().len() <= SOCKET_PATH_MAX, "{pa:?}");
+        assert_ne!(pa, pb, "two names, two sockets");
+        let _l = bind_unix(&pa).expect("the socket binds");
+        assert_eq!(
+            sockets_in(&data),
+            vec![pa.clone()],
+            "pythond status finds it"
+        );
+        // A short name is as it was.
+        assert_eq!(
+            input_socket_path(&data, "some-inputs").file_name().unwrap(),
+            "pythond-some-inputs.sock"
+        );
+    }
 }

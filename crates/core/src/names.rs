@@ -22,9 +22,20 @@
 /// (`_datakit_pythond_framework_` … `_.log` is 32 bytes).
 pub const MAX_COMPONENT: usize = 200;
 
+/// The length of the suffix a cut component ends with (`~` and 32 hex digits).
+pub const HASH_SUFFIX: usize = 33;
+
 /// `name` as a single, safe, injective file-name component of at most
 /// [`MAX_COMPONENT`] bytes.
 pub fn file_component(name: &str) -> String {
+    file_component_within(name, MAX_COMPONENT)
+}
+
+/// [`file_component`] in at most `max` bytes (at least [`HASH_SUFFIX`]),
+/// where less room is left than a file name has: a Unix socket's whole path
+/// holds 107 bytes. Cut the same way, so still collision-free.
+pub fn file_component_within(name: &str, max: usize) -> String {
+    let max = max.clamp(HASH_SUFFIX, MAX_COMPONENT);
     let only_dots = !name.is_empty() && name.bytes().all(|b| b == b'.');
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -39,12 +50,13 @@ pub fn file_component(name: &str) -> String {
     if out.is_empty() {
         out.push('%');
     }
-    if out.len() > MAX_COMPONENT {
+    if out.len() > max {
         let hash = format!("~{:032x}", fnv1a_128(name.as_bytes()));
-        let mut cut = MAX_COMPONENT - hash.len();
+        let mut cut = max - hash.len();
         // Not inside an escape: a `%` among the last two bytes kept starts one.
-        if let Some(p) = out[cut.saturating_sub(2)..cut].rfind('%') {
-            cut = cut - 2 + p;
+        let from = cut.saturating_sub(2);
+        if let Some(p) = out[from..cut].rfind('%') {
+            cut = from + p;
         }
         out.truncate(cut);
         out.push_str(&hash);
@@ -131,6 +143,22 @@ mod tests {
         // file's name is checked in `logs`).
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(&a)).unwrap();
+    }
+
+    #[test]
+    fn a_smaller_room_is_kept_and_stays_collision_free() {
+        for room in [HASH_SUFFIX, HASH_SUFFIX + 1, 50, 61] {
+            let a = file_component_within(&"数".repeat(40), room);
+            let b = file_component_within(&format!("{}据", "数".repeat(39)), room);
+            assert!(a.len() <= room && b.len() <= room, "{room}: {a} {b}");
+            assert_ne!(a, b, "{room}");
+            assert!(!a
+                .trim_end_matches(|c: char| c.is_ascii_hexdigit())
+                .ends_with('%'));
+        }
+        assert_eq!(file_component_within("short", 40), "short");
+        // Less room than the hash needs: the hash alone.
+        assert_eq!(file_component_within(&"x".repeat(80), 5).len(), HASH_SUFFIX);
     }
 
     #[test]
