@@ -37,7 +37,7 @@ fn script_when(dk: &Path, class: &str, secs: u64, pred: impl Fn(&Value) -> bool)
 }
 
 /// `GET path` on the daemon's status socket.
-fn get(sock: &Path, path: &str) -> String {
+pub(crate) fn get(sock: &Path, path: &str) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
     write!(
         s,

@@ -194,6 +194,9 @@ fn input_line(i: &InputStatus) -> String {
     if i.lost_points > 0 {
         parts.push(format!("DROPPED {}", i.lost_points));
     }
+    if let Some(n) = i.pipe_lines_dropped.filter(|n| *n > 0) {
+        parts.push(format!("{n} lines not written to DataKit's pipe (full)"));
+    }
     format!("input {:?}  {}\n", i.name, parts.join(", "))
 }
 

@@ -115,6 +115,14 @@ impl Collector for Snapshot {
             "Worker restarts because it passed max_rss",
             per_input(inputs, |i| i.rss_restarts),
         )?;
+        counter(
+            &mut enc,
+            "pythond_input_pipe_lines_dropped",
+            "Launch mode: log lines DataKit's full stdout pipe could not take",
+            inputs
+                .iter()
+                .filter_map(|i| Some(([("input", i.name.as_str())], i.pipe_lines_dropped?))),
+        )?;
         gauge(
             &mut enc,
             "pythond_input_rss_bytes",

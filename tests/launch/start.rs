@@ -246,5 +246,22 @@ fn lines_a_full_pipe_could_not_take_are_counted_in_the_log_and_the_status() {
         (v["inputs"][0]["pipe_lines_dropped"] == 1).then_some(v)
     });
     assert_eq!(status["inputs"][0]["name"], "full", "{status}");
+    // The table and /metrics say it too.
+    let table = pythond()
+        .args(["status", "--datakit-dir"])
+        .arg(i.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("1 lines not written to DataKit's pipe (full)"),
+        "{table}"
+    );
+    let sock = i.data_dir().join("pythond-full.sock");
+    let metrics = crate::status::get(&sock, "/metrics");
+    assert!(
+        metrics.contains("pythond_input_pipe_lines_dropped_total{input=\"full\"} 1"),
+        "{metrics}"
+    );
     p.kill9();
 }
