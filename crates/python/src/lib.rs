@@ -9,10 +9,11 @@
 //!
 //! - `datakit_framework` (`python/datakit_framework.py`, embedded in the
 //!   binary) is put in `sys.modules`, so scripts import it with no install
-//!   step. Its methods call the `_pythond` module ([`native`]), whose API
-//!   object carries the [`Context`] (the [`Sink`](pythond_core::sink::Sink)
-//!   points go to): points leave Python as encoded lines, never as Python
-//!   objects.
+//!   step. Its class derives from the native `_pythond.DataKitFramework`
+//!   ([`native`]), whose methods find the input's API object in that class:
+//!   the API object owns the [`Context`] (the
+//!   [`Sink`](pythond_core::sink::Sink) points go to), and no static holds
+//!   it. Points leave Python as encoded lines, never as Python objects.
 //! - `sys.stdout`/`sys.stderr` are replaced so that `print()` lines are logged
 //!   with the name of the script that printed them.
 //! - [`env`] asks the Python named by a block's `cmd` for its version and

@@ -244,7 +244,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
         let current = Arc::new(Current {
             name: sname.clone(),
             counters: counters.clone(),
-            stage: native::sink().and_then(|s| s.stage(sname.clone())),
+            stage: native::stage(py, sname.clone()),
         });
         out.scripts.push(Script {
             name: sname,

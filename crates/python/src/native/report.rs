@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::sync::PyOnceLock;
 
 use super::read::{self, Keep, PointKeys};
-use super::{ctx, finish, hand_over_direct, now_ns};
+use super::{finish, hand_over_direct, now_ns, Api, Context};
 use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::lineproto::Lines;
 use pythond_core::point::{encode_fast, Category, ConvertOptions, Point, Precision, RawPoints};
@@ -66,9 +66,9 @@ const CHUNK_POINTS: usize = 2048;
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// `report(data)`: every category list of `data`, all-or-nothing.
-pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(super) fn report(api: &Api, target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = data.py();
-    let c = ctx();
+    let ctx = api.ctx();
     let data = data.cast::<PyDict>().map_err(|_| {
         PyValueError::new_err(format!(
             "report(): argument \"data\" must be a dict like {{'M': [points], 'input': 'name'}}, got {}",
@@ -96,7 +96,7 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
         })?),
     };
     let opts = ConvertOptions {
-        numbers_as_float: c.ctx.numbers_as_float,
+        numbers_as_float: ctx.numbers_as_float,
         precision,
         now_ns: now_ns(),
     };
@@ -122,13 +122,13 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
                 type_name(&list)
             )));
         };
-        let points = if c.lines {
-            Payload::Lines(encode_list(&items, &opts, &what)?)
+        let points = if api.lines() {
+            Payload::Lines(encode_list(ctx, &items, &opts, &what)?)
         } else {
             // Test mode: whole points, through the reference path.
-            let mut points = c.ctx.sink.payload();
+            let mut points = ctx.sink.payload();
             for (i, item) in items.iter().enumerate() {
-                points.push(reference_point(&item, i, &opts, &what)?);
+                points.push(reference_point(ctx, &item, i, &opts, &what)?);
             }
             points
         };
@@ -148,20 +148,21 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
             category,
             query: query.clone(),
         };
-        hand_over_direct(route, points);
+        hand_over_direct(ctx, route, points);
     }
     Ok(())
 }
 
 /// Point `i` of a list through the reference path: its error, or its point.
 fn reference_point(
+    ctx: &Context,
     item: &Bound<'_, PyAny>,
     i: usize,
     opts: &ConvertOptions,
     what: &str,
 ) -> PyResult<Point> {
     let raw = raw_point(item).map_err(|e| e.into_pyerr(|e| format!("{what}: point {i}: {e}")))?;
-    finish(&ctx().ctx, raw, i, opts, what)
+    finish(ctx, raw, i, opts, what)
 }
 
 /// Check and encode every point of `items`: chunks of points are read
@@ -170,10 +171,15 @@ fn reference_point(
 /// the fast path does not take goes through the reference path, attached,
 /// in its place: the lines, their order and the first error are those of
 /// the reference path alone.
-fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) -> PyResult<Lines> {
+fn encode_list(
+    ctx: &Context,
+    items: &Bound<'_, PyTuple>,
+    opts: &ConvertOptions,
+    what: &str,
+) -> PyResult<Lines> {
     let py = items.py();
     let keys = point_keys(py);
-    let input_tags = &ctx().ctx.input_tags;
+    let input_tags = &ctx.input_tags;
     let n = items.len();
     let mut lines = Lines::new();
     let mut raw = RawPoints::new();
@@ -199,12 +205,12 @@ fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) ->
             let failed = py.detach(|| encode_chunk(&raw, from, opts, input_tags, &mut lines));
             let Err(j) = failed else { break };
             let item = items.get_borrowed_item(chunk_start + j)?;
-            lines.push(&reference_point(&item, chunk_start + j, opts, what)?);
+            lines.push(&reference_point(ctx, &item, chunk_start + j, opts, what)?);
             from = j + 1;
         }
         if let Some(k) = slow {
             let item = items.get_borrowed_item(k)?;
-            lines.push(&reference_point(&item, k, opts, what)?);
+            lines.push(&reference_point(ctx, &item, k, opts, what)?);
             i = k + 1;
         }
     }
