@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use pythond_core::control::Event;
 use pythond_core::spec::{WorkerSpec, HEARTBEAT_FD_ENV, SPEC_ENV};
-use pythond_core::status::{WorkerReport, REPORT_FD_ENV};
+use pythond_core::status::{ReportLine, REPORT_FD_ENV};
 
 use super::state::InputState;
 use super::{Launch, LineSink, Settings, Stream};
@@ -186,12 +186,21 @@ async fn read_control(pipe: tokio::net::unix::pipe::Receiver, state: Arc<Mutex<C
     }
 }
 
-/// Keep the worker's latest report in its input's state.
+/// Keep the worker's latest report in its input's state: a full report
+/// replaces it, a delta is applied to it (see [`ReportLine`]).
 async fn read_reports(pipe: tokio::net::unix::pipe::Receiver, input: Arc<Mutex<InputState>>) {
-    let mut r = BufReader::with_capacity(256 << 10, pipe).lines();
+    let mut r = BufReader::with_capacity(64 << 10, pipe).lines();
     while let Ok(Some(line)) = r.next_line().await {
-        match serde_json::from_str::<WorkerReport>(&line) {
-            Ok(rep) => input.lock().unwrap_or_else(|e| e.into_inner()).report = Some(rep),
+        match serde_json::from_str::<ReportLine>(&line) {
+            Ok(ReportLine::Full(rep)) => {
+                input.lock().unwrap_or_else(|e| e.into_inner()).report = Some(rep)
+            }
+            Ok(ReportLine::Delta(d)) => {
+                let mut st = input.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(rep) = st.report.as_mut() {
+                    rep.apply(&d);
+                }
+            }
             Err(e) => tracing::debug!("unreadable worker report: {e}"),
         }
     }
