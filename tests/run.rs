@@ -407,3 +407,37 @@ fn another_script_runs_while_a_big_report_is_encoded() {
         "the other script's runs did not get inside any of 20 report() calls: {line}"
     );
 }
+
+#[test]
+fn report_reads_keys_by_value_and_keeps_the_order_of_a_big_list() {
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("k/keys.py", &fixture("run/keys.py"))],
+        &conf(&[("k", "\"k\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(20_003, Duration::from_secs(30)),
+        "{} lines; stderr: {}",
+        dk.line_count(),
+        d.stderr()
+    );
+    let lines = dk.all_lines();
+    assert_eq!(lines.len(), 20_003);
+    for l in &lines[..3] {
+        assert_eq!(l, "k,t=a v=1i 1700000000000000000", "{:?}", &lines[..3]);
+    }
+    for (i, l) in lines[3..].iter().enumerate() {
+        let p = parse_line(l);
+        assert_eq!(p.measurement, "big");
+        assert_eq!(p.fields[0], ("i".to_owned(), format!("i:{i}")), "{l}");
+    }
+    // The big int is written unsigned by the reference path, in its place.
+    assert!(
+        lines[3 + 7777].contains("x=9223372036854775808u"),
+        "{}",
+        lines[3 + 7777]
+    );
+    assert!(d.stop().0.success());
+}

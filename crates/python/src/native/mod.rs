@@ -25,6 +25,7 @@
 //! `output`/`output_flush` (`print()`).
 
 mod api;
+mod encode;
 mod feed;
 mod methods;
 mod output;

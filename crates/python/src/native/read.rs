@@ -302,15 +302,45 @@ unsafe fn report_point_inner(
         }
         Some(v)
     };
-    let m = get(&keys.measurement)?;
+    // The point's keys matched by identity with the interned names (keys
+    // written as literals are interned): one walk of the dict instead of
+    // four lookups. A key that is not one of those objects (an equal str
+    // built at run time, another key) sends this point to the lookups,
+    // which compare by value.
+    let null = std::ptr::null_mut();
+    let (mut m, mut tags, mut fields, mut time) = (null, null, null, null);
+    let mut walked = ffi::PyDict_Size(item) <= 4;
+    if walked {
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = null;
+        let mut v: *mut ffi::PyObject = null;
+        while ffi::PyDict_Next(item, &mut pos, &mut k, &mut v) != 0 {
+            let slot = if k == keys.measurement.as_ptr() {
+                &mut m
+            } else if k == keys.tags.as_ptr() {
+                &mut tags
+            } else if k == keys.fields.as_ptr() {
+                &mut fields
+            } else if k == keys.time.as_ptr() {
+                &mut time
+            } else {
+                walked = false;
+                break;
+            };
+            *slot = v;
+        }
+    }
+    if !walked {
+        m = get(&keys.measurement)?;
+        tags = get(&keys.tags)?;
+        fields = get(&keys.fields)?;
+        time = get(&keys.time)?;
+    }
     if m.is_null() {
         return None;
     }
     let m = put(rp, m, mode)?;
     rp.begin_point(m);
-    let tags = get(&keys.tags)?;
-    let fields = get(&keys.fields)?;
-    let time = get(&keys.time)?;
     if !tags.is_null() {
         map(rp, Some(Bound::ref_from_ptr(py, &tags)), Add::Item, mode)?;
     }

@@ -10,11 +10,12 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use pyo3::sync::PyOnceLock;
 
+use super::encode::Helper;
 use super::read::{self, Keep, PointKeys};
 use super::{finish, hand_over_direct, now_ns, Api, Context};
 use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::lineproto::Lines;
-use pythond_core::point::{encode_fast, Category, ConvertOptions, Point, Precision, RawPoints};
+use pythond_core::point::{Category, ConvertOptions, Point, Precision, RawPoints};
 use pythond_core::route::{Route, WriteQuery};
 use pythond_core::sink::Payload;
 use pythond_core::target::Target;
@@ -167,7 +168,8 @@ fn reference_point(
 
 /// Check and encode every point of `items`: chunks of points are read
 /// while attached (only what reads Python objects), then checked and
-/// encoded detached, so the worker's other scripts run meanwhile. A point
+/// encoded detached, so the worker's other scripts run meanwhile; a list
+/// of more than one chunk is encoded on two threads ([`Helper`]). A point
 /// the fast path does not take goes through the reference path, attached,
 /// in its place: the lines, their order and the first error are those of
 /// the reference path alone.
@@ -177,9 +179,26 @@ fn encode_list(
     opts: &ConvertOptions,
     what: &str,
 ) -> PyResult<Lines> {
+    let input_tags = ctx.input_tags.as_slice();
+    if items.len() <= CHUNK_POINTS {
+        return encode_chunks(ctx, items, opts, what, None);
+    }
+    std::thread::scope(|scope| {
+        let mut helper = Helper::spawn(scope, opts, input_tags);
+        encode_chunks(ctx, items, opts, what, helper.as_mut())
+    })
+}
+
+fn encode_chunks(
+    ctx: &Context,
+    items: &Bound<'_, PyTuple>,
+    opts: &ConvertOptions,
+    what: &str,
+    mut helper: Option<&mut Helper>,
+) -> PyResult<Lines> {
     let py = items.py();
     let keys = point_keys(py);
-    let input_tags = &ctx.input_tags;
+    let input_tags = ctx.input_tags.as_slice();
     let n = items.len();
     let mut lines = Lines::new();
     let mut raw = RawPoints::new();
@@ -202,7 +221,8 @@ fn encode_list(
         // `raw` holds points chunk_start..i (then `slow`, if any).
         let mut from = 0;
         loop {
-            let failed = py.detach(|| encode_chunk(&raw, from, opts, input_tags, &mut lines));
+            let h = helper.as_deref_mut();
+            let failed = py.detach(|| Helper::encode(h, &raw, from, opts, input_tags, &mut lines));
             let Err(j) = failed else { break };
             let item = items.get_borrowed_item(chunk_start + j)?;
             lines.push(&reference_point(ctx, &item, chunk_start + j, opts, what)?);
@@ -215,20 +235,6 @@ fn encode_list(
         }
     }
     Ok(lines)
-}
-
-/// Encode points `from..` of `raw`; `Err(j)`: point `j` needs the reference path.
-fn encode_chunk(
-    raw: &RawPoints,
-    from: usize,
-    opts: &ConvertOptions,
-    input_tags: &[(String, String)],
-    lines: &mut Lines,
-) -> Result<(), usize> {
-    for j in from..raw.len() {
-        encode_fast(raw, j, opts, input_tags, lines).map_err(|_| j)?;
-    }
-    Ok(())
 }
 
 fn point_keys(py: Python<'_>) -> &PointKeys {
