@@ -27,6 +27,7 @@ mod interp;
 mod launch_file;
 mod native;
 mod script;
+mod tstate;
 
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
 pub use launch_file::{read_launch_file, LaunchFileError};

@@ -249,6 +249,11 @@ pub fn main(spec: WorkerSpec) -> i32 {
             }))
         })
         .collect();
+    // Starting the interpreter and importing the scripts freed more than it
+    // kept (compiled code, the spec, temporary buffers): give the free
+    // pages back now, before the worker settles into its runs.
+    // SAFETY: plain libc call.
+    unsafe { libc::malloc_trim(0) };
     let reporter = crate::report::Reporter {
         scripts: jobs
             .iter()

@@ -102,8 +102,8 @@ pub(super) fn report(api: &Api, target: Option<Target>, data: &Bound<'_, PyAny>)
         now_ns: now_ns(),
     };
     let mut batches = Vec::new();
-    for key in Category::REPORT_KEYS {
-        let Some(list) = data.get_item(key)? else {
+    for (key, name) in Category::REPORT_KEYS.iter().zip(report_keys(py)) {
+        let Some(list) = data.get_item(name)? else {
             continue;
         };
         if list.is_none() {
@@ -235,6 +235,17 @@ fn encode_chunks(
         }
     }
     Ok(lines)
+}
+
+/// [`Category::REPORT_KEYS`] as Python strings, made once.
+fn report_keys(py: Python<'_>) -> &[Py<PyString>] {
+    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+    KEYS.get_or_init(py, || {
+        Category::REPORT_KEYS
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect()
+    })
 }
 
 fn point_keys(py: Python<'_>) -> &PointKeys {
