@@ -58,7 +58,7 @@ fn write_short(out: &mut Vec<u8>, v: f64) -> bool {
         if v < 0.0 {
             out.push(b'-');
         }
-        let scale = 10u64.pow(k as u32);
+        let scale = *p as u64;
         let (int, mut frac) = (n / scale, n % scale);
         out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
         out.push(b'.');

@@ -284,16 +284,30 @@ fn write_name(out: &mut Vec<u8>, s: &str, esc: u8) -> Result<(), Fallback> {
 }
 
 /// Write a timestamp. A call's points share the time they were stamped
-/// with: its digits are kept from one point to the next.
+/// with: its digits are kept from one point to the next; and one-point
+/// calls a moment apart share the second, whose digits are kept too (only
+/// the last nine, the nanoseconds, are written again).
 #[inline]
 fn write_time(out: &mut Vec<u8>, t: i64) {
+    const NS: i64 = 1_000_000_000;
     thread_local! {
         static LAST: std::cell::Cell<(i64, [u8; 20], u8)> = const { std::cell::Cell::new((i64::MIN, [0; 20], 0)) };
     }
     LAST.with(|last| {
-        let (lt, digits, n) = last.get();
+        let (lt, mut digits, n) = last.get();
         if lt == t {
             out.extend_from_slice(&digits[..n as usize]);
+            return;
+        }
+        if t >= NS && lt >= NS && t / NS == lt / NS {
+            // Same second, and at least ten digits: the first ones stay.
+            let mut ns = (t % NS) as u32;
+            for d in digits[n as usize - 9..n as usize].iter_mut().rev() {
+                *d = b'0' + (ns % 10) as u8;
+                ns /= 10;
+            }
+            out.extend_from_slice(&digits[..n as usize]);
+            last.set((t, digits, n));
             return;
         }
         let mut buf = itoa::Buffer::new();
@@ -427,8 +441,14 @@ pub fn encode_fast(
                 Val::Str(s) => s.len > 0,
                 _ => true,
             };
+            // The lengths of the kept tags' keys, as bits: a field key of
+            // another length is no tag's (most are not), without a look.
+            let lens = tags
+                .iter()
+                .filter(|(_, tv)| kept_tag(tv))
+                .fold(0u64, |m, (tk, _)| m | 1 << (tk.len & 63));
             for (fk, fv) in fields {
-                if matches!(fv, Val::None) {
+                if matches!(fv, Val::None) || lens & (1 << (fk.len & 63)) == 0 {
                     continue;
                 }
                 let fk = rp.get(*fk);

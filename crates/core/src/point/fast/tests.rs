@@ -197,3 +197,42 @@ fn merge_field_replaces_in_place_and_set_tag_appends() {
     encode_fast(&rp, 0, &opts, &[], &mut lines).unwrap();
     assert_eq!(lines.as_bytes(), b"m,a=2,name=5 x=9i,y=2i 1\n");
 }
+
+#[test]
+fn timestamps_are_written_whole_whatever_came_before() {
+    let ts = [
+        1_700_000_000_123_456_789,
+        1_700_000_000_123_456_789,
+        1_700_000_000_000_000_001,
+        1_700_000_000_999_999_999,
+        1_700_000_001_000_000_000,
+        999_999_999,
+        1_000_000_000,
+        1_000_000_001,
+        -1_000_000_001,
+        -5,
+        0,
+        i64::MAX,
+        i64::MAX - 1,
+        9_999_999_999,
+        10_000_000_000,
+    ];
+    for &t in &ts {
+        let mut out = Vec::new();
+        write_time(&mut out, t);
+        assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_run_of_timestamps_is_written_as_itoa_writes_each(start in 0i64..4_000_000_000_000_000_000, steps in proptest::collection::vec(0i64..3_000_000_000, 1..20)) {
+        let mut t = start;
+        for s in steps {
+            t = t.saturating_add(s);
+            let mut out = Vec::new();
+            write_time(&mut out, t);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
+        }
+    }
+}
