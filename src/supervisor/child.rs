@@ -269,7 +269,7 @@ async fn read_reports(pipe: tokio::net::unix::pipe::Receiver, input: Arc<Mutex<I
             Ok(ReportLine::Delta(d)) => {
                 let mut st = input.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(rep) = st.report.as_mut() {
-                    rep.apply(&d);
+                    rep.apply(d);
                 }
             }
             Err(e) => tracing::debug!("unreadable worker report: {e}"),

@@ -126,7 +126,7 @@ impl ReportedScript {
             start_delay_p50_ms: None,
             start_delay_p99_ms: None,
         };
-        u.apply_to(&mut s);
+        u.clone().apply_to(&mut s);
         s
     }
 }
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!((d.scripts[0].index, d.scripts[0].runs), (1, 5));
         // Applied to the full report, it gives the report of this moment.
         let mut merged = full;
-        merged.apply(&d);
+        merged.apply(d);
         assert_eq!(merged.scripts, r.full(&mut Sent::default()).scripts);
     }
 }

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorAt, ScriptState, ScriptStatus, WorkerReport, WriterStatus};
 
-/// One line on the report pipe.
+/// One line on the report pipe: `{"full": ...}` or `{"delta": ...}`
+/// (externally tagged: read in one pass, where a tag inside the object
+/// would have the whole line buffered first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ReportLine {
     /// The whole report.
     Full(WorkerReport),
@@ -94,7 +96,7 @@ pub struct ScriptUpdate {
 
 impl ScriptUpdate {
     /// Set what this update says on `s` (`last_error` only when given).
-    pub fn apply_to(&self, s: &mut ScriptStatus) {
+    pub fn apply_to(self, s: &mut ScriptStatus) {
         s.state = self.state;
         s.runs = self.runs;
         s.failures = self.failures;
@@ -107,17 +109,17 @@ impl ScriptUpdate {
         s.duration_p50_ms = self.duration_p50_ms;
         s.duration_p99_ms = self.duration_p99_ms;
         if self.duration_counts.len() == s.durations.counts.len() {
-            s.durations.counts.clone_from(&self.duration_counts);
+            s.durations.counts = self.duration_counts;
         } else {
             s.durations.counts.iter_mut().for_each(|c| *c = 0);
         }
         s.durations.sum_secs = self.duration_sum_secs;
         s.durations.count = self.duration_count;
         s.last_success_ms = self.last_success_ms;
-        if let Some(e) = &self.last_error {
-            s.last_error = Some(e.clone());
+        if let Some(e) = self.last_error {
+            s.last_error = Some(e);
         }
-        s.points.clone_from(&self.points);
+        s.points = self.points;
         s.start_delay_p50_ms = self.start_delay_p50_ms;
         s.start_delay_p99_ms = self.start_delay_p99_ms;
     }
@@ -125,13 +127,13 @@ impl ScriptUpdate {
 
 impl WorkerReport {
     /// Apply a delta to this (full) report.
-    pub fn apply(&mut self, delta: &ReportDelta) {
-        for u in &delta.scripts {
+    pub fn apply(&mut self, delta: ReportDelta) {
+        for u in delta.scripts {
             if let Some(s) = self.scripts.get_mut(u.index as usize) {
                 u.apply_to(s);
             }
         }
-        self.writer.clone_from(&delta.writer);
+        self.writer = delta.writer;
         self.log_lines_dropped = delta.log_lines_dropped;
     }
 }
@@ -218,7 +220,7 @@ mod tests {
         let ReportLine::Delta(delta) = serde_json::from_str(&line).unwrap() else {
             panic!("{line}")
         };
-        full.apply(&delta);
+        full.apply(delta);
         assert_eq!(full.scripts[0], script("A"));
         let b = &full.scripts[1];
         assert_eq!((b.runs, b.failures, b.skipped_ticks), (3, 1, 2));
@@ -245,7 +247,7 @@ mod tests {
         let ReportLine::Delta(delta) = serde_json::from_str(&line).unwrap() else {
             panic!()
         };
-        full.apply(&delta);
+        full.apply(delta);
         let b = &full.scripts[1];
         assert_eq!((b.runs, b.consecutive_failures), (4, 0));
         assert_eq!(b.state, ScriptState::Ok);
@@ -259,6 +261,7 @@ mod tests {
             ..WorkerReport::default()
         };
         let line = serde_json::to_string(&ReportLine::Full(full.clone())).unwrap();
+        assert!(line.starts_with("{\"full\":{"), "{line}");
         assert_eq!(
             serde_json::from_str::<ReportLine>(&line).unwrap(),
             ReportLine::Full(full)
