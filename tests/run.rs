@@ -321,15 +321,34 @@ fn ip_and_port_given_to_init_route_that_instance_and_envs_reach_the_interpreter(
         conf,
     );
     let d = Daemon::start(&dir, &[]);
+    let lasterror = |dk: &FakeDataKit| {
+        dk.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/lasterror")
+            .count()
+    };
     assert!(
-        other_dk.wait_for_lines(1, Duration::from_secs(20)),
+        other_dk.wait_until(Duration::from_secs(20), |dk| dk.all_lines().len() >= 3
+            && lasterror(dk) >= 1),
         "{}",
         d.stderr()
     );
     assert!(main_dk.wait_for_lines(1, Duration::from_secs(20)));
     let routed = other_dk.all_lines();
-    assert_eq!(routed.len(), 1);
-    let p = parse_line(&routed[0]);
+    assert_eq!(routed.len(), 3, "{routed:?}");
+    let names: Vec<String> = routed.iter().map(|l| measurement_of(l)).collect();
+    assert!(
+        names.contains(&"routed".to_owned()) && names.contains(&"routed_report".to_owned()),
+        "{routed:?}"
+    );
+    assert!(
+        routed
+            .iter()
+            .any(|l| l.contains("df_title=\"routed_event\"")),
+        "{routed:?}"
+    );
+    let routed: Vec<&String> = routed.iter().filter(|l| l.starts_with("routed ")).collect();
+    let p = parse_line(routed[0]);
     assert_eq!(p.measurement, "routed");
     let home = std::env::var("HOME").unwrap_or_default();
     assert_eq!(p.fields[0].1, format!("s:from-envs:{home}"));
@@ -339,6 +358,7 @@ fn ip_and_port_given_to_init_route_that_instance_and_envs_reach_the_interpreter(
         .map(|l| measurement_of(l))
         .collect();
     assert_eq!(main, vec!["plain"]);
+    assert_eq!(lasterror(&main_dk), 0);
     assert!(d.stop().0.success());
 }
 
@@ -386,4 +406,38 @@ fn another_script_runs_while_a_big_report_is_encoded() {
         line.contains("free=true"),
         "the other script's runs did not get inside any of 20 report() calls: {line}"
     );
+}
+
+#[test]
+fn report_reads_keys_by_value_and_keeps_the_order_of_a_big_list() {
+    let dk = FakeDataKit::start();
+    let dir = DataKitDir::new(
+        &dk.addr().to_string(),
+        &[("k/keys.py", &fixture("run/keys.py"))],
+        &conf(&[("k", "\"k\"")]),
+    );
+    let d = Daemon::start(&dir, &[]);
+    assert!(
+        dk.wait_for_lines(20_003, Duration::from_secs(30)),
+        "{} lines; stderr: {}",
+        dk.line_count(),
+        d.stderr()
+    );
+    let lines = dk.all_lines();
+    assert_eq!(lines.len(), 20_003);
+    for l in &lines[..3] {
+        assert_eq!(l, "k,t=a v=1i 1700000000000000000", "{:?}", &lines[..3]);
+    }
+    for (i, l) in lines[3..].iter().enumerate() {
+        let p = parse_line(l);
+        assert_eq!(p.measurement, "big");
+        assert_eq!(p.fields[0], ("i".to_owned(), format!("i:{i}")), "{l}");
+    }
+    // The big int is written unsigned by the reference path, in its place.
+    assert!(
+        lines[3 + 7777].contains("x=9223372036854775808u"),
+        "{}",
+        lines[3 + 7777]
+    );
+    assert!(d.stop().0.success());
 }

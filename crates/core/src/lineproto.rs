@@ -21,6 +21,8 @@
 //! The encoder trusts its input: [`crate::point`] has already refused newlines
 //! in names, non-finite floats and mixed arrays.
 
+mod float;
+
 use base64::Engine as _;
 
 use crate::point::{ArrayValue, FieldValue, Point};
@@ -67,10 +69,7 @@ fn write_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-#[inline]
-pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-}
+pub(crate) use float::write_f64;
 
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -173,6 +172,19 @@ pub struct Lines {
 impl Lines {
     pub fn new() -> Lines {
         Lines::default()
+    }
+
+    /// Empty, with room for `lines` lines of `bytes` bytes in all.
+    pub fn with_capacity(lines: usize, bytes: usize) -> Lines {
+        Lines {
+            body: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(lines),
+        }
+    }
+
+    /// Room for lines and bytes without reallocating: `(lines, bytes)`.
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.ends.capacity(), self.body.capacity())
     }
 
     pub fn push(&mut self, p: &Point) {

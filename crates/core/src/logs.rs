@@ -18,7 +18,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+mod queue;
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use queue::{Guard, Lossy};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{filter, EnvFilter, Layer};
@@ -188,14 +192,14 @@ pub struct LogOptions {
 /// it until the process is about to exit.
 #[must_use = "logging stops when the guard is dropped"]
 pub struct LogGuard {
-    _guards: Vec<WorkerGuard>,
-    dropped: Vec<ErrorCounter>,
+    _guards: Vec<Guard>,
+    dropped: Vec<Arc<AtomicUsize>>,
 }
 
 impl LogGuard {
     /// Lines dropped because a destination could not keep up.
     pub fn dropped(&self) -> u64 {
-        self.dropped.iter().map(|c| c.dropped_lines() as u64).sum()
+        self.dropped.iter().map(|c| c.load(Relaxed) as u64).sum()
     }
 }
 
@@ -203,8 +207,8 @@ impl LogGuard {
 /// log, for what its workers print), each written by its own thread through
 /// a bounded, lossy queue: [`LineWriter::write_line`] never blocks.
 pub struct LineWriter {
-    outs: Vec<NonBlocking>,
-    _guards: Vec<WorkerGuard>,
+    outs: Vec<Lossy>,
+    _guards: Vec<Guard>,
 }
 
 impl LineWriter {
@@ -212,12 +216,8 @@ impl LineWriter {
         let mut outs = Vec::new();
         let mut guards = Vec::new();
         for (w, name) in dests {
-            let (nb, guard) = NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(BUFFERED_LINES)
-                .thread_name(name)
-                .finish(w);
-            outs.push(nb);
+            let (out, guard) = Lossy::spawn(w, name, BUFFERED_LINES);
+            outs.push(out);
             guards.push(guard);
         }
         LineWriter {
@@ -240,27 +240,25 @@ impl LineWriter {
     pub fn dropped(&self) -> u64 {
         self.outs
             .iter()
-            .map(|o| o.error_counter().dropped_lines() as u64)
+            .map(|o| o.dropped().load(Relaxed) as u64)
             .sum()
     }
 }
 
-static COUNTERS: std::sync::OnceLock<Vec<ErrorCounter>> = std::sync::OnceLock::new();
+static COUNTERS: std::sync::OnceLock<Vec<Arc<AtomicUsize>>> = std::sync::OnceLock::new();
 
 /// Log lines this process dropped so far because a destination could not
 /// keep up (0 before [`init`]).
 pub fn dropped_lines() -> u64 {
     COUNTERS
         .get()
-        .map(|v| v.iter().map(|c| c.dropped_lines() as u64).sum())
+        .map(|v| v.iter().map(|c| c.load(Relaxed) as u64).sum())
         .unwrap_or(0)
 }
 
 /// Lines a destination may lag behind before new ones are dropped (and
-/// counted). Its queue is allocated and written slot by slot up front (32
-/// bytes a line), so this is resident memory of every process whether or
-/// not anything is logged: 64 Ki lines were 2 MiB per destination, 8 MiB of
-/// the idle supervisor's 13 MiB RSS.
+/// counted). Memory is taken only for the lines actually queued (see
+/// [`queue`]).
 const BUFFERED_LINES: usize = 8 * 1024;
 
 /// Install the tracing subscriber for this process. Call once.
@@ -284,14 +282,10 @@ fn init_layers(opts: LogOptions, to_stderr: bool) -> LogGuard {
     let mut guards = Vec::new();
     let mut dropped = Vec::new();
     let mut lossy = |w: Box<dyn Write + Send>, name: &str| {
-        let (nb, guard) = NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(BUFFERED_LINES)
-            .thread_name(name)
-            .finish(w);
-        dropped.push(nb.error_counter());
+        let (out, guard) = Lossy::spawn(w, name, BUFFERED_LINES);
+        dropped.push(out.dropped());
         guards.push(guard);
-        nb
+        out
     };
     let filter =
         || EnvFilter::try_from_env("PYTHOND_LOG").unwrap_or_else(|_| EnvFilter::new(&opts.level));

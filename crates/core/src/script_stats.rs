@@ -3,8 +3,8 @@
 //!
 //! One [`ScriptCounters`] per script instance, shared (`Arc`) between the
 //! script (plain Rust data on `pythond_python::Script`) and the thread that
-//! runs it: a `report()` or `feed_*()` call adds its points with one relaxed
-//! atomic add per category it touched, after the call's points were accepted
+//! runs it: a `report()` or `feed_*()` call adds its points per category it
+//! touched, after the call's points were accepted
 //! (checked and queued; what delivery does with them later is the writer's
 //! [`Stats`](crate::writer::Stats)). Points a script's own threads hand over
 //! outside `run()` are not attributed to it.
@@ -27,16 +27,19 @@ impl ScriptCounters {
         ScriptCounters::default()
     }
 
-    /// One call's `n` points of `category` were accepted.
+    /// One call's `n` points of `category` were accepted. Only the thread
+    /// running the script counts (runs of one instance never overlap, and
+    /// its other threads are not attributed), so a plain load and store
+    /// suffice: no read-modify-write on every `feed_*()` call.
     #[inline]
     pub fn add(&self, category: &Category, n: u64) {
-        self.points[category.index()].fetch_add(n, Relaxed);
+        bump(&self.points[category.index()], n);
     }
 
     /// One more call was accepted (its points counted with [`ScriptCounters::add`]).
     #[inline]
     pub fn call(&self) {
-        self.calls.fetch_add(1, Relaxed);
+        bump(&self.calls, 1);
     }
 
     /// Points of `category` so far.
@@ -70,6 +73,12 @@ impl ScriptCounters {
             .filter(|(_, n)| *n > 0)
             .collect()
     }
+}
+
+/// `c += n` by the counter's only writer (see [`ScriptCounters::add`]).
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 #[cfg(test)]

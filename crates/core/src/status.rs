@@ -1,14 +1,20 @@
 //! What `GET /status` shows, as plain data: each worker sends its
-//! [`WorkerReport`] to the supervisor every second (a JSON line on its
-//! report pipe), and the supervisor adds what only it knows (pid, restarts,
+//! [`WorkerReport`] to the supervisor every second (JSON lines on its
+//! report pipe: the whole report, then what changed, see [`ReportLine`]),
+//! and the supervisor adds what only it knows (pid, restarts,
 //! RSS, quarantines, reload errors) into an [`InputStatus`] per input.
 //!
-//! Times are Unix milliseconds; durations milliseconds. Every field is
-//! serialized always (no skipping), so the JSON has a fixed shape for tools.
+//! Times are Unix milliseconds; durations milliseconds. Every field of
+//! these types is serialized always (no skipping), so the JSON has a fixed
+//! shape for tools (only the pipe's deltas leave zeros out).
+
+mod wire;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use wire::{ReportDelta, ReportLine, ScriptUpdate};
 
 /// The environment variable naming the fd a worker writes its reports to.
 pub const REPORT_FD_ENV: &str = "PYTHOND_REPORT_FD";
@@ -321,16 +327,6 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-/// The `q` quantile (0..=1) of `samples` (unsorted), nearest rank.
-pub fn quantile(samples: &mut [f64], q: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let i = ((samples.len() - 1) as f64 * q).round() as usize;
-    Some(samples[i.min(samples.len() - 1)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,14 +346,6 @@ mod tests {
         // JSON round trip (+Inf is not a JSON number).
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), h);
-    }
-
-    #[test]
-    fn quantiles_by_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&mut v, 0.5), Some(51.0));
-        assert_eq!(quantile(&mut v, 0.99), Some(99.0));
-        assert_eq!(quantile(&mut [], 0.5), None);
     }
 
     #[test]

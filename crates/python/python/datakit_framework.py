@@ -63,8 +63,9 @@ class DataKitFramework(_pythond.DataKitFramework):
     name = "DataKitFramework"
     interval = 10
 
-    # Where this instance's data goes; None means the DataKit pythond was
-    # configured with (datakit.conf's [http_api] listen, or --datakit-url).
+    # Where this instance's data goes (a `_pythond.Target`, the address as
+    # pythond holds it); None means the DataKit pythond was configured with
+    # (datakit.conf's [http_api] listen, or --datakit-url).
     _pythond_target = None
     __dk_host = "127.0.0.1"
     __dk_port = 9529

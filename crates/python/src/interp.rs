@@ -158,5 +158,6 @@ pub(crate) fn format_err(py: Python<'_>, err: &PyErr) -> String {
 /// some thread holds the GIL (C code that never releases it wedges every
 /// script of the worker, which the heartbeat must reveal).
 pub fn wait_for_interpreter() {
+    crate::tstate::keep();
     Python::attach(|_| ());
 }

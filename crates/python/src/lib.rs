@@ -9,10 +9,11 @@
 //!
 //! - `datakit_framework` (`python/datakit_framework.py`, embedded in the
 //!   binary) is put in `sys.modules`, so scripts import it with no install
-//!   step. Its methods call the `_pythond` module ([`native`]), whose API
-//!   object carries the [`Context`] (the [`Sink`](pythond_core::sink::Sink)
-//!   points go to): points leave Python as encoded lines, never as Python
-//!   objects.
+//!   step. Its class derives from the native `_pythond.DataKitFramework`
+//!   ([`native`]), whose methods find the input's API object in that class:
+//!   the API object owns the [`Context`] (the
+//!   [`Sink`](pythond_core::sink::Sink) points go to), and no static holds
+//!   it. Points leave Python as encoded lines, never as Python objects.
 //! - `sys.stdout`/`sys.stderr` are replaced so that `print()` lines are logged
 //!   with the name of the script that printed them.
 //! - [`env`] asks the Python named by a block's `cmd` for its version and
@@ -26,6 +27,7 @@ mod interp;
 mod launch_file;
 mod native;
 mod script;
+mod tstate;
 
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
 pub use launch_file::{read_launch_file, LaunchFileError};

@@ -244,7 +244,7 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
         let current = Arc::new(Current {
             name: sname.clone(),
             counters: counters.clone(),
-            stage: native::sink().and_then(|s| s.stage(sname.clone())),
+            stage: native::stage(py, sname.clone()),
         });
         out.scripts.push(Script {
             name: sname,
@@ -321,6 +321,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
 /// [`interrupt`] names to stop this run and no other (the scheduler's run
 /// generation; unique per script).
 pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
+    crate::tstate::keep();
     CURRENT.with(|c| *c.borrow_mut() = Some(script.current.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
@@ -366,6 +367,7 @@ pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
 /// takes effect at the next bytecode the run executes; code blocked in C (a
 /// `sleep`, a socket read) is not reached until it returns.
 pub fn interrupt(script: &Script, run_id: u64) -> bool {
+    crate::tstate::keep();
     Python::attach(|py| {
         let Ok(exc) = loader(py).getattr("RunTimeout") else {
             return false;

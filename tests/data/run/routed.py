@@ -1,5 +1,6 @@
 # Sends to its own DataKit (ip and port given to __init__) and reports the
-# variable the input's `envs` sets. The test replaces the PARAMS line.
+# variable the input's `envs` sets; report(), an event and set_lasterror go
+# there too. The test replaces the PARAMS line.
 PARAMS = {'port': 9529}
 import os
 from datakit_framework import DataKitFramework
@@ -13,3 +14,6 @@ class Routed(DataKitFramework):
 
     def run(self):
         self.feed_metric(measurement='routed', fields={'env': os.environ.get('PYTHOND_TEST_ENV', 'missing')})
+        self.report({'M': [{'measurement': 'routed_report', 'fields': {'v': 1}}]})
+        self.feed_system_event(df_status='ok', df_event_id='e1', df_title='routed_event')
+        self.set_lasterror('r', 'routed error')

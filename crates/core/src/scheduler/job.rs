@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::status::{quantile, Histogram, ScriptState};
+use super::recent::Recent;
+use crate::status::{Histogram, ScriptState};
 
 /// Something the scheduler runs on an interval.
 pub trait Job: Send + Sync + 'static {
@@ -54,34 +55,13 @@ pub struct JobStats {
     detail: Mutex<Detail>,
 }
 
-/// Samples kept for percentiles: the most recent runs.
-const SAMPLES: usize = 1024;
-
-/// A ring of the latest samples.
-#[derive(Debug, Default)]
-struct Ring {
-    v: Vec<f64>,
-    next: usize,
-}
-
-impl Ring {
-    fn push(&mut self, x: f64) {
-        if self.v.len() < SAMPLES {
-            self.v.push(x);
-        } else {
-            self.v[self.next] = x;
-        }
-        self.next = (self.next + 1) % SAMPLES;
-    }
-}
-
 /// What is kept about the runs beyond counters.
 #[derive(Debug, Default)]
 struct Detail {
-    /// Start delays after the tick, ms.
-    delays_ms: Ring,
-    /// Durations, ms.
-    durations_ms: Ring,
+    /// Start delays after the tick, of the latest runs.
+    delays: Recent,
+    /// Durations of the latest runs.
+    durations: Recent,
     histogram: Option<Histogram>,
     last_start: Option<SystemTime>,
     last_duration: Option<Duration>,
@@ -141,7 +121,7 @@ impl JobStats {
 
     pub(super) fn record_start(&self, delay: Duration) {
         let mut d = self.detail();
-        d.delays_ms.push(delay.as_secs_f64() * 1e3);
+        d.delays.record(delay.as_micros() as u64);
         d.last_start = Some(SystemTime::now());
     }
 
@@ -159,7 +139,7 @@ impl JobStats {
     pub(super) fn record_end(&self, run: u64, took: Duration, result: &Result<(), RunFailed>) {
         let timed_out = self.interrupted_run.load(Ordering::Acquire) == run;
         let mut d = self.detail();
-        d.durations_ms.push(took.as_secs_f64() * 1e3);
+        d.durations.record(took.as_micros() as u64);
         d.histogram
             .get_or_insert_with(Histogram::new)
             .observe(took.as_secs_f64());
@@ -171,21 +151,17 @@ impl JobStats {
         }
     }
 
-    /// Start delays of the latest runs (microseconds).
-    pub fn jitter_samples(&self) -> Vec<u64> {
-        self.detail()
-            .delays_ms
-            .v
-            .iter()
-            .map(|ms| (ms * 1e3) as u64)
-            .collect()
+    /// Start delays of the latest runs (microseconds): p50, p99, max
+    /// (percentiles within ±3.2 %, see [`Recent`]); zeros before any run.
+    pub fn start_delay_summary_us(&self) -> (u64, u64, u64) {
+        let d = self.detail();
+        let q = |q: f64| d.delays.quantile_us(q).unwrap_or(0.0).round() as u64;
+        (q(0.5), q(0.99), d.delays.max_us().unwrap_or(0))
     }
 
     /// All the numbers, with percentiles over the latest runs.
     pub fn snapshot(&self) -> JobSnapshot {
         let d = self.detail();
-        let mut durations = d.durations_ms.v.clone();
-        let mut delays = d.delays_ms.v.clone();
         let not_before = self.not_before_ms.load(Ordering::Relaxed);
         JobSnapshot {
             runs: self.runs.load(Ordering::Relaxed),
@@ -201,11 +177,11 @@ impl JobStats {
             last_duration: d.last_duration,
             last_success: d.last_success,
             last_error: d.last_error.clone(),
-            duration_p50_ms: quantile(&mut durations, 0.5),
-            duration_p99_ms: quantile(&mut durations, 0.99),
+            duration_p50_ms: d.durations.quantile_ms(0.5),
+            duration_p99_ms: d.durations.quantile_ms(0.99),
             durations: d.histogram.clone().unwrap_or_default(),
-            start_delay_p50_ms: quantile(&mut delays, 0.5),
-            start_delay_p99_ms: quantile(&mut delays, 0.99),
+            start_delay_p50_ms: d.delays.quantile_ms(0.5),
+            start_delay_p99_ms: d.delays.quantile_ms(0.99),
         }
     }
 }

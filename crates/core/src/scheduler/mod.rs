@@ -19,6 +19,7 @@
 //! first success.
 
 mod job;
+mod recent;
 mod tick;
 mod timeout;
 mod watchdog;

@@ -65,7 +65,18 @@ impl StageInner {
         if open.lines.is_empty() {
             return;
         }
-        let lines = std::mem::take(&mut open.lines);
+        // A stage that filled up is likely to fill up again (a feed loop):
+        // its next lines get the same room at once instead of growing to it
+        // by copies; any other starts empty (most scripts hand over a few
+        // points a run, and there may be thousands of stages).
+        let full = open.lines.len() >= STAGE_MAX_POINTS || open.lines.byte_len() >= STAGE_MAX_BYTES;
+        let next = if full {
+            let (l, b) = open.lines.capacity();
+            Lines::with_capacity(l, b)
+        } else {
+            Lines::new()
+        };
+        let lines = std::mem::replace(&mut open.lines, next);
         let since = open.since.take();
         let Some(route) = open.route.clone() else {
             return;

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use super::read::{self, FeedPoint};
-use super::{ctx, finish, hand_over, hand_over_direct, hand_over_with, now_ns};
+use super::Context;
+use super::{finish, hand_over, hand_over_direct, hand_over_with, now_ns, Api};
 use crate::convert::{optional_map, raw_value, type_name, ConvertError};
 use pythond_core::lineproto::Lines;
 use pythond_core::point::{encode_fast, Category, ConvertOptions, RawPoint, RawPoints};
@@ -58,23 +59,29 @@ thread_local! {
 }
 
 /// One point of category `key`: fields = `fields` then `kwargs`.
-pub(super) fn feed(target: Option<Target>, key: &str, args: FeedArgs<'_, '_>) -> PyResult<()> {
+pub(super) fn feed(
+    api: &Api,
+    target: Option<Target>,
+    key: &str,
+    args: FeedArgs<'_, '_>,
+) -> PyResult<()> {
     let what = method_name(key);
     let category = Category::from_report_key(key)
         .ok_or_else(|| PyValueError::new_err(format!("unknown category key {key:?}")))?;
-    let c = ctx();
+    let ctx = api.ctx();
     let opts = ConvertOptions {
-        numbers_as_float: c.ctx.numbers_as_float,
+        numbers_as_float: ctx.numbers_as_float,
         precision: None,
         now_ns: now_ns(),
     };
-    if c.lines {
+    if api.lines() {
         // Run mode: encoded lines. A call made from Python code that this
         // one runs (a value's `__float__` calling `feed_metric`) finds the
         // scratch in use and takes a fresh one.
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => feed_lines(target, category, what, &args, &opts, &mut s),
+            Ok(mut s) => feed_lines(ctx, target, category, what, &args, &opts, &mut s),
             Err(_) => feed_lines(
+                ctx,
                 target,
                 category,
                 what,
@@ -86,14 +93,15 @@ pub(super) fn feed(target: Option<Target>, key: &str, args: FeedArgs<'_, '_>) ->
     } else {
         // Test mode: whole points.
         let (route, raw) = reference(target, category, what, &args)?;
-        let mut points = c.ctx.sink.payload();
-        points.push(finish(&c.ctx, raw, 0, &opts, what)?);
-        hand_over_direct(route, points);
+        let mut points = ctx.sink.payload();
+        points.push(finish(ctx, raw, 0, &opts, what)?);
+        hand_over_direct(ctx, route, points);
         Ok(())
     }
 }
 
 fn feed_lines(
+    ctx: &Context,
     target: Option<Target>,
     category: Category,
     what: &str,
@@ -101,7 +109,6 @@ fn feed_lines(
     opts: &ConvertOptions,
     s: &mut Scratch,
 ) -> PyResult<()> {
-    let c = ctx();
     let fast = fast_input(args.input).filter(|_| {
         let point = FeedPoint {
             measurement: args.measurement,
@@ -131,8 +138,8 @@ fn feed_lines(
         };
         // Checked and encoded straight into the script's stage.
         let raw = &s.raw;
-        let encoded = hand_over_with(&route, &mut s.lines, |lines| {
-            encode_fast(raw, 0, opts, &c.ctx.input_tags, lines)
+        let encoded = hand_over_with(ctx, &route, &mut s.lines, |lines| {
+            encode_fast(raw, 0, opts, &ctx.input_tags, lines)
         });
         if encoded.is_ok() {
             return Ok(());
@@ -144,8 +151,8 @@ fn feed_lines(
     };
     s.lines.clear();
     let (route, raw) = reference(target, category, what, args)?;
-    s.lines.push(&finish(&c.ctx, raw, 0, opts, what)?);
-    hand_over(&route, &mut s.lines);
+    s.lines.push(&finish(ctx, raw, 0, opts, what)?);
+    hand_over(ctx, &route, &mut s.lines);
     Ok(())
 }
 
@@ -252,16 +259,14 @@ fn reference(
 
 /// `set_lasterror(input, message)`: queued, answered with "".
 pub(super) fn lasterror(
-    target: Option<String>,
+    api: &Api,
+    target: Option<Target>,
     input: &Bound<'_, PyAny>,
     message: &Bound<'_, PyAny>,
 ) -> PyResult<String> {
     let input = text_arg(input, "input_name")?;
     let message = text_arg(message, "err_msg")?;
-    ctx()
-        .ctx
-        .sink
-        .lasterror(super::route_target(target), &input, &message);
+    api.ctx().sink.lasterror(target, &input, &message);
     Ok(String::new())
 }
 
@@ -293,8 +298,8 @@ fn text_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 /// `http_post_json` / `http_post_raw`: blocks the calling script (not the
 /// others: detached from Python) and returns the body, "" on failure as the
 /// original did.
-pub(super) fn post(py: Python<'_>, url: String, body: String, json: bool) -> String {
-    let sink = &ctx().ctx.sink;
+pub(super) fn post(api: &Api, py: Python<'_>, url: String, body: String, json: bool) -> String {
+    let sink = &api.ctx().sink;
     let script = crate::current_script();
     let result = py.detach(|| sink.post(&url, body, json));
     result.unwrap_or_else(|e| {

@@ -8,7 +8,12 @@
 //!   (`__init__(ip=, port=)`, the event methods, `checkArgEmpty`,
 //!   `construct_url`, `http_post_*`, `set_lasterror`).
 //! - [`Api`] (`_pythond.api`) serves the Python methods: events, lasterror,
-//!   the blocking posts.
+//!   the blocking posts. It owns the input's [`Context`] (where points go),
+//!   and the native class carries it: [`install_api`] puts the one `Api`
+//!   object in the class's own dict, where each native method finds it with
+//!   one dict lookup ([`api`]). No static holds the context.
+//! - A script's own target (`__init__(ip=, port=)`) is a [`PyTarget`] in the
+//!   instance's `_pythond_target`: the typed [`Target`], never re-parsed.
 //!
 //! Each call converts its arguments, applies the point rules, encodes the
 //! points and hands them over (to the script's stage, or the [`Sink`]); none
@@ -19,13 +24,14 @@
 //! the same messages. Module functions: `target` (a script's `ip`/`port`),
 //! `output`/`output_flush` (`print()`).
 
+mod api;
+mod encode;
 mod feed;
 mod methods;
 mod output;
 mod read;
 mod report;
 
-use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -36,37 +42,12 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pythond_core::lineproto::Lines;
 use pythond_core::point::{ConvertOptions, Point, RawPoint, RawValue};
 use pythond_core::route::Route;
-use pythond_core::sink::{Payload, Sink};
-use pythond_core::target::Target;
+use pythond_core::sink::Payload;
 
+pub use api::Context;
+pub(crate) use api::{api, install_api, stage, Api};
+use api::{instance_target, PyTarget};
 pub use output::flush_output;
-
-/// What the native methods need to know about the input they serve.
-pub struct Context {
-    pub sink: Arc<dyn Sink>,
-    /// The config block's `tags`, added to every point that lacks the key.
-    pub input_tags: Vec<(String, String)>,
-    pub numbers_as_float: bool,
-}
-
-/// The input's [`Context`], and whether its sink takes encoded lines (run
-/// mode) or whole points (test mode).
-pub(crate) struct Ctx {
-    pub ctx: Context,
-    pub lines: bool,
-}
-
-static CTX: OnceLock<Ctx> = OnceLock::new();
-
-/// The context installed at init (one per process).
-pub(crate) fn ctx() -> &'static Ctx {
-    CTX.get().expect("init installed the context")
-}
-
-/// The sink of this process's input, once the interpreter is started.
-pub(crate) fn sink() -> Option<&'static Arc<dyn Sink>> {
-    CTX.get().map(|c| &c.ctx.sink)
-}
 
 /// `DataKitFramework.checkArgEmpty` as the framework defines it: a script
 /// class that overrides it gets its own called, as the Python methods did.
@@ -75,7 +56,8 @@ static CHECK_ARG_EMPTY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// The native base of `datakit_framework.DataKitFramework`. No instance
 /// data of its own (instances are laid out as plain objects, so script
 /// classes may mix it with any other base as before); the target a script
-/// chose lives in its `_pythond_target` attribute.
+/// chose lives in its `_pythond_target` attribute, the input's [`Api`] in
+/// the class.
 #[pyclass(subclass, frozen, module = "_pythond", name = "DataKitFramework")]
 pub struct Framework;
 
@@ -95,8 +77,9 @@ impl Framework {
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyString>> {
         too_many(args, "report", "takes 2 positional arguments", 2)?;
-        let target = instance_target(slf)?;
-        report::report(target, data)?;
+        let api = api(slf.py())?;
+        let target = instance_target(slf, api.get())?;
+        report::report(api.get(), target, data)?;
         Ok(empty(slf.py()))
     }
 }
@@ -117,8 +100,10 @@ pub(super) fn feed_metric<'py>(
         return Err(PyValueError::new_err("arguments missing \"fields\""));
     }
     let measurement = measurement.expect("checked non-empty");
+    let api = api(slf.py())?;
     feed::feed(
-        instance_target(slf)?,
+        api.get(),
+        instance_target(slf, api.get())?,
         "M",
         feed::FeedArgs {
             input,
@@ -147,8 +132,10 @@ pub(super) fn feed_logging<'py>(
     let py = slf.py();
     let none = py.None().into_bound(py);
     let kwargs = kwargs.filter(|k| !k.is_empty());
+    let api = api(py)?;
     feed::feed(
-        instance_target(slf)?,
+        api.get(),
+        instance_target(slf, api.get())?,
         "L",
         feed::FeedArgs {
             input,
@@ -207,8 +194,10 @@ pub(super) fn feed_object<'py>(
         Some(d) => Some(d),
         None => tags,
     };
+    let api = api(py)?;
     feed::feed(
-        instance_target(slf)?,
+        api.get(),
+        instance_target(slf, api.get())?,
         "O",
         feed::FeedArgs {
             input,
@@ -316,95 +305,6 @@ fn overrides_check(slf: &Bound<'_, Framework>, base: &Py<PyAny>) -> PyResult<boo
     Ok(over)
 }
 
-/// Whether any instance chose a target of its own (see [`target`]): until
-/// one does, every instance's `_pythond_target` is the class's `None` and
-/// the attribute is not looked up on every call. (`_pythond_target` is
-/// pythond's own attribute, set by `DataKitFramework.__init__` only.)
-static ANY_TARGET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The target the instance chose (`ip`/`port` given to `__init__`).
-fn instance_target(slf: &Bound<'_, Framework>) -> PyResult<Option<Target>> {
-    if !ANY_TARGET.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(None);
-    }
-    let py = slf.py();
-    let t = slf.getattr(pyo3::intern!(py, "_pythond_target"))?;
-    if t.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Target::from_listen(t.cast::<PyString>()?.to_str()?)))
-}
-
-/// The object `datakit_framework`'s Python methods call (`_pythond.api`).
-#[pyclass(frozen, module = "_pythond", name = "Api")]
-pub struct Api;
-
-#[pymethods]
-impl Api {
-    /// `report(data)` for callers of the former API object.
-    fn report(&self, target: Option<String>, data: &Bound<'_, PyAny>) -> PyResult<String> {
-        report::report(route_target(target), data)?;
-        Ok(String::new())
-    }
-
-    /// The event methods' point: fields = `fields` then `kwargs`.
-    #[pyo3(signature = (target, key, input, measurement, tags, fields, time, kwargs))]
-    #[allow(clippy::too_many_arguments)]
-    fn feed(
-        &self,
-        target: Option<String>,
-        key: &str,
-        input: Option<Bound<'_, PyAny>>,
-        measurement: &Bound<'_, PyAny>,
-        tags: Option<Bound<'_, PyAny>>,
-        fields: Option<Bound<'_, PyAny>>,
-        time: Option<Bound<'_, PyAny>>,
-        kwargs: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<String> {
-        feed::feed(
-            route_target(target),
-            key,
-            feed::FeedArgs {
-                input: input.as_ref(),
-                measurement,
-                tags: tags.as_ref(),
-                name_tag: None,
-                fields: feed::Fields::Map(fields.as_ref()),
-                time: time.as_ref(),
-                kwargs: kwargs.as_ref(),
-            },
-        )?;
-        Ok(String::new())
-    }
-
-    /// `set_lasterror(input, message)`: queued, answered with "".
-    fn lasterror(
-        &self,
-        target: Option<String>,
-        input: &Bound<'_, PyAny>,
-        message: &Bound<'_, PyAny>,
-    ) -> PyResult<String> {
-        feed::lasterror(target, input, message)
-    }
-
-    /// `http_post_json` / `http_post_raw`: the response body, "" on failure.
-    fn post(&self, py: Python<'_>, url: String, body: String, json: bool) -> String {
-        feed::post(py, url, body, json)
-    }
-}
-
-/// Put the API object for `ctx` where `datakit_framework` finds it.
-pub(crate) fn install_api(py: Python<'_>, ctx: Context) -> PyResult<()> {
-    let lines = matches!(ctx.sink.payload(), Payload::Lines(_));
-    if CTX.set(Ctx { ctx, lines }).is_err() {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err(
-            "the interpreter of a worker serves one input",
-        ));
-    }
-    let module = py.import("_pythond")?;
-    module.setattr("api", Bound::new(py, Api)?)
-}
-
 /// Note the framework's own `checkArgEmpty` (after `datakit_framework` ran).
 pub(crate) fn framework_installed(framework: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = framework.py();
@@ -413,20 +313,6 @@ pub(crate) fn framework_installed(framework: &Bound<'_, PyModule>) -> PyResult<(
         .getattr("checkArgEmpty")?;
     let _ = CHECK_ARG_EMPTY.set(py, f.unbind());
     Ok(())
-}
-
-/// `(ip, port)` given to `DataKitFramework.__init__` → the target URL, or
-/// `None` when it names the default address (then the configured DataKit
-/// wins, which may be a Unix socket or another port from datakit.conf).
-#[pyfunction]
-fn target(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-    let host = host.str()?.to_string();
-    let port = port.str()?.to_string();
-    let t = Target::from_ip_port(&host, &port).map(|t| t.to_string());
-    if t.is_some() {
-        ANY_TARGET.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    Ok(t)
 }
 
 /// Add the input's tags, apply the point rules; an error is a `ValueError`
@@ -449,11 +335,11 @@ fn finish(
 }
 
 /// Hand one call's points to the sink (logged when it refuses them).
-fn submit(route: Route, points: Payload) {
+fn submit(ctx: &Context, route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
-    if let Err(e) = ctx().ctx.sink.submit(route, points) {
+    if let Err(e) = ctx.sink.submit(route, points) {
         tracing::warn!(target: "pythond::writer", script = %crate::current_script(), "{e}");
     }
 }
@@ -461,7 +347,7 @@ fn submit(route: Route, points: Payload) {
 /// One checked call's lines for `route`: into the running script's stage
 /// (gathered with its other calls, see `pythond_core::writer::Stage`), or
 /// straight to the sink outside a run; counted for the script.
-fn hand_over(route: &Route, lines: &mut Lines) {
+fn hand_over(ctx: &Context, route: &Route, lines: &mut Lines) {
     let n = lines.len() as u64;
     if n == 0 {
         return;
@@ -475,7 +361,7 @@ fn hand_over(route: &Route, lines: &mut Lines) {
         Some(())
     });
     if staged.is_none() {
-        submit(route.clone(), Payload::Lines(std::mem::take(lines)));
+        submit(ctx, route.clone(), Payload::Lines(std::mem::take(lines)));
     }
 }
 
@@ -483,6 +369,7 @@ fn hand_over(route: &Route, lines: &mut Lines) {
 /// script's stage, else into `scratch` and to the sink. On `Err` nothing is
 /// handed over (and nothing counted).
 fn hand_over_with<E>(
+    ctx: &Context,
     route: &Route,
     scratch: &mut Lines,
     write: impl FnOnce(&mut Lines) -> Result<(), E>,
@@ -502,7 +389,7 @@ fn hand_over_with<E>(
         None => {
             scratch.clear();
             (write.take().expect("not used"))(scratch)?;
-            hand_over(route, scratch);
+            hand_over(ctx, route, scratch);
             Ok(())
         }
     }
@@ -511,7 +398,7 @@ fn hand_over_with<E>(
 /// A call's points submitted directly (test mode's whole points, and
 /// `report()`): the script's stage goes first, so that its points of the
 /// same route keep their order; counted for the script.
-fn hand_over_direct(route: Route, points: Payload) {
+fn hand_over_direct(ctx: &Context, route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
@@ -523,7 +410,7 @@ fn hand_over_direct(route: Route, points: Payload) {
             }
         }
     });
-    submit(route, points);
+    submit(ctx, route, points);
 }
 
 fn now_ns() -> i64 {
@@ -533,18 +420,14 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// The target a script's instance gave (see [`target`]) back into a [`Target`].
-fn route_target(target: Option<String>) -> Option<Target> {
-    target.map(|t| Target::from_listen(&t))
-}
-
 #[pymodule]
 #[pyo3(name = "_pythond")]
 pub fn pythond_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Api>()?;
     m.add_class::<Framework>()?;
+    m.add_class::<PyTarget>()?;
     methods::install(&m.py().get_type::<Framework>())?;
-    m.add_function(wrap_pyfunction!(target, m)?)?;
+    m.add_function(wrap_pyfunction!(api::target, m)?)?;
     m.add_function(wrap_pyfunction!(output::output, m)?)?;
     m.add_function(wrap_pyfunction!(output::output_flush, m)?)?;
     Ok(())

@@ -50,6 +50,15 @@ unsafe fn exact_str<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
     )))
 }
 
+/// Items in an exact dict (its `ma_used`, read in place).
+///
+/// # Safety
+/// `d` is a live exact `dict` and the GIL is held.
+#[inline]
+unsafe fn dict_len(d: *mut ffi::PyObject) -> usize {
+    (*(d as *mut ffi::PyDictObject)).ma_used as usize
+}
+
 /// How strings go into the arena.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Strings {
@@ -171,7 +180,12 @@ unsafe fn map(
         let mut pos: ffi::Py_ssize_t = 0;
         let mut k: *mut ffi::PyObject = std::ptr::null_mut();
         let mut val: *mut ffi::PyObject = std::ptr::null_mut();
-        while ffi::PyDict_Next(d, &mut pos, &mut k, &mut val) != 0 {
+        // As many steps as the dict has items: the call that would only say
+        // "no more" is saved (the dict cannot change during the walk).
+        for _ in 0..dict_len(d) {
+            if ffi::PyDict_Next(d, &mut pos, &mut k, &mut val) == 0 {
+                break;
+            }
             let key = put(rp, k, mode)?;
             let val = scalar(rp, val, mode)?;
             match add {
@@ -302,15 +316,49 @@ unsafe fn report_point_inner(
         }
         Some(v)
     };
-    let m = get(&keys.measurement)?;
+    // The point's keys matched by identity with the interned names (keys
+    // written as literals are interned): one walk of the dict instead of
+    // four lookups. A key that is not one of those objects (an equal str
+    // built at run time, another key) sends this point to the lookups,
+    // which compare by value.
+    let null = std::ptr::null_mut();
+    let (mut m, mut tags, mut fields, mut time) = (null, null, null, null);
+    let len = dict_len(item);
+    let mut walked = len <= 4;
+    if walked {
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = null;
+        let mut v: *mut ffi::PyObject = null;
+        for _ in 0..len {
+            if ffi::PyDict_Next(item, &mut pos, &mut k, &mut v) == 0 {
+                break;
+            }
+            let slot = if k == keys.measurement.as_ptr() {
+                &mut m
+            } else if k == keys.tags.as_ptr() {
+                &mut tags
+            } else if k == keys.fields.as_ptr() {
+                &mut fields
+            } else if k == keys.time.as_ptr() {
+                &mut time
+            } else {
+                walked = false;
+                break;
+            };
+            *slot = v;
+        }
+    }
+    if !walked {
+        m = get(&keys.measurement)?;
+        tags = get(&keys.tags)?;
+        fields = get(&keys.fields)?;
+        time = get(&keys.time)?;
+    }
     if m.is_null() {
         return None;
     }
     let m = put(rp, m, mode)?;
     rp.begin_point(m);
-    let tags = get(&keys.tags)?;
-    let fields = get(&keys.fields)?;
-    let time = get(&keys.time)?;
     if !tags.is_null() {
         map(rp, Some(Bound::ref_from_ptr(py, &tags)), Add::Item, mode)?;
     }

@@ -10,11 +10,12 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use pyo3::sync::PyOnceLock;
 
+use super::encode::Helper;
 use super::read::{self, Keep, PointKeys};
-use super::{ctx, finish, hand_over_direct, now_ns};
+use super::{finish, hand_over_direct, now_ns, Api, Context};
 use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::lineproto::Lines;
-use pythond_core::point::{encode_fast, Category, ConvertOptions, Point, Precision, RawPoints};
+use pythond_core::point::{Category, ConvertOptions, Point, Precision, RawPoints};
 use pythond_core::route::{Route, WriteQuery};
 use pythond_core::sink::Payload;
 use pythond_core::target::Target;
@@ -66,9 +67,9 @@ const CHUNK_POINTS: usize = 2048;
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// `report(data)`: every category list of `data`, all-or-nothing.
-pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(super) fn report(api: &Api, target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = data.py();
-    let c = ctx();
+    let ctx = api.ctx();
     let data = data.cast::<PyDict>().map_err(|_| {
         PyValueError::new_err(format!(
             "report(): argument \"data\" must be a dict like {{'M': [points], 'input': 'name'}}, got {}",
@@ -96,13 +97,13 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
         })?),
     };
     let opts = ConvertOptions {
-        numbers_as_float: c.ctx.numbers_as_float,
+        numbers_as_float: ctx.numbers_as_float,
         precision,
         now_ns: now_ns(),
     };
     let mut batches = Vec::new();
-    for key in Category::REPORT_KEYS {
-        let Some(list) = data.get_item(key)? else {
+    for (key, name) in Category::REPORT_KEYS.iter().zip(report_keys(py)) {
+        let Some(list) = data.get_item(name)? else {
             continue;
         };
         if list.is_none() {
@@ -122,13 +123,13 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
                 type_name(&list)
             )));
         };
-        let points = if c.lines {
-            Payload::Lines(encode_list(&items, &opts, &what)?)
+        let points = if api.lines() {
+            Payload::Lines(encode_list(ctx, &items, &opts, &what)?)
         } else {
             // Test mode: whole points, through the reference path.
-            let mut points = c.ctx.sink.payload();
+            let mut points = ctx.sink.payload();
             for (i, item) in items.iter().enumerate() {
-                points.push(reference_point(&item, i, &opts, &what)?);
+                points.push(reference_point(ctx, &item, i, &opts, &what)?);
             }
             points
         };
@@ -148,32 +149,56 @@ pub(super) fn report(target: Option<Target>, data: &Bound<'_, PyAny>) -> PyResul
             category,
             query: query.clone(),
         };
-        hand_over_direct(route, points);
+        hand_over_direct(ctx, route, points);
     }
     Ok(())
 }
 
 /// Point `i` of a list through the reference path: its error, or its point.
 fn reference_point(
+    ctx: &Context,
     item: &Bound<'_, PyAny>,
     i: usize,
     opts: &ConvertOptions,
     what: &str,
 ) -> PyResult<Point> {
     let raw = raw_point(item).map_err(|e| e.into_pyerr(|e| format!("{what}: point {i}: {e}")))?;
-    finish(&ctx().ctx, raw, i, opts, what)
+    finish(ctx, raw, i, opts, what)
 }
 
 /// Check and encode every point of `items`: chunks of points are read
 /// while attached (only what reads Python objects), then checked and
-/// encoded detached, so the worker's other scripts run meanwhile. A point
+/// encoded detached, so the worker's other scripts run meanwhile; a list
+/// of more than one chunk is encoded on two threads ([`Helper`]). A point
 /// the fast path does not take goes through the reference path, attached,
 /// in its place: the lines, their order and the first error are those of
 /// the reference path alone.
-fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) -> PyResult<Lines> {
+fn encode_list(
+    ctx: &Context,
+    items: &Bound<'_, PyTuple>,
+    opts: &ConvertOptions,
+    what: &str,
+) -> PyResult<Lines> {
+    let input_tags = ctx.input_tags.as_slice();
+    if items.len() <= CHUNK_POINTS {
+        return encode_chunks(ctx, items, opts, what, None);
+    }
+    std::thread::scope(|scope| {
+        let mut helper = Helper::spawn(scope, opts, input_tags);
+        encode_chunks(ctx, items, opts, what, helper.as_mut())
+    })
+}
+
+fn encode_chunks(
+    ctx: &Context,
+    items: &Bound<'_, PyTuple>,
+    opts: &ConvertOptions,
+    what: &str,
+    mut helper: Option<&mut Helper>,
+) -> PyResult<Lines> {
     let py = items.py();
     let keys = point_keys(py);
-    let input_tags = &ctx().ctx.input_tags;
+    let input_tags = ctx.input_tags.as_slice();
     let n = items.len();
     let mut lines = Lines::new();
     let mut raw = RawPoints::new();
@@ -196,33 +221,31 @@ fn encode_list(items: &Bound<'_, PyTuple>, opts: &ConvertOptions, what: &str) ->
         // `raw` holds points chunk_start..i (then `slow`, if any).
         let mut from = 0;
         loop {
-            let failed = py.detach(|| encode_chunk(&raw, from, opts, input_tags, &mut lines));
+            let h = helper.as_deref_mut();
+            let failed = py.detach(|| Helper::encode(h, &raw, from, opts, input_tags, &mut lines));
             let Err(j) = failed else { break };
             let item = items.get_borrowed_item(chunk_start + j)?;
-            lines.push(&reference_point(&item, chunk_start + j, opts, what)?);
+            lines.push(&reference_point(ctx, &item, chunk_start + j, opts, what)?);
             from = j + 1;
         }
         if let Some(k) = slow {
             let item = items.get_borrowed_item(k)?;
-            lines.push(&reference_point(&item, k, opts, what)?);
+            lines.push(&reference_point(ctx, &item, k, opts, what)?);
             i = k + 1;
         }
     }
     Ok(lines)
 }
 
-/// Encode points `from..` of `raw`; `Err(j)`: point `j` needs the reference path.
-fn encode_chunk(
-    raw: &RawPoints,
-    from: usize,
-    opts: &ConvertOptions,
-    input_tags: &[(String, String)],
-    lines: &mut Lines,
-) -> Result<(), usize> {
-    for j in from..raw.len() {
-        encode_fast(raw, j, opts, input_tags, lines).map_err(|_| j)?;
-    }
-    Ok(())
+/// [`Category::REPORT_KEYS`] as Python strings, made once.
+fn report_keys(py: Python<'_>) -> &[Py<PyString>] {
+    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+    KEYS.get_or_init(py, || {
+        Category::REPORT_KEYS
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect()
+    })
 }
 
 fn point_keys(py: Python<'_>) -> &PointKeys {
