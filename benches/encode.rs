@@ -7,10 +7,8 @@
 //! `cargo bench --bench encode`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pythond_core::lineproto::{encode_point, Lines};
-use pythond_core::point::{
-    encode_fast, ConvertOptions, FieldValue, Point, RawPoint, RawPoints, RawValue, Val,
-};
+use pythond_core::lineproto::{encode_fast, encode_point, Lines, RawPoints, Val};
+use pythond_core::point::{ConvertOptions, FieldValue, Point, RawPoint, RawValue};
 
 fn typical() -> Point {
     Point {

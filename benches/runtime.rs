@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 use testkit::FakeDataKit;
 
+#[path = "runtime/collectd.rs"]
+mod collectd;
+use collectd::collectd_dispatch_rate;
+
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -570,64 +574,4 @@ fn main() {
     for n in notes {
         println!("\n{n}");
     }
-}
-
-/// collectd (with its Python plugin) running a read callback that calls
-/// `Values.dispatch()` N times and writes the rate to a file; `None` when
-/// collectd is not installed.
-fn collectd_dispatch_rate() -> Option<f64> {
-    let collectd = ["/usr/sbin/collectd", "/usr/bin/collectd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("rate.txt");
-    let module = format!(
-        "import collectd, time\n\
-         N = 200000\n\
-         done = []\n\
-         def read():\n\
-         \x20   if done:\n\
-         \x20       return\n\
-         \x20   done.append(1)\n\
-         \x20   best = None\n\
-         \x20   for r in range(3):\n\
-         \x20       t = time.perf_counter()\n\
-         \x20       for i in range(N):\n\
-         \x20           collectd.Values(plugin='bench', plugin_instance='h1', type='gauge', type_instance='eu', values=[i]).dispatch()\n\
-         \x20       dt = time.perf_counter() - t\n\
-         \x20       best = dt if best is None or dt < best else best\n\
-         \x20   open({out:?}, 'w').write(str(N / best))\n\
-         collectd.register_read(read, 1)\n"
-    );
-    std::fs::write(dir.path().join("bench_dispatch.py"), module).unwrap();
-    let conf = format!(
-        "Interval 1\nWriteQueueLimitHigh 1000000\nWriteQueueLimitLow 1000000\n\
-         LoadPlugin csv\n<Plugin csv>\n  DataDir \"{d}/csv\"\n</Plugin>\n\
-         <LoadPlugin python>\n  Globals true\n</LoadPlugin>\n\
-         <Plugin python>\n  ModulePath \"{d}\"\n  Import \"bench_dispatch\"\n</Plugin>\n",
-        d = dir.path().display()
-    );
-    let conf_path = dir.path().join("collectd.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let c = Command::new(collectd)
-        .args(["-f", "-C"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let end = Instant::now() + Duration::from_secs(120);
-    let rate = loop {
-        if let Ok(s) = std::fs::read_to_string(&out) {
-            if let Ok(r) = s.trim().parse::<f64>() {
-                break Some(r);
-            }
-        }
-        if Instant::now() > end {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    stop(c);
-    rate
 }

@@ -44,3 +44,165 @@ fn the_worker_loads_the_libpython_it_was_built_for() {
         "loaded from {line:?}, built for {libdir}"
     );
 }
+
+/// The top-level modules of its crate that the source `text` uses
+/// (`crate::x` paths, also inside `crate::{x, y::z}`), comments left out.
+fn uses(text: &str) -> std::collections::BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = std::collections::BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Split the group's top level at commas.
+            let (mut depth, mut item, mut end) = (1, String::new(), group.len());
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => {
+                        out.insert(ident(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = j;
+                    break;
+                }
+                if depth == 1 {
+                    item.push(c);
+                }
+            }
+            out.insert(ident(&item));
+            rest = &group[end..];
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty() && m != "self");
+    out
+}
+
+/// Module → the crate's other top-level modules it uses.
+fn module_graph(
+    src: &std::path::Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, files);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(src, &mut files);
+    let mut g = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for f in files {
+        let rel = f.strip_prefix(src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if ["lib", "main", "bin"].contains(&top.as_str()) {
+            continue;
+        }
+        let mut deps = uses(&std::fs::read_to_string(&f).unwrap());
+        deps.remove(&top);
+        g.entry(top).or_default().extend(deps);
+    }
+    let names: std::collections::BTreeSet<String> = g.keys().cloned().collect();
+    for deps in g.values_mut() {
+        deps.retain(|d| names.contains(d));
+    }
+    g
+}
+
+/// A cycle through `start`, if any (depth-first).
+fn cycle_from(
+    g: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    start: &str,
+) -> Option<Vec<String>> {
+    fn go(
+        g: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+    ) -> bool {
+        for next in &g[at] {
+            if next == start {
+                return true;
+            }
+            if !path.contains(next) {
+                path.push(next.clone());
+                if go(g, start, next, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_owned()];
+    go(g, start, start, &mut path).then_some(path)
+}
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_modules() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cycles = Vec::new();
+    for src in [
+        "src",
+        "crates/core/src",
+        "crates/python/src",
+        "crates/worker/src",
+    ] {
+        let g = module_graph(&root.join(src));
+        assert!(g.len() > 3, "{src}: modules found: {g:?}");
+        for m in g.keys() {
+            if let Some(c) = cycle_from(&g, m) {
+                cycles.push(format!("{src}: {} -> {m}", c.join(" -> ")));
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_cycle_check_sees_a_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    for (f, text) in [
+        ("a.rs", "use crate::b::X;"),
+        ("b.rs", "use crate::{c::{Y, Z}, self};"),
+        ("c/mod.rs", "fn f() { crate::a::g() }"),
+        ("d.rs", "// crate::a is only mentioned\nuse crate::c;"),
+    ] {
+        let p = dir.path().join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let g = module_graph(dir.path());
+    assert_eq!(
+        cycle_from(&g, "a"),
+        Some(vec!["a".into(), "b".into(), "c".into()])
+    );
+    assert_eq!(cycle_from(&g, "d"), None);
+}

@@ -4,17 +4,19 @@
 //! Data flows one way:
 //!
 //! ```text
-//! config ─▶ discover ─▶ (pythond-python: scripts) ─▶ point ─▶ lineproto ─▶ sink ─▶ writer ─▶ DataKit
-//!                              ▲ scheduler                                           └▶ spool
+//! config ─▶ discover ─▶ (pythond-python: scripts) ─▶ point ─▶ lineproto ─▶ payload ─▶ sink ─▶ writer ─▶ DataKit
+//!                              ▲ scheduler                                                       └▶ spool
 //! ```
 //!
 //! - [`config`]: `[[inputs.pythond]]` blocks and `datakit.conf`.
 //! - [`discover`]: a block's `dirs` → the modules to import; [`trust`]: who
 //!   could have changed a script or config file.
 //! - [`scheduler`]: fixed-rate ticks, timeouts, backoff, for any [`scheduler::Job`].
-//! - [`point`]: the data rules; [`lineproto`]: DataKit's line protocol.
-//! - [`sink`]: where the runtime hands points; [`writer`]: batching,
-//!   retries, transport and the disk spool.
+//! - [`point`]: the data rules; [`lineproto`]: DataKit's line protocol, and
+//!   the fast path that checks and encodes a raw point in one pass.
+//! - [`payload`]: one call's points, whole or encoded; [`sink`]: where the
+//!   runtime hands them; [`writer`]: batching, retries, transport and the
+//!   disk spool.
 //! - [`target`], [`route`]: where a point goes and in which request.
 //! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
 //! - [`seconds`]: intervals and timeouts users give, within bounds.
@@ -29,6 +31,7 @@ pub mod discover;
 pub mod lineproto;
 pub mod logs;
 pub mod names;
+pub mod payload;
 pub mod point;
 pub mod route;
 pub mod scheduler;

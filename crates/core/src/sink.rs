@@ -8,46 +8,10 @@
 use std::sync::{Arc, Mutex};
 
 use crate::lineproto::Lines;
+pub use crate::payload::Payload;
 use crate::point::Point;
 use crate::route::Route;
 use crate::target::Target;
-
-/// The points of one script call, in the form the sink asked for (see
-/// [`Sink::payload`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    /// Whole points: test mode inspects and prints them.
-    Points(Vec<Point>),
-    /// Encoded as they were converted: what the writer sends anyway.
-    Lines(Lines),
-}
-
-impl Payload {
-    pub fn push(&mut self, p: Point) {
-        match self {
-            Payload::Points(v) => v.push(p),
-            Payload::Lines(l) => l.push(&p),
-        }
-    }
-
-    /// Number of points.
-    pub fn len(&self) -> usize {
-        match self {
-            Payload::Points(v) => v.len(),
-            Payload::Lines(l) => l.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl From<Vec<Point>> for Payload {
-    fn from(v: Vec<Point>) -> Payload {
-        Payload::Points(v)
-    }
-}
 
 /// Why a sink refused points.
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@
 //!   (launch mode) with Python's own `ast`.
 
 mod convert;
+mod current;
 pub mod env;
 mod interp;
 mod launch_file;
@@ -29,9 +30,8 @@ mod native;
 mod script;
 mod tstate;
 
+pub use current::current_script;
 pub use interp::{init, wait_for_interpreter, InterpreterSetup, PythonError, EMBEDDED_VERSION};
 pub use launch_file::{read_launch_file, LaunchFileError};
 pub use native::Context;
-pub use script::{
-    current_script, interrupt, load, run, FailureKind, LoadFailure, Loaded, RunError, Script,
-};
+pub use script::{interrupt, load, run, FailureKind, LoadFailure, Loaded, RunError, Script};

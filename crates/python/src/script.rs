@@ -1,6 +1,5 @@
 //! Script modules and plugin instances: import, instantiate, run, interrupt.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,8 +9,8 @@ use pyo3::prelude::*;
 
 use pythond_core::script_stats::ScriptCounters;
 use pythond_core::seconds;
-use pythond_core::writer::Stage;
 
+use crate::current::{self, Current};
 use crate::interp::{format_err, loader};
 use crate::native;
 
@@ -290,39 +289,12 @@ fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result
     ))
 }
 
-/// The script a thread is running: its name, its counters, and the stage
-/// its one-point calls gather in (run mode).
-pub(crate) struct Current {
-    pub name: Arc<str>,
-    pub counters: Arc<ScriptCounters>,
-    pub stage: Option<Stage>,
-}
-
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<Current>>> = const { RefCell::new(None) };
-}
-
-/// The script whose `run()` this thread is executing ("pythond" otherwise).
-pub fn current_script() -> Arc<str> {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| Arc::from("pythond"))
-    })
-}
-
-/// `f` with the script this thread is running (`None` outside a run).
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_deref()))
-}
-
 /// Call `script.run()` on this thread as run `run_id`, the number
 /// [`interrupt`] names to stop this run and no other (the scheduler's run
 /// generation; unique per script).
 pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
     crate::tstate::keep();
-    CURRENT.with(|c| *c.borrow_mut() = Some(script.current.clone()));
+    current::set(Some(script.current.clone()));
     let result = Python::attach(|py| {
         // SAFETY: plain query of the current thread's ident.
         let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
@@ -356,7 +328,7 @@ pub fn run(script: &Script, run_id: u64) -> Result<(), RunError> {
         native::flush_output();
         r
     });
-    CURRENT.with(|c| *c.borrow_mut() = None);
+    current::set(None);
     result
 }
 

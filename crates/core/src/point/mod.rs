@@ -7,11 +7,8 @@
 //! here, free of pyo3, so they are unit-tested on their own and shared by
 //! every entry point (`report`, `feed_*`, test mode).
 
-mod fast;
 mod rules;
 mod time;
-
-pub use fast::{encode_fast, Fallback, Mark, RawPoints, Span, Val};
 
 pub use rules::{PointError, PointErrorKind};
 use std::fmt;

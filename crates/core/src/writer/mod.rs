@@ -68,8 +68,8 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::lineproto::Lines;
+use crate::payload::Payload;
 use crate::route::Route;
-use crate::sink::Payload;
 pub use config::WriterConfig;
 pub use requests::WriteError;
 pub use spill::{open_spool, open_spool_with};

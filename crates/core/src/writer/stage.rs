@@ -27,8 +27,8 @@ use tokio::time::Instant;
 
 use super::{Shared, Writer};
 use crate::lineproto::Lines;
+use crate::payload::Payload;
 use crate::route::Route;
-use crate::sink::Payload;
 
 /// A stage hands its lines over once it holds this many points...
 pub const STAGE_MAX_POINTS: usize = 1024;

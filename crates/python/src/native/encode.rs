@@ -12,7 +12,8 @@
 use std::sync::mpsc;
 
 use pythond_core::lineproto::Lines;
-use pythond_core::point::{encode_fast, ConvertOptions, RawPoints};
+use pythond_core::lineproto::{encode_fast, RawPoints};
+use pythond_core::point::ConvertOptions;
 
 /// Chunks at least this big are split between the two threads.
 const SPLIT_POINTS: usize = 512;
@@ -140,8 +141,8 @@ mod tests {
             rp.begin_point(m);
             rp.fields();
             let k = rp.str("i");
-            rp.item(k, pythond_core::point::Val::Int(i as i64));
-            rp.end_point(pythond_core::point::Val::Int(1));
+            rp.item(k, pythond_core::lineproto::Val::Int(i as i64));
+            rp.end_point(pythond_core::lineproto::Val::Int(1));
         }
         rp
     }

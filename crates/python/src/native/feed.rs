@@ -12,7 +12,8 @@ use super::Context;
 use super::{finish, hand_over, hand_over_direct, hand_over_with, now_ns, Api};
 use crate::convert::{optional_map, raw_value, type_name, ConvertError};
 use pythond_core::lineproto::Lines;
-use pythond_core::point::{encode_fast, Category, ConvertOptions, RawPoint, RawPoints};
+use pythond_core::lineproto::{encode_fast, RawPoints};
+use pythond_core::point::{Category, ConvertOptions, RawPoint};
 use pythond_core::route::{Route, WriteQuery};
 use pythond_core::target::Target;
 

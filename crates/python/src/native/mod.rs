@@ -352,7 +352,7 @@ fn hand_over(ctx: &Context, route: &Route, lines: &mut Lines) {
     if n == 0 {
         return;
     }
-    let staged = crate::script::with_current(|cur| {
+    let staged = crate::current::with_current(|cur| {
         let cur = cur?;
         cur.counters.add(&route.category, n);
         cur.counters.call();
@@ -375,7 +375,7 @@ fn hand_over_with<E>(
     write: impl FnOnce(&mut Lines) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut write = Some(write);
-    let staged = crate::script::with_current(|cur| {
+    let staged = crate::current::with_current(|cur| {
         let cur = cur?;
         let stage = cur.stage.as_ref()?;
         let w = write.take().expect("once");
@@ -402,7 +402,7 @@ fn hand_over_direct(ctx: &Context, route: Route, points: Payload) {
     if points.is_empty() {
         return;
     }
-    crate::script::with_current(|cur| {
+    crate::current::with_current(|cur| {
         if let Some(cur) = cur {
             cur.counters.add(&route.category, points.len() as u64);
             if let Some(stage) = &cur.stage {

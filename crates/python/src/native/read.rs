@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use pythond_core::point::{RawPoints, Span, Val};
+use pythond_core::lineproto::{RawPoints, Span, Val};
 
 /// The UTF-8 of an exact `str` (cached by CPython in the object: no copy).
 /// `None` for anything else, or a str that has no UTF-8 (lone surrogates).

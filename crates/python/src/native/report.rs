@@ -15,7 +15,8 @@ use super::read::{self, Keep, PointKeys};
 use super::{finish, hand_over_direct, now_ns, Api, Context};
 use crate::convert::{raw_point, short_repr, type_name};
 use pythond_core::lineproto::Lines;
-use pythond_core::point::{Category, ConvertOptions, Point, Precision, RawPoints};
+use pythond_core::lineproto::RawPoints;
+use pythond_core::point::{Category, ConvertOptions, Point, Precision};
 use pythond_core::route::{Route, WriteQuery};
 use pythond_core::sink::Payload;
 use pythond_core::target::Target;
@@ -137,7 +138,7 @@ pub(super) fn report(api: &Api, target: Option<Target>, data: &Bound<'_, PyAny>)
         batches.push((category, points));
     }
     if batches.iter().any(|(_, p)| !p.is_empty()) {
-        crate::script::with_current(|cur| {
+        crate::current::with_current(|cur| {
             if let Some(cur) = cur {
                 cur.counters.call();
             }

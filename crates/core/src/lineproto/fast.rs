@@ -1,7 +1,7 @@
 //! The fast path of the data rules: points made only of the common scalar
 //! types (str, int within i64, float, bool, None) checked and encoded straight
-//! into line protocol, with no [`RawPoint`](super::RawPoint) or
-//! [`Point`](super::Point) in between.
+//! into line protocol, with no [`RawPoint`](crate::point::RawPoint) or
+//! [`Point`](crate::point::Point) in between.
 //!
 //! The runtime reads what a script gave into [`RawPoints`] (a flat arena:
 //! one byte buffer for every string, one vector of items, no allocation per
@@ -16,10 +16,10 @@
 //! point). The two are compared by a property test below: whenever the fast
 //! path writes a line, it is the line the reference path writes.
 //!
-//! [`RawPoint::into_point`]: super::RawPoint::into_point
+//! [`RawPoint::into_point`]: crate::point::RawPoint::into_point
 
-use super::{normalize_time, normalize_time_f64, ConvertOptions};
-use crate::lineproto::{write_f64, write_i64, write_str, Lines};
+use super::{write_f64, write_i64, write_str, Lines};
+use crate::point::{normalize_time, normalize_time_f64, ConvertOptions};
 
 /// Where a string is: in [`RawPoints`]' byte buffer, or (see
 /// [`RawPoints::str_borrowed`]) outside it.

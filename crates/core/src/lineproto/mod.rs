@@ -21,7 +21,10 @@
 //! The encoder trusts its input: [`crate::point`] has already refused newlines
 //! in names, non-finite floats and mixed arrays.
 
+mod fast;
 mod float;
+
+pub use fast::{encode_fast, Fallback, Mark, RawPoints, Span, Val};
 
 use base64::Engine as _;
 
