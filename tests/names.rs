@@ -169,16 +169,13 @@ fn requests_py_does_not_shadow_the_installed_requests_package() {
         1,
         "uses_requests.py ran beside requests.py: {vals:?}\n{err}"
     );
-    // The venv's stand-in, or a `requests` the embedded interpreter's own
-    // site-packages holds (it comes first): installed, not the script.
+    // The venv's stand-in (the packages scripts see are cmd's only): the
+    // installed package, not the script.
     let file = std::path::PathBuf::from(field(&used[0], "requests_file").unwrap());
-    let scripts = dir.path().join("python.d/s");
-    assert!(
-        file == site.join("requests/__init__.py")
-            || (file.ends_with("site-packages/requests/__init__.py")
-                && !file.starts_with(&scripts)),
-        "the installed requests, not the script: {}",
-        file.display()
+    assert_eq!(
+        file,
+        site.join("requests/__init__.py"),
+        "the venv's installed requests, not the script"
     );
     assert_eq!(field(&used[0], "has_session").as_deref(), Some("true"));
     assert!(

@@ -151,3 +151,80 @@ fn user_site_packages_are_hidden_when_cmd_is_a_virtualenv() {
     // With a plain Python as cmd, the same user site is seen.
     assert_eq!(user_site_seen_with(None), "s:from the user site");
 }
+
+/// Ask `python` for `expr` (printed).
+fn ask(python: &std::path::Path, expr: &str) -> String {
+    let out = std::process::Command::new(python)
+        .args(["-c", &format!("import site, sys, sysconfig; print({expr})")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        python.display(),
+        stderr(&out)
+    );
+    stdout(&out).trim().to_owned()
+}
+
+/// A virtualenv's `cmd` sees the packages of that virtualenv and not those
+/// of the Python pythond embeds (whose `.pth` files never run either): the
+/// embedded interpreter starts without `site` and adds `cmd`'s folders only.
+#[test]
+fn a_virtualenv_cmd_sees_its_own_packages_not_the_embedded_pythons() {
+    let dk = FakeDataKit::start();
+    let envs = tempfile::tempdir().unwrap();
+    let venv_dir = envs.path().join("venv");
+    let python = venv(&venv_dir);
+    let venv_site = std::path::PathBuf::from(ask(&python, "sysconfig.get_path('purelib')"));
+    copy_data("python_env/venv_site", &venv_site);
+    let system_python = std::path::Path::new("python3");
+    let embedded_sites: Vec<String> = ask(system_python, "'\\n'.join(site.getsitepackages())")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let embedded_has_pip = ask(
+        system_python,
+        "__import__('importlib.util').util.find_spec('pip') is not None",
+    ) == "True";
+    let conf = format!(
+        "[[inputs.pythond]]\n  name = 'venv'\n  cmd = {:?}\n  dirs = [\"v\"]\n",
+        python.display().to_string()
+    );
+    let dir = datakit_with(
+        &dk.addr().to_string(),
+        &[("python_env/venv_view", "v")],
+        &conf,
+    );
+    let d = Daemon::start(&dir, &[]);
+    let arrived = dk.wait_for_lines(1, Duration::from_secs(30));
+    let (_, err) = d.stop();
+    assert!(arrived, "{err}");
+    let p = parse_line(&dk.all_lines()[0]);
+    let field = |k: &str| {
+        p.fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim_start_matches("s:").to_owned())
+            .unwrap_or_else(|| panic!("no field {k}: {p:?}"))
+    };
+    assert_eq!(field("probe"), "b:true", "the venv's own package imports");
+    assert_eq!(field("prefix"), venv_dir.display().to_string());
+    assert_eq!(field("exit_builtin"), "b:true", "exit() as under python3");
+    let path = field("path");
+    for s in &embedded_sites {
+        assert!(
+            !path.split(':').any(|p| p == s),
+            "the embedded Python's {s} is not on sys.path: {path}"
+        );
+    }
+    if embedded_has_pip {
+        assert_eq!(
+            field("pip"),
+            "b:false",
+            "pip of the embedded Python is not the venv's (a venv made --without-pip)"
+        );
+    } else {
+        eprintln!("note: the embedded python3 has no pip; that half is not checked");
+    }
+}

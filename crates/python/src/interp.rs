@@ -1,7 +1,17 @@
-//! Starting the interpreter: `site-packages` of the block's `cmd` (and its
-//! user site exactly when `cmd` has one: the interpreter's own is taken
-//! off), the script folders on `sys.path`, `datakit_framework` and the
-//! loader installed.
+//! Starting the interpreter: `site-packages` of the block's `cmd`, the
+//! script folders on `sys.path`, `datakit_framework` and the loader
+//! installed.
+//!
+//! The interpreter starts without `site` (as `python3 -S` would): the
+//! packages scripts see are `cmd`'s, and only `cmd`'s. `cmd`'s probe
+//! (`env`) lists its site-packages (and its user site exactly when `cmd`
+//! would use one: not in a virtualenv, not with `PYTHONNOUSERSITE`); each is
+//! added with `site.addsitedir`, so `.pth` files work, then `sitecustomize`
+//! runs, as it would in `cmd`. So a virtualenv's `cmd` sees its own packages
+//! and not those of the Python pythond embeds, whose `.pth` files never
+//! run. Without a `cmd` (launch mode with neither `PYTHOND_PYTHON` nor
+//! `VIRTUAL_ENV`, `pythond test` on files) `site.main()` runs: the embedded
+//! interpreter's own packages, as `python3` would have them.
 //!
 //! The script folders go at the END of `sys.path`, as the original put them:
 //! the standard library and installed packages always win, so a script file
@@ -17,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 
+use crate::env::PythonEnv;
 use crate::native::{self, Context};
 
 const FRAMEWORK_SRC: &str = include_str!("../python/datakit_framework.py");
@@ -34,15 +45,12 @@ pub enum PythonError {
 /// What the interpreter needs before scripts are loaded.
 #[derive(Debug, Clone, Default)]
 pub struct InterpreterSetup {
-    /// `site-packages` folders of the Python named by `cmd` (added with
-    /// `site.addsitedir`, so `.pth` files work).
-    pub site_dirs: Vec<PathBuf>,
+    /// The Python named by `cmd`, as its probe answered: its site-packages
+    /// are what scripts import from, its `sys.executable` and `sys.prefix`
+    /// are theirs. `None`: the embedded interpreter's own (`site.main()`).
+    pub cmd: Option<PythonEnv>,
     /// Script folders, put last on `sys.path`.
     pub sys_path: Vec<PathBuf>,
-    /// `sys.executable` inside scripts: the block's `cmd` as a path (what
-    /// `subprocess.run([sys.executable, ...])` should start). `None` keeps
-    /// the embedded interpreter's own guess.
-    pub executable: Option<PathBuf>,
 }
 
 /// The `(major, minor)` of the CPython this crate was built for and embeds.
@@ -62,6 +70,8 @@ const fn parse_u8(s: &str) -> u8 {
 /// their points to `ctx`. Call once per process.
 pub fn init(setup: &InterpreterSetup, ctx: Context) -> Result<(), PythonError> {
     pyo3::append_to_inittab!(pythond_module);
+    start_without_site()?;
+    // A no-op now that the interpreter runs; pyo3 notes it.
     Python::initialize();
     Python::attach(|py| {
         init_attached(py, setup, ctx).map_err(|e| PythonError::Init(format_err(py, &e)))
@@ -70,18 +80,45 @@ pub fn init(setup: &InterpreterSetup, ctx: Context) -> Result<(), PythonError> {
 
 use native::pythond_module;
 
+/// Start CPython as `python3 -S` would start: no `site` (see the module
+/// docs), with the rest of a command-line Python's configuration (the
+/// environment's `PYTHON*` variables, PEP 538/540 in a C locale), but no
+/// signal handlers (the worker owns SIGTERM) and no arguments parsed. Then
+/// release the interpreter, as pyo3's own start does.
+fn start_without_site() -> Result<(), PythonError> {
+    use pyo3::ffi;
+    // SAFETY: the documented PyConfig sequence, before any other use of the
+    // C API, on the only thread that touches Python now.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.site_import = 0;
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let msg = if status.err_msg.is_null() {
+                "unknown error".to_owned()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(PythonError::Init(msg));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
 fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyResult<()> {
     let sys = py.import("sys")?;
-    let site = py.import("site")?;
-    if setup.executable.is_some() {
-        drop_own_user_site(&sys, &site, &setup.site_dirs)?;
-    }
-    for dir in &setup.site_dirs {
-        site.call_method1("addsitedir", (dir.to_string_lossy().as_ref(),))?;
-    }
-    if let Some(exe) = &setup.executable {
-        sys.setattr("executable", exe.to_string_lossy().as_ref())?;
-    }
+    site_packages(py, &sys, setup.cmd.as_ref())?;
     native::install_api(py, ctx)?;
     let modules = sys.getattr("modules")?;
     let code = CString::new(FRAMEWORK_SRC).expect("no NUL in framework source");
@@ -105,28 +142,45 @@ fn init_attached(py: Python<'_>, setup: &InterpreterSetup, ctx: Context) -> PyRe
     Ok(())
 }
 
-/// The embedded interpreter's own `site` added its user site (`pip install
-/// --user` packages) to `sys.path` when it started; whether scripts see
-/// one is `cmd`'s to say (its probe lists its user site only when `cmd`
-/// itself would use it: not in a virtualenv, not with `PYTHONNOUSERSITE`).
-/// So ours goes unless `cmd` listed the same folder.
-fn drop_own_user_site(
+/// What `site` does when `python3` starts, for `cmd`'s packages (or the
+/// embedded interpreter's own when there is no `cmd`).
+fn site_packages(
+    py: Python<'_>,
     sys: &Bound<'_, PyModule>,
-    site: &Bound<'_, PyModule>,
-    cmd_dirs: &[PathBuf],
+    cmd: Option<&PythonEnv>,
 ) -> PyResult<()> {
-    if !site.getattr("ENABLE_USER_SITE")?.is_truthy()? {
-        return Ok(());
+    let site = py.import("site")?;
+    let flags = sys.getattr("flags")?;
+    if flags.getattr("no_site")?.extract::<i64>()? == 0 {
+        // A Python that ignored the flag has run its own `site` already:
+        // cmd's folders are added after its own.
+        tracing::debug!("the embedded interpreter imported site at start");
+    } else if cmd.is_none() {
+        return site.call_method0("main").map(drop);
     }
-    let own: String = site.call_method0("getusersitepackages")?.extract()?;
-    if cmd_dirs.iter().any(|d| d.as_os_str() == own.as_str()) {
-        return Ok(());
+    let Some(cmd) = cmd else { return Ok(()) };
+    let user_site = site.call_method0("getusersitepackages")?;
+    let user_site: String = user_site.extract()?;
+    let cmd_has_user_site = cmd
+        .site_dirs
+        .iter()
+        .any(|d| d.as_os_str() == user_site.as_str());
+    site.setattr("ENABLE_USER_SITE", cmd_has_user_site)?;
+    for dir in &cmd.site_dirs {
+        site.call_method1("addsitedir", (dir.to_string_lossy().as_ref(),))?;
     }
-    let path = sys.getattr("path")?;
-    while path.contains(&own)? {
-        path.call_method1("remove", (&own,))?;
+    // The rest of `site.main()`: `exit()`/`quit()`/`help()` as builtins,
+    // then the customize hooks found on the path just made.
+    for f in ["setquit", "setcopyright", "sethelper", "execsitecustomize"] {
+        site.call_method0(f)?;
     }
-    site.setattr("ENABLE_USER_SITE", false)?;
+    if cmd_has_user_site {
+        site.call_method0("execusercustomize")?;
+    }
+    let prefix = cmd.prefix.to_string_lossy();
+    sys.setattr("prefix", prefix.as_ref())?;
+    sys.setattr("exec_prefix", prefix.as_ref())?;
+    sys.setattr("executable", cmd.executable.to_string_lossy().as_ref())?;
     Ok(())
 }
 

@@ -232,9 +232,8 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
             .map(|m| (m.name, m.path))
             .collect();
         let setup = pythond_python::InterpreterSetup {
-            site_dirs: vec![],
+            cmd: None,
             sys_path: found.sys_path,
-            executable: None,
         };
         let outcome = testmode::run(|ctx| pythond_python::init(&setup, ctx), &modules, &plan)?;
         (outcome, !found.errors.is_empty())

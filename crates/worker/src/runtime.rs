@@ -35,14 +35,14 @@ pub enum StartError {
 /// default: the interpreter's own), the scripts' folders on `sys.path`,
 /// points to `ctx`.
 pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
-    let (site_dirs, executable) = if spec.cmd.is_empty() {
-        (Vec::new(), None)
+    let cmd = if spec.cmd.is_empty() {
+        None
     } else {
         // The answer of `cmd` is cached beside the input's spool (see
         // `pythond_python::env`): when the check made beside this start finds
         // it changed, this worker ends as a failed start and is started again.
         let cache = spec.spool_dir.as_ref().map(|d| d.join("python-env.json"));
-        let env = pythond_python::env::resolve_cached(
+        Some(pythond_python::env::resolve_cached(
             &spec.cmd,
             pythond_python::EMBEDDED_VERSION,
             cache.as_deref(),
@@ -50,13 +50,11 @@ pub fn start_python(spec: &WorkerSpec, ctx: Context) -> Result<(), StartError> {
                 tracing::error!("{e}");
                 std::process::exit(exit::START_FAILED);
             },
-        )?;
-        (env.site_dirs, Some(env.executable))
+        )?)
     };
     let setup = InterpreterSetup {
-        site_dirs,
+        cmd,
         sys_path: spec.sys_path.clone(),
-        executable,
     };
     pythond_python::init(&setup, ctx)?;
     Ok(())

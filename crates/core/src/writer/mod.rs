@@ -145,7 +145,9 @@ struct Batch {
 /// What every stage of one writer shares.
 struct Shared {
     cfg: WriterConfig,
-    counters: Counters,
+    /// Shared with the spool thread, which counts a batch spooled the
+    /// moment it is on disk (see `spill`).
+    counters: Arc<Counters>,
     transport: Transport,
     spool: Option<Arc<SpoolState>>,
     closed: AtomicBool,
@@ -171,6 +173,12 @@ impl Shared {
     /// A batch held in memory ended so: counted, unless shutdown's final
     /// count already counted it as lost.
     fn settle(&self, b: &Batch, fate: Fate) {
+        // A spooled batch was counted by the spool thread as it was written
+        // (see `spill`): in order with the spool's close, so that shutdown's
+        // final count never counts a batch that is on disk as lost.
+        if matches!(fate, Fate::Spooled) {
+            return;
+        }
         if !self.counters.settle(b.points, b.body.len() as u64) {
             return;
         }
@@ -178,9 +186,7 @@ impl Shared {
         match fate {
             Fate::Sent => self.delivered(&b.route, b.points, b.body.len()),
             Fate::Rejected(msg) => self.rejected(&b.route, b.points, &msg),
-            Fate::Spooled => {
-                c.points_spooled.fetch_add(b.points, Relaxed);
-            }
+            Fate::Spooled => {}
             Fate::DroppedShutdown => {
                 c.dropped_shutdown.fetch_add(b.points, Relaxed);
             }
@@ -228,7 +234,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(cfg.queue_max_messages.max(1));
         let shared = Arc::new(Shared {
             cfg,
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
             transport,
             spool,
             closed: AtomicBool::new(false),
@@ -383,7 +389,12 @@ impl Writer {
         // The deadline: the spool takes nothing more, and what is still in
         // memory is lost, counted once.
         if let Some(s) = &sh.spool {
-            s.close();
+            // Behind the appends asked for before it; a disk too slow to let
+            // it through in time leaves those counted lost (they may still
+            // reach the disk: then they are replayed, never lost unseen).
+            if tokio::time::timeout(SYNC_WAIT, s.close()).await.is_err() {
+                s.close_now();
+            }
         }
         let in_memory = sh.counters.finish();
         if in_memory > 0 {

@@ -74,12 +74,20 @@ pub fn open_spool_with(
 
 impl Shared {
     /// Put a batch in the spool: its record, or `None` if there is no spool
-    /// or the write failed (logged) or the spool is closed. The batch's
-    /// points are still the caller's to settle.
+    /// or the write failed (logged) or the spool is closed. A batch written
+    /// is counted spooled right there, on the spool thread (its fate is then
+    /// [`Fate::Spooled`](super::Fate::Spooled), which counts nothing more);
+    /// otherwise its points are still the caller's to settle.
     pub(super) async fn spill(&self, b: &Batch) -> Option<RecordId> {
         let s = self.spool.as_ref()?;
         let rec = encode_record(&b.route, b.points, &b.body);
-        match s.push(rec, b.points).await {
+        let (c, points, bytes) = (self.counters.clone(), b.points, b.body.len() as u64);
+        let counted = move || {
+            if c.settle(points, bytes) {
+                c.points_spooled.fetch_add(points, Relaxed);
+            }
+        };
+        match s.push(rec, b.points, counted).await {
             Ok((id, epoch)) => {
                 b.lane.spooled_in.store(epoch, Relaxed);
                 Some(id)

@@ -109,14 +109,22 @@ impl SpoolState {
     }
 
     /// Append a record (of `weight` points): where, and in which epoch.
-    /// Refused once [`SpoolState::close`] was called.
-    pub async fn push(&self, rec: Vec<u8>, weight: u64) -> Result<(RecordId, u64), SpoolOpError> {
+    /// `written` runs on the spool thread once the record is written, before
+    /// anything after it (a [`SpoolState::close`] included). Refused once
+    /// `close` ran.
+    pub async fn push(
+        &self,
+        rec: Vec<u8>,
+        weight: u64,
+        written: impl FnOnce() + Send + 'static,
+    ) -> Result<(RecordId, u64), SpoolOpError> {
         let r = self
             .call(move |s, p| {
                 if p.closed.load(Relaxed) {
                     return Err(SpoolOpError::Closed);
                 }
                 let id = s.push_weighed(&rec, weight)?;
+                written();
                 Ok((id, p.epoch.load(Relaxed)))
             })
             .await;
@@ -164,9 +172,23 @@ impl SpoolState {
         self.call(|s, _| Ok(s.sync()?)).await
     }
 
-    /// Refuse appends from now on: what is not on disk by now counts as
-    /// lost.
-    pub fn close(&self) {
+    /// Refuse appends from now on, in order with them: once this returns,
+    /// every append asked for before is on disk (and counted), and every
+    /// later one is refused; what is not on disk counts as lost.
+    pub async fn close(&self) {
+        let _ = self
+            .call(|_, p| {
+                p.closed.store(true, Relaxed);
+                Ok(())
+            })
+            .await;
+        // Also when the thread is gone.
+        self.close_now();
+    }
+
+    /// Refuse appends that have not started yet, without waiting for the
+    /// ones in progress.
+    pub fn close_now(&self) {
         self.published.closed.store(true, Relaxed);
     }
 

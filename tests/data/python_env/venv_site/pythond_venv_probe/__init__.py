@@ -1,0 +1,1 @@
+# A package installed only in the test's virtualenv.
