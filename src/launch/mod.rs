@@ -1,6 +1,9 @@
 //! Launch mode: DataKit starts pythond as the `cmd` of an
 //! `[[inputs.pythond]]` block, as `pythond <file> --logname=<name>`.
 //!
+//! For users: README, "Install into DataKit"; the design: `docs/design.md`,
+//! "Processes".
+//!
 //! DataKit's contract (facts about DataKit, not our design): `<file>` is a
 //! Python runner it rendered into `$TMPDIR/pythond_<digits>` ([`file`] reads
 //! it); `<name>` is the block's `name` with all whitespace removed; the

@@ -9,6 +9,8 @@
 //! load is shown with its error until it loads or its block is removed); a
 //! removed block stops it; spools survive both.
 //!
+//! The design: `docs/design.md`, "Processes" (Reload).
+//!
 //! Everything that touches the file system (reading the configuration,
 //! discovery, digests, setting up watches) runs on the blocking pool: the
 //! supervisor has one runtime thread.

@@ -1,5 +1,8 @@
 //! `pythond run`: one worker process per `[[inputs.pythond]]` block.
 //!
+//! The process model (workers, control channel, restarts, quarantine):
+//! `docs/design.md`, "Processes".
+//!
 //! Each worker is a `pythond-worker` process (installed beside `pythond`)
 //! with its block's `envs` in its environment, so they are set before its
 //! interpreter starts, and with its own CPython, so a crash, a hang or a leak

@@ -7,6 +7,7 @@ DataKitFramework` with nothing to install. The argument names, defaults and
 positional order of every method are those of DataKit's original framework;
 the work behind them (validation, line protocol, batching, retries) is done by
 the daemon's Rust core through `_pythond`, which only exists inside pythond.
+The contract (arguments, defaults, errors, data rules) is `docs/compat.md`.
 `report()`, `feed_metric()`, `feed_logging()` and `feed_object()` are
 methods of the native base class `_pythond.DataKitFramework` (one call into
 Rust, no Python frame in between); their argument names, defaults,

@@ -2,6 +2,8 @@
 //! script folders on `sys.path`, `datakit_framework` and the loader
 //! installed.
 //!
+//! Which paths scripts see, and why: `docs/compat.md`, "Discovery".
+//!
 //! The interpreter starts without `site` (as `python3 -S` would): the
 //! packages scripts see are `cmd`'s, and only `cmd`'s. `cmd`'s probe
 //! (`env`) lists its site-packages (and its user site exactly when `cmd`

@@ -1,6 +1,9 @@
 //! Configuration: `[[inputs.pythond]]` blocks from DataKit's `conf.d`, and
 //! what pythond needs from `datakit.conf` ([`datakit`]).
 //!
+//! What users may write and what each key means: `docs/compat.md`,
+//! "Configuration".
+//!
 //! A config path is a file or a directory (every `*.conf` below it, sorted).
 //! Only `[[inputs.pythond]]` blocks are ours; other inputs are skipped. Every
 //! problem names the file, the line and the key. A broken block is reported

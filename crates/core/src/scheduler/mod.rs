@@ -1,5 +1,8 @@
 //! Fixed-rate scheduling of script runs, with timeouts and backoff.
 //!
+//! The design (ticks, timeouts, backoff, hung runs): `docs/design.md`,
+//! "Inside a worker".
+//!
 //! Every job runs once right after start, then on ticks of its interval
 //! measured from that start, so a slow run never makes the schedule drift.
 //! The jobs' first ticks are spread over the first second (at most their

@@ -3,6 +3,9 @@
 //! writable by group or others, OpenSSH's StrictModes refuses keys in
 //! writable folders, sudo refuses a sudoers file writable by others).
 //!
+//! For users: README, "Security"; it is a deliberate difference from the
+//! original (`docs/compat.md`).
+//!
 //! A path passes when it is owned by root or by the user pythond runs as and
 //! is writable by neither its group nor others. A sticky folder (`/tmp`) is
 //! not enough: anyone may still create a file in it. The file and every

@@ -1,5 +1,8 @@
 //! `_pythond`: the native module behind `datakit_framework`.
 //!
+//! The methods' contract (arguments, defaults, errors): `docs/compat.md`,
+//! "Script API" and "Data rules".
+//!
 //! - [`Framework`] (`_pythond.DataKitFramework`) is the native base class of
 //!   the Python `DataKitFramework`: `report` and the one-point `feed_metric`,
 //!   `feed_logging`, `feed_object` are its methods, so a script's

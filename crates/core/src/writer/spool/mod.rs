@@ -1,5 +1,8 @@
 //! The disk spool: one input's undelivered batches, in order, on disk.
 //!
+//! The format and its invariants in short: `docs/design.md`, "Spool"; in full
+//! below.
+//!
 //! When DataKit cannot take data (down, hung, 5xx, 429) or memory is full,
 //! the writer appends encoded batches here and replays them, oldest first,
 //! once DataKit answers again — also after pythond restarts. Delivery is
