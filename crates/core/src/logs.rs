@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use queue::{Guard, Lossy};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{filter, EnvFilter, Layer};
+use tracing_subscriber::{filter, Layer};
 
 pub const MAX_BYTES: u64 = 100_000;
 pub const KEEP: usize = 10;
@@ -287,8 +287,7 @@ fn init_layers(opts: LogOptions, to_stderr: bool) -> LogGuard {
         guards.push(guard);
         out
     };
-    let filter =
-        || EnvFilter::try_from_env("PYTHOND_LOG").unwrap_or_else(|_| EnvFilter::new(&opts.level));
+    let filter = || level_filter(std::env::var("PYTHOND_LOG").ok().as_deref(), &opts.level);
     let stderr = to_stderr.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(lossy(Box::new(io::stderr()), "log-stderr"))
@@ -321,10 +320,44 @@ fn init_layers(opts: LogOptions, to_stderr: bool) -> LogGuard {
     }
 }
 
+/// The level filter `PYTHOND_LOG` (when set) or `level` names: `info`, or
+/// directives such as `warn,pythond::writer=debug` (targets and levels; not
+/// the regular expressions of `RUST_LOG` filters, whose engine would double
+/// the size of the filter code in both binaries). Something unreadable is
+/// `info`.
+fn level_filter(env: Option<&str>, level: &str) -> filter::Targets {
+    let spec = env
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(level);
+    spec.parse()
+        .unwrap_or_else(|_| filter::Targets::new().with_default(tracing::Level::INFO))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn levels_and_per_target_directives_are_read_and_the_environment_wins() {
+        use tracing::Level;
+        use tracing_subscriber::filter::LevelFilter;
+        let f = level_filter(None, "warn");
+        assert_eq!(f.default_level(), Some(LevelFilter::WARN));
+        let f = level_filter(Some("info,pythond::writer=debug"), "warn");
+        assert!(f.would_enable("pythond::writer", &Level::DEBUG));
+        assert!(!f.would_enable("pythond::supervisor", &Level::DEBUG));
+        assert!(f.would_enable("pythond::supervisor", &Level::INFO));
+        assert_eq!(
+            level_filter(Some(" "), "error").default_level(),
+            Some(LevelFilter::ERROR)
+        );
+        assert_eq!(
+            level_filter(None, "not a=level=x").default_level(),
+            Some(LevelFilter::INFO)
+        );
+    }
 
     #[test]
     fn the_framework_log_of_a_long_non_ascii_input_name_can_be_created() {
