@@ -156,8 +156,8 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
         Ok(None) => {}
         Ok(Some((kind, what))) => {
             match name_taken_message(name, path, &kind, &what) {
-                Ok(note) => out.notes.push(note),
-                Err(error) => out.failures.push(LoadFailure {
+                NameTaken::Note(note) => out.notes.push(note),
+                NameTaken::Refused(error) => out.failures.push(LoadFailure {
                     module: name.to_owned(),
                     path: path.to_owned(),
                     class: None,
@@ -260,14 +260,21 @@ fn load_one(py: Python<'_>, name: &str, path: &Path, out: &mut Loaded) {
     }
 }
 
+/// What becomes of a script file whose module name is taken.
+enum NameTaken {
+    /// Left out with a note (a copy of the framework among the scripts).
+    Note(String),
+    /// Refused, with the error saying what to do.
+    Refused(String),
+}
+
 /// What to tell about a script file whose module name is taken (see the
-/// loader's `name_taken`): `Ok` a note (a copy of the framework), `Err` the
-/// error.
-fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result<String, String> {
+/// loader's `name_taken`).
+fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> NameTaken {
     let file = path.display();
     let whose = match kind {
         "framework" => {
-            return Ok(format!(
+            return NameTaken::Note(format!(
             "{file}: not imported: pythond provides datakit_framework itself (scripts import it \
                  with no install step); this copy is not used"
         ))
@@ -280,7 +287,7 @@ fn name_taken_message(name: &str, path: &Path, kind: &str, what: &str) -> Result
     } else {
         "rename the file"
     };
-    Err(format!(
+    NameTaken::Refused(format!(
         "{file}: not imported: its module name {name:?} is {whose}, which this file would \
          replace for the framework and every other script (the original never ran such a file \
          either: the standard library and installed packages come first); {rename} \
