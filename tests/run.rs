@@ -441,3 +441,59 @@ fn report_reads_keys_by_value_and_keeps_the_order_of_a_big_list() {
     );
     assert!(d.stop().0.success());
 }
+
+#[test]
+fn feed_calls_written_in_one_pass_give_the_lines_and_errors_of_the_reference_path() {
+    // Each case is fed with plain dicts (read and written in one pass, or
+    // through the arena for kwargs and feed_object's name) and then with
+    // dict subclasses (the reference path); the script compares the errors,
+    // this side the lines of each pair (adjacent within their request path
+    // and input: one route).
+    let dk = FakeDataKit::start();
+    let script = fixture("run/one_pass.py");
+    let conf = "[[inputs.pythond]]\n  name = 'one_pass'\n  cmd = \"python3\"\n  dirs = [\"p\"]\n  [inputs.pythond.tags]\n    from_block = 'tag'\n    other = 'o'\n";
+    let dir = DataKitDir::new(&dk.addr().to_string(), &[("p/one_pass.py", &script)], conf);
+    let d = Daemon::start(&dir, &[]);
+    let summary = eventually(60, "the summary point", || {
+        dk.lines("/v1/write/metric")
+            .into_iter()
+            .find(|l| l.starts_with("one_pass_summary"))
+    });
+    let (status, err) = d.stop();
+    assert!(status.success(), "{err}");
+    let s = parse_line(&summary);
+    let field = |k: &str| s.fields.iter().find(|(f, _)| f == k).unwrap().1.clone();
+    assert_eq!(field("differ"), "s:", "errors differ:\n{summary}");
+    let queued: usize = field("queued").trim_start_matches("i:").parse().unwrap();
+    let calls: usize = field("calls").trim_start_matches("i:").parse().unwrap();
+    assert!(queued > 100 && queued < calls, "{queued} of {calls}");
+    let mut routes: HashMap<(String, Option<String>), Vec<String>> = HashMap::new();
+    for r in dk.accepted() {
+        let key = (r.path.clone(), r.query_value("input").map(str::to_owned));
+        routes.entry(key).or_default().extend(
+            r.lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("one_pass_summary")),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut pairs = 0;
+    for (route, lines) in &routes {
+        assert!(lines.len() % 2 == 0, "{route:?}: {lines:#?}");
+        for pair in lines.chunks(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a != b {
+                // Only the time may differ, and only when both were stamped now.
+                let (ra, ta) = a.rsplit_once(' ').unwrap();
+                let (rb, tb) = b.rsplit_once(' ').unwrap();
+                let near = |t: &str| (t.parse::<i64>().unwrap() - now).abs() < 600_000_000_000;
+                assert!(ra == rb && near(ta) && near(tb), "{route:?}:\n{a}\n{b}");
+            }
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, queued);
+}

@@ -18,8 +18,14 @@
 //!
 //! [`RawPoint::into_point`]: crate::point::RawPoint::into_point
 
-use super::{write_f64, write_i64, write_str, Lines};
-use crate::point::{normalize_time, normalize_time_f64, ConvertOptions};
+use std::cell::RefCell;
+
+use super::Lines;
+use crate::point::ConvertOptions;
+
+mod line;
+
+pub use line::{LineScratch, LineWriter, Scalar};
 
 /// Where a string is: in [`RawPoints`]' byte buffer, or (see
 /// [`RawPoints::str_borrowed`]) outside it.
@@ -230,151 +236,6 @@ impl RawPoints {
     }
 }
 
-/// What a byte of a name means to the fast path (bit set).
-const CTRL: u8 = 1; // `\n` `\r` `\t` NUL: refused in names
-const BACKSLASH: u8 = 2; // stripped at the end, escapes some bytes: left to the reference path
-const MEASUREMENT_ESC: u8 = 4; // `,` space
-const KEY_ESC: u8 = 8; // `,` `=` space
-
-const CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'\n' as usize] = CTRL;
-    t[b'\r' as usize] = CTRL;
-    t[b'\t' as usize] = CTRL;
-    t[0] = CTRL;
-    t[b'\\' as usize] = BACKSLASH;
-    t[b',' as usize] = MEASUREMENT_ESC | KEY_ESC;
-    t[b' ' as usize] = MEASUREMENT_ESC | KEY_ESC;
-    t[b'=' as usize] = KEY_ESC;
-    t
-};
-
-/// Check a name (measurement, key, tag value) and write it escaped, in one
-/// pass. Empty, or holding a control character or a backslash: the
-/// reference path decides (it strips trailing backslashes, names errors).
-#[inline]
-fn write_name(out: &mut Vec<u8>, s: &str, esc: u8) -> Result<(), Fallback> {
-    let b = s.as_bytes();
-    if b.is_empty() {
-        return Err(Fallback);
-    }
-    // Byte by byte into reserved room: names are short, and a copy call per
-    // name costs more than the loop.
-    out.reserve(2 * b.len());
-    let mut len = out.len();
-    let dst = out.as_mut_ptr();
-    for &c in b {
-        let k = CLASS[c as usize];
-        if k & (CTRL | BACKSLASH) != 0 {
-            return Err(Fallback);
-        }
-        // SAFETY: at most two bytes per input byte, `2 * b.len()` reserved.
-        unsafe {
-            if k & esc != 0 {
-                *dst.add(len) = b'\\';
-                len += 1;
-            }
-            *dst.add(len) = c;
-        }
-        len += 1;
-    }
-    // SAFETY: the bytes up to `len` were written above.
-    unsafe { out.set_len(len) };
-    Ok(())
-}
-
-/// Write a timestamp. A call's points share the time they were stamped
-/// with: its digits are kept from one point to the next; and one-point
-/// calls a moment apart share the second, whose digits are kept too (only
-/// the last nine, the nanoseconds, are written again).
-#[inline]
-fn write_time(out: &mut Vec<u8>, t: i64) {
-    const NS: i64 = 1_000_000_000;
-    thread_local! {
-        static LAST: std::cell::Cell<(i64, [u8; 20], u8)> = const { std::cell::Cell::new((i64::MIN, [0; 20], 0)) };
-    }
-    LAST.with(|last| {
-        let (lt, mut digits, n) = last.get();
-        if lt == t {
-            out.extend_from_slice(&digits[..n as usize]);
-            return;
-        }
-        if t >= NS && lt >= NS && t / NS == lt / NS {
-            // Same second, and at least ten digits: the first ones stay.
-            let mut ns = (t % NS) as u32;
-            for d in digits[n as usize - 9..n as usize].iter_mut().rev() {
-                *d = b'0' + (ns % 10) as u8;
-                ns /= 10;
-            }
-            out.extend_from_slice(&digits[..n as usize]);
-            last.set((t, digits, n));
-            return;
-        }
-        let mut buf = itoa::Buffer::new();
-        let s = buf.format(t).as_bytes();
-        out.extend_from_slice(s);
-        let mut d = [0u8; 20];
-        d[..s.len()].copy_from_slice(s);
-        last.set((t, d, s.len() as u8));
-    });
-}
-
-/// [`write_name`]'s checks alone (a key whose value is dropped is still
-/// checked, as the rules do).
-#[inline]
-fn check_name(s: &str) -> Result<(), Fallback> {
-    if s.is_empty()
-        || s.bytes()
-            .any(|c| CLASS[c as usize] & (CTRL | BACKSLASH) != 0)
-    {
-        return Err(Fallback);
-    }
-    Ok(())
-}
-
-/// Write `,key=value` for one tag; `false` when the tag is dropped.
-#[inline]
-fn write_tag(out: &mut Vec<u8>, key: &str, v: Val, rp: &RawPoints) -> Result<bool, Fallback> {
-    match v {
-        Val::None => {
-            check_name(key)?;
-            return Ok(false);
-        }
-        Val::Str(s) => {
-            let s = rp.get_str(s);
-            if s.is_empty() {
-                check_name(key)?;
-                return Ok(false);
-            }
-            out.push(b',');
-            write_name(out, key, KEY_ESC)?;
-            out.push(b'=');
-            write_name(out, s, KEY_ESC)?;
-        }
-        Val::Bool(b) => {
-            out.push(b',');
-            write_name(out, key, KEY_ESC)?;
-            out.extend_from_slice(if b { b"=true" } else { b"=false" });
-        }
-        Val::Int(i) => {
-            out.push(b',');
-            write_name(out, key, KEY_ESC)?;
-            out.push(b'=');
-            write_i64(out, i);
-        }
-        Val::Float(f) => {
-            if !f.is_finite() {
-                return Err(Fallback);
-            }
-            out.push(b',');
-            write_name(out, key, KEY_ESC)?;
-            out.push(b'=');
-            write_f64(out, f);
-        }
-    }
-    Ok(true)
-}
-
 /// Check and encode point `i` of `rp` as one line appended to `out`, with
 /// the input's `input_tags` added where the point has no such key. On
 /// [`Fallback`] nothing is appended.
@@ -385,119 +246,43 @@ pub fn encode_fast(
     input_tags: &[(String, String)],
     out: &mut Lines,
 ) -> Result<(), Fallback> {
+    thread_local! {
+        static SCRATCH: RefCell<LineScratch> = RefCell::new(LineScratch::new());
+    }
+    SCRATCH.with(|s| {
+        // Nothing below calls out: the scratch is never borrowed twice.
+        let mut s = s.borrow_mut();
+        encode_with(rp, i, opts, input_tags, &mut s, out)
+    })
+}
+
+/// [`encode_fast`] with the caller's scratch.
+pub fn encode_with(
+    rp: &RawPoints,
+    i: usize,
+    opts: &ConvertOptions,
+    input_tags: &[(String, String)],
+    scratch: &mut LineScratch,
+    out: &mut Lines,
+) -> Result<(), Fallback> {
     let p = &rp.points[i];
+    let scalar = |v: Val| match v {
+        Val::None => Scalar::None,
+        Val::Bool(b) => Scalar::Bool(b),
+        Val::Int(i) => Scalar::Int(i),
+        Val::Float(f) => Scalar::Float(f),
+        Val::Str(s) => Scalar::Str(rp.get_str(s)),
+    };
     out.push_with(|out| {
-        let m = rp.get_str(p.measurement);
-        if m.starts_with('#') {
-            return Err(Fallback);
+        let mut w = LineWriter::begin(out, scratch, opts, rp.get_str(p.measurement))?;
+        for &(k, v) in &rp.items[p.tags_at..p.fields_at] {
+            w.tag(rp.get_str(k), scalar(v))?;
         }
-        write_name(out, m, MEASUREMENT_ESC)?;
-        let tags = &rp.items[p.tags_at..p.fields_at];
-        let fields = &rp.items[p.fields_at..p.end];
-        let mut kept_tags = 0usize;
-        for &(k, v) in tags {
-            if write_tag(out, rp.get_str(k), v, rp)? {
-                kept_tags += 1;
-            }
+        w.fields();
+        for &(k, v) in &rp.items[p.fields_at..p.end] {
+            w.field(rp.get_str(k), scalar(v))?;
         }
-        let tags_end = out.len();
-        out.push(b' ');
-        let mut kept_fields = 0usize;
-        for &(k, v) in fields {
-            let key = rp.get_str(k);
-            if matches!(v, Val::None) {
-                check_name(key)?;
-                continue;
-            }
-            if kept_fields > 0 {
-                out.push(b',');
-            }
-            write_name(out, key, KEY_ESC)?;
-            out.push(b'=');
-            match v {
-                Val::None => unreachable!(),
-                Val::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-                Val::Int(i) if opts.numbers_as_float => write_f64(out, i as f64),
-                Val::Int(i) => {
-                    write_i64(out, i);
-                    out.push(b'i');
-                }
-                Val::Float(f) if f.is_finite() => write_f64(out, f),
-                Val::Float(_) => return Err(Fallback),
-                Val::Str(s) => write_str(out, rp.get_str(s)),
-            }
-            kept_fields += 1;
-        }
-        if kept_fields == 0 {
-            return Err(Fallback);
-        }
-        // A key both tag and field is an error: the reference path names it.
-        if kept_tags > 0 {
-            if kept_tags * kept_fields > 256 {
-                return Err(Fallback);
-            }
-            let kept_tag = |v: &Val| match v {
-                Val::None => false,
-                Val::Str(s) => s.len > 0,
-                _ => true,
-            };
-            // The lengths of the kept tags' keys, as bits: a field key of
-            // another length is no tag's (most are not), without a look.
-            let lens = tags
-                .iter()
-                .filter(|(_, tv)| kept_tag(tv))
-                .fold(0u64, |m, (tk, _)| m | 1 << (tk.len & 63));
-            for (fk, fv) in fields {
-                if matches!(fv, Val::None) || lens & (1 << (fk.len & 63)) == 0 {
-                    continue;
-                }
-                let fk = rp.get(*fk);
-                // Lengths first: most keys differ there, without a memcmp.
-                if tags
-                    .iter()
-                    .any(|(tk, tv)| tk.len == fk.len() && rp.get(*tk) == fk && kept_tag(tv))
-                {
-                    return Err(Fallback);
-                }
-            }
-        }
-        // The input's tags, for the keys the point does not use (as a tag
-        // or a field, even one whose value is dropped), after its own tags.
-        if !input_tags.is_empty() {
-            let mut extra = Vec::new();
-            for (k, v) in input_tags {
-                let taken = tags
-                    .iter()
-                    .chain(fields)
-                    .any(|(t, _)| rp.get(*t) == k.as_bytes());
-                if taken {
-                    continue;
-                }
-                if v.is_empty() {
-                    check_name(k)?;
-                    continue;
-                }
-                extra.push(b',');
-                write_name(&mut extra, k, KEY_ESC)?;
-                extra.push(b'=');
-                write_name(&mut extra, v, KEY_ESC)?;
-            }
-            if !extra.is_empty() {
-                out.splice(tags_end..tags_end, extra);
-            }
-        }
-        let t = match p.time {
-            Val::None => opts.now_ns,
-            Val::Int(t) => normalize_time(t, opts.precision).ok_or(Fallback)?,
-            Val::Float(f) if f.is_finite() => {
-                normalize_time_f64(f, opts.precision).ok_or(Fallback)?
-            }
-            _ => return Err(Fallback),
-        };
-        out.push(b' ');
-        write_time(out, t);
-        out.push(b'\n');
-        Ok(())
+        w.finish(scalar(p.time), opts, input_tags)
     })
 }
 

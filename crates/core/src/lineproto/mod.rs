@@ -24,7 +24,9 @@
 mod fast;
 mod float;
 
-pub use fast::{encode_fast, Fallback, Mark, RawPoints, Span, Val};
+pub use fast::{
+    encode_fast, encode_with, Fallback, LineScratch, LineWriter, Mark, RawPoints, Scalar, Span, Val,
+};
 
 use base64::Engine as _;
 

@@ -16,10 +16,11 @@
 //!   arrival: a point is never held longer than `batch_max_delay` in all;
 //! - the writer shuts down ([`Writer::shutdown`] flushes every stage first).
 //!
-//! Each call's lines are appended whole, after the call was checked: a call
-//! is still all-or-nothing. A stage is locked only for the copy of one call's
-//! lines (never while Python code runs), and hands its lines over while
-//! locked, so two flushes of one stage cannot overtake each other.
+//! Each call's lines are appended whole, checked as they are written (a line
+//! the checks refuse is taken back): a call is still all-or-nothing. A stage
+//! is locked only while one call's lines are written into it (never while
+//! Python code runs), and hands its lines over while locked, so two flushes
+//! of one stage cannot overtake each other.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -133,9 +134,9 @@ impl Stage {
     }
 
     /// One call's lines for `route`, encoded by `write` straight into the
-    /// stage (no copy). `write` runs with the stage locked: it must be plain
-    /// Rust (no Python code, which could call back into this stage), and
-    /// add whole lines or, on `Err`, none.
+    /// stage (no copy). `write` runs with the stage locked: it must not run
+    /// a script's code (which could call back into this stage) nor wait on
+    /// anything, and it adds whole lines or, on `Err`, none.
     pub fn push_with<E>(
         &self,
         route: &Route,

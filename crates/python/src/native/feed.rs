@@ -12,7 +12,7 @@ use super::Context;
 use super::{finish, hand_over, hand_over_direct, hand_over_with, now_ns, Api};
 use crate::convert::{optional_map, raw_value, type_name, ConvertError};
 use pythond_core::lineproto::Lines;
-use pythond_core::lineproto::{encode_fast, RawPoints};
+use pythond_core::lineproto::{encode_with, LineScratch, RawPoints};
 use pythond_core::point::{Category, ConvertOptions, RawPoint};
 use pythond_core::route::{Route, WriteQuery};
 use pythond_core::target::Target;
@@ -47,10 +47,12 @@ pub(super) struct FeedArgs<'a, 'py> {
     pub kwargs: Option<&'a Bound<'py, PyAny>>,
 }
 
-/// What a call reuses from the previous one on this thread: the arena the
-/// fast reader fills and the lines it encodes into.
+/// What a call reuses from the previous one on this thread: the line
+/// writer's scratch, the arena the fast reader fills (calls with `kwargs`
+/// or a name tag) and the lines it encodes into.
 #[derive(Default)]
 struct Scratch {
+    line: LineScratch,
     raw: RawPoints,
     lines: Lines,
 }
@@ -110,46 +112,72 @@ fn feed_lines(
     opts: &ConvertOptions,
     s: &mut Scratch,
 ) -> PyResult<()> {
-    let fast = fast_input(args.input).filter(|_| {
-        let point = FeedPoint {
-            measurement: args.measurement,
-            tags: args.tags,
-            name_tag: args.name_tag,
-            fields: match args.fields {
-                Fields::Map(f) => f,
-                Fields::Message(_) => None,
-            },
-            kwargs: args.kwargs,
-            time: args.time,
-        };
-        match args.fields {
-            Fields::Map(_) => read::feed_point(&mut s.raw, &point),
-            Fields::Message(m) => read::feed_message(&mut s.raw, &point, m),
-        }
-        .is_some()
-    });
-    let (target, category) = if let Some(input) = fast {
-        let route = Route {
-            target,
-            category,
-            query: WriteQuery {
-                input: input.map(str::to_owned),
-                ..WriteQuery::default()
-            },
-        };
-        // Checked and encoded straight into the script's stage.
-        let raw = &s.raw;
-        let encoded = hand_over_with(ctx, &route, &mut s.lines, |lines| {
-            encode_fast(raw, 0, opts, &ctx.input_tags, lines)
-        });
-        if encoded.is_ok() {
-            return Ok(());
-        }
-        // The fast path could not decide: the reference path says why.
-        (route.target, route.category)
-    } else {
-        (target, category)
+    let Some(input) = fast_input(args.input) else {
+        return reference_lines(ctx, target, category, what, args, opts, s);
     };
+    let route = Route {
+        target,
+        category,
+        query: WriteQuery {
+            input: input.map(str::to_owned),
+            ..WriteQuery::default()
+        },
+    };
+    let point = FeedPoint {
+        measurement: args.measurement,
+        tags: args.tags,
+        name_tag: args.name_tag,
+        fields: match args.fields {
+            Fields::Map(f) => f,
+            Fields::Message(_) => None,
+        },
+        kwargs: args.kwargs,
+        time: args.time,
+    };
+    let Scratch { line, raw, lines } = s;
+    let encoded = if args.kwargs.is_none() && args.name_tag.is_none() {
+        // Read, checked and encoded in one pass, straight into the
+        // script's stage.
+        let message = match args.fields {
+            Fields::Map(_) => None,
+            Fields::Message(m) => Some(m),
+        };
+        hand_over_with(ctx, &route, lines, |lines| {
+            lines
+                .push_with(|out| read::feed_line(out, line, &point, message, opts, &ctx.input_tags))
+        })
+        .is_ok()
+    } else {
+        // `{**fields, **kwargs}` and `tags["name"] = name` first, in the
+        // arena; then checked and encoded into the stage.
+        let read = match args.fields {
+            Fields::Map(_) => read::feed_point(raw, &point),
+            Fields::Message(m) => read::feed_message(raw, &point, m),
+        };
+        read.is_some()
+            && hand_over_with(ctx, &route, lines, |lines| {
+                encode_with(raw, 0, opts, &ctx.input_tags, line, lines)
+            })
+            .is_ok()
+    };
+    if encoded {
+        return Ok(());
+    }
+    // The fast path could not decide: the reference path says why.
+    reference_lines(ctx, route.target, route.category, what, args, opts, s)
+}
+
+/// The reference path of a run-mode call: the point (or its error) by the
+/// rules, its line handed over.
+fn reference_lines(
+    ctx: &Context,
+    target: Option<Target>,
+    category: Category,
+    what: &str,
+    args: &FeedArgs<'_, '_>,
+    opts: &ConvertOptions,
+    s: &mut Scratch,
+) -> PyResult<()> {
     s.lines.clear();
     let (route, raw) = reference(target, category, what, args)?;
     s.lines.push(&finish(ctx, raw, 0, opts, what)?);

@@ -21,7 +21,8 @@
 //! Each call converts its arguments, applies the point rules, encodes the
 //! points and hands them over (to the script's stage, or the [`Sink`]); none
 //! waits on the network while attached to Python. Points made of the common
-//! built-in types take a fast path (`read.rs` + the core's `encode_fast`);
+//! built-in types take a fast path (`read.rs` + the core's `LineWriter`,
+//! straight into the stage for a one-point call);
 //! everything else, every error included, takes the reference path
 //! (`convert.rs` + `RawPoint::into_point`), so both give the same lines and
 //! the same messages. Module functions: `target` (a script's `ip`/`port`),

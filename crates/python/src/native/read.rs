@@ -1,7 +1,10 @@
 //! The fast reader: points made of exact built-in types (`dict` with `str`
-//! keys; `str`, `int` within i64, `float`, `bool`, `None` values) copied into
-//! a [`RawPoints`] arena, borrowing each string's UTF-8 from the `str` object
-//! instead of allocating a `String` per key and value.
+//! keys; `str`, `int` within i64, `float`, `bool`, `None` values), each
+//! string's UTF-8 borrowed from the `str` object instead of copied into a
+//! `String`. A one-point call is read and written in one pass
+//! ([`feed_line`]: each item goes straight to the core's [`LineWriter`]);
+//! `report()`'s points, and a call whose `kwargs` or name tag change its
+//! dicts as it is read, are copied into a [`RawPoints`] arena first.
 //!
 //! Only exact types are read here: their reading runs no Python code (no
 //! `__index__`, no `__eq__` of a key, no dict resized under the iteration),
@@ -16,7 +19,8 @@ use std::os::raw::c_int;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use pythond_core::lineproto::{RawPoints, Span, Val};
+use pythond_core::lineproto::{Fallback, LineScratch, LineWriter, RawPoints, Scalar, Span, Val};
+use pythond_core::point::ConvertOptions;
 
 /// The UTF-8 of an exact `str` (cached by CPython in the object: no copy).
 /// `None` for anything else, or a str that has no UTF-8 (lone surrogates).
@@ -114,17 +118,18 @@ unsafe fn put(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Optio
     })
 }
 
-/// One value of an exact scalar type.
+/// One value of an exact scalar type, its string borrowed from the `str`
+/// object; `None` for anything else.
 ///
 /// # Safety
-/// `o` is a live object and the GIL is held; see [`put`] for `mode`.
+/// `o` is a live object and the GIL is held; the string lives as long as `o`.
 #[inline]
-unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Val> {
+unsafe fn scalar_ref<'a>(o: *mut ffi::PyObject) -> Option<Scalar<'a>> {
     if o == ffi::Py_None() {
-        return Some(Val::None);
+        return Some(Scalar::None);
     }
-    if let Some(s) = put(rp, o, mode) {
-        return Some(Val::Str(s));
+    if let Some(s) = exact_str(o) {
+        return Some(Scalar::Str(s));
     }
     if ffi::PyLong_CheckExact(o) != 0 {
         let mut overflow: c_int = 0;
@@ -133,18 +138,59 @@ unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Op
             ffi::PyErr_Clear();
             return None;
         }
-        return Some(Val::Int(v));
+        return Some(Scalar::Int(v));
     }
     if ffi::PyFloat_CheckExact(o) != 0 {
-        return Some(Val::Float(ffi::PyFloat_AS_DOUBLE(o)));
+        return Some(Scalar::Float(ffi::PyFloat_AS_DOUBLE(o)));
     }
     if o == ffi::Py_True() {
-        return Some(Val::Bool(true));
+        return Some(Scalar::Bool(true));
     }
     if o == ffi::Py_False() {
-        return Some(Val::Bool(false));
+        return Some(Scalar::Bool(false));
     }
     None
+}
+
+/// One value of an exact scalar type into the arena.
+///
+/// # Safety
+/// `o` is a live object and the GIL is held; see [`put`] for `mode`.
+#[inline]
+unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Val> {
+    Some(match scalar_ref(o)? {
+        Scalar::None => Val::None,
+        Scalar::Bool(b) => Val::Bool(b),
+        Scalar::Int(i) => Val::Int(i),
+        Scalar::Float(f) => Val::Float(f),
+        Scalar::Str(_) => Val::Str(put(rp, o, mode)?),
+    })
+}
+
+/// Each item of an exact dict, as borrowed `(key, value)` objects, until
+/// `f` answers `None` (then so does this).
+///
+/// # Safety
+/// `d` is a live exact `dict` and the GIL is held; `f` runs no Python code
+/// (the dict is walked with borrowed references, so it must not change
+/// during the walk).
+#[inline]
+unsafe fn walk(
+    d: *mut ffi::PyObject,
+    mut f: impl FnMut(*mut ffi::PyObject, *mut ffi::PyObject) -> Option<()>,
+) -> Option<()> {
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+    // As many steps as the dict has items: the call that would only say
+    // "no more" is saved (the dict cannot change during the walk).
+    for _ in 0..dict_len(d) {
+        if ffi::PyDict_Next(d, &mut pos, &mut k, &mut v) == 0 {
+            break;
+        }
+        f(k, v)?;
+    }
+    Some(())
 }
 
 /// How the items of a dict are added to the point being read.
@@ -177,24 +223,16 @@ unsafe fn map(
         if ffi::PyDict_CheckExact(d) == 0 {
             return None;
         }
-        let mut pos: ffi::Py_ssize_t = 0;
-        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
-        let mut val: *mut ffi::PyObject = std::ptr::null_mut();
-        // As many steps as the dict has items: the call that would only say
-        // "no more" is saved (the dict cannot change during the walk).
-        for _ in 0..dict_len(d) {
-            if ffi::PyDict_Next(d, &mut pos, &mut k, &mut val) == 0 {
-                break;
-            }
+        walk(d, |k, v| {
             let key = put(rp, k, mode)?;
-            let val = scalar(rp, val, mode)?;
+            let val = scalar(rp, v, mode)?;
             match add {
                 Add::Item => rp.item(key, val),
                 Add::Merge => rp.merge_field(key, val),
             }
-        }
+            Some(())
+        })
     }
-    Some(())
 }
 
 /// The arguments of one `feed_*` call.
@@ -233,6 +271,67 @@ pub(super) fn feed_message(
         rp.item(k, v);
         Some(())
     })
+}
+
+/// One `feed_*` point without `kwargs` and without `feed_object`'s name
+/// tag, read and written in one pass: each tag and field goes from the
+/// script's dicts straight into the line at the end of `out`
+/// ([`LineWriter`]). `message` is `feed_logging`'s (its fields are
+/// `{"message": message}`; `p.fields` is not read then). `Err`: a value of
+/// another type, or a point the fast path cannot decide: the caller
+/// discards what was written and takes the reference path.
+pub(super) fn feed_line(
+    out: &mut Vec<u8>,
+    scratch: &mut LineScratch,
+    p: &FeedPoint<'_, '_>,
+    message: Option<&Bound<'_, PyAny>>,
+    opts: &ConvertOptions,
+    input_tags: &[(String, String)],
+) -> Result<(), Fallback> {
+    debug_assert!(p.kwargs.is_none() && p.name_tag.is_none());
+    // SAFETY: live objects borrowed from the call, GIL held. The call's
+    // arguments hold every object read (the dicts hold their keys and
+    // values) until it returns, and nothing here runs Python code: the
+    // strings borrowed stay alive and unchanged while the line is written.
+    unsafe {
+        let m = exact_str(p.measurement.as_ptr()).ok_or(Fallback)?;
+        let mut w = LineWriter::begin(out, scratch, opts, m)?;
+        if let Some(d) = exact_dict(p.tags)? {
+            walk(d, |k, v| w.tag(exact_str(k)?, scalar_ref(v)?).ok()).ok_or(Fallback)?;
+        }
+        w.fields();
+        match message {
+            Some(m) => w.field("message", scalar_ref(m.as_ptr()).ok_or(Fallback)?)?,
+            None => {
+                if let Some(d) = exact_dict(p.fields)? {
+                    walk(d, |k, v| w.field(exact_str(k)?, scalar_ref(v)?).ok()).ok_or(Fallback)?;
+                }
+            }
+        }
+        let t = match p.time {
+            None => Scalar::None,
+            Some(t) => scalar_ref(t.as_ptr()).ok_or(Fallback)?,
+        };
+        w.finish(t, opts, input_tags)
+    }
+}
+
+/// A tags/fields argument: `None` (no items), an exact dict, or `Err`
+/// (anything else: the reference path).
+///
+/// # Safety
+/// The GIL is held.
+#[inline]
+unsafe fn exact_dict(v: Option<&Bound<'_, PyAny>>) -> Result<Option<*mut ffi::PyObject>, Fallback> {
+    let Some(v) = v else { return Ok(None) };
+    let d = v.as_ptr();
+    if d == ffi::Py_None() {
+        return Ok(None);
+    }
+    if ffi::PyDict_CheckExact(d) == 0 {
+        return Err(Fallback);
+    }
+    Ok(Some(d))
 }
 
 fn feed_with(

@@ -217,9 +217,10 @@ fn timestamps_are_written_whole_whatever_came_before() {
         9_999_999_999,
         10_000_000_000,
     ];
+    let mut s = LineScratch::new();
     for &t in &ts {
         let mut out = Vec::new();
-        write_time(&mut out, t);
+        s.write_time(&mut out, t);
         assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
     }
 }
@@ -228,10 +229,11 @@ proptest! {
     #[test]
     fn a_run_of_timestamps_is_written_as_itoa_writes_each(start in 0i64..4_000_000_000_000_000_000, steps in proptest::collection::vec(0i64..3_000_000_000, 1..20)) {
         let mut t = start;
+        let mut scratch = LineScratch::new();
         for s in steps {
             t = t.saturating_add(s);
             let mut out = Vec::new();
-            write_time(&mut out, t);
+            scratch.write_time(&mut out, t);
             prop_assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
         }
     }
