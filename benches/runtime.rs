@@ -23,126 +23,17 @@
 //!    installed (Debian's `collectd-core`): values/s next to `feed_metric`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::FakeDataKit;
 
 #[path = "runtime/collectd.rs"]
 mod collectd;
+#[path = "runtime/proc.rs"]
+mod proc;
 use collectd::collectd_dispatch_rate;
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn daemon(root: &Path, dk: &FakeDataKit) -> Child {
-    write(
-        root,
-        "conf.d/datakit.conf",
-        &format!("[http_api]\nlisten = \"{}\"\n", dk.addr()),
-    );
-    Command::new(PYTHOND)
-        .args(["run", "--config"])
-        .arg(root.join("conf.d"))
-        .arg("--datakit-dir")
-        .arg(root)
-        .arg("--log-dir")
-        .arg(root.join("logs"))
-        // A DataKit-shaped dir that no DataKit runs.
-        .arg("--run-datakit-blocks")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join("stderr.txt")).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut c: Child) {
-    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-    let _ = c.wait();
-}
-
-const PYTHOND: &str = env!("CARGO_BIN_EXE_pythond");
-
-fn conf(root: &Path, dirs: &str) {
-    write(
-        root,
-        "conf.d/pythond/pythond.conf",
-        &format!("[[inputs.pythond]]\nname = 'bench'\ncmd = 'python3'\ndirs = [{dirs}]\n"),
-    );
-}
-
-/// Children of `pid` (the workers).
-fn children(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-            v.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
-        }
-    }
-    v
-}
-
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-        / ticks
-}
-
-/// CPU seconds of the threads of `pid` named `name` (`/proc/<pid>/task/*/comm`).
-fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
-    let mut total = 0.0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let after = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-            total += (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-                / ticks;
-        }
-    }
-    total
-}
-
-fn status_kib(file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    status_kib(&format!("/proc/{pid}/status"), "VmRSS:")
-}
-
-fn hwm_kib(pid: u32) -> u64 {
-    status_kib(&format!("/proc/{pid}/status"), "VmHWM:")
-}
-
-/// Proportional set size: shared pages (the same binary and libpython
-/// mapped in supervisor and worker) are split between the processes instead
-/// of counted in each.
-fn pss_kib(pid: u32) -> u64 {
-    status_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
-}
+use proc::*;
 
 /// Fields of the `bench_result` point the script reported.
 fn result_field(dk: &FakeDataKit, key: &str) -> f64 {
@@ -246,7 +137,7 @@ fn idle_memory(cmd: &str) -> (u64, u64, u64, u64) {
     let w: u64 = workers.iter().map(|p| rss_kib(*p)).sum();
     let sup_pss = pss_kib(d.id());
     let w_pss: u64 = workers.iter().map(|p| pss_kib(*p)).sum();
-    stop(d);
+    drop(d);
     (sup_pss, w_pss, sup, w)
 }
 
@@ -301,7 +192,7 @@ fn scale(count: usize) -> Scale {
     let status_cpu = cpu_secs(d.id()) + thread_cpu_secs(worker, "report") - status0;
     let wall = t0.elapsed().as_secs_f64();
     let stderr_path = root.path().join("stderr.txt");
-    stop(d);
+    drop(d);
     let text = std::fs::read_to_string(stderr_path).unwrap();
     let (runs, p99s) = summaries(&text);
     Scale {
@@ -372,7 +263,7 @@ fn main() {
         let empty_best = n / result_field(&dk, "empty_best_s");
         let empty_worst = n / result_field(&dk, "empty_worst_s");
         let lag = arrived - result_field(&dk, "end_unix");
-        stop(d);
+        drop(d);
         feed_rate = Some(feed_best);
         rows.push(Row {
             what: "`feed_metric`, one point per call (3 tags, 4 fields), run mode → loopback DataKit".into(),
@@ -413,7 +304,7 @@ fn main() {
                     .sum::<usize>()
             })
             .sum();
-        stop(d);
+        drop(d);
         let added = (hwm as f64 - rss0) * 1024.0;
         rows.push(Row {
             what: "`report()` of 1 000 000 points, inside the call".into(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::stop;
+use super::proc::stop;
 
 /// collectd (with its Python plugin) running a read callback that calls
 /// `Values.dispatch()` N times and writes the rate to a file; `None` when
