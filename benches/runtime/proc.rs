@@ -82,7 +82,11 @@ pub fn children(pid: u32) -> Vec<u32> {
 }
 
 pub fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// utime + stime of a `/proc/.../stat` line, in seconds.
+fn stat_cpu_secs(stat: &str) -> f64 {
     let after = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
@@ -102,12 +106,7 @@ pub fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         if comm.trim() == name {
             let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let after = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-            total += (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-                / ticks;
+            total += stat_cpu_secs(&stat);
         }
     }
     total
