@@ -30,6 +30,12 @@ use tracing_subscriber::{filter, Layer};
 pub const MAX_BYTES: u64 = 100_000;
 pub const KEEP: usize = 10;
 
+/// How many rounds (a rotation by another writer, or one of our own) one
+/// append goes through before it writes to the file it holds anyway: each
+/// round means a whole file was filled meanwhile, so this bound is never
+/// reached in practice; it only rules out a livelock.
+const ROTATION_RACES: u32 = 1000;
+
 /// A file that rotates by size. Cheap to clone; thread-safe.
 #[derive(Clone)]
 pub struct RotatingFile {
@@ -84,32 +90,30 @@ impl RotatingFile {
             let fd = file.as_raw_fd();
             // SAFETY: flock on a file we hold open (closing it unlocks too).
             unsafe { libc::flock(fd, libc::LOCK_EX) };
-            if attempt < 3 && inner.rotated_away() {
+            let settled = attempt >= ROTATION_RACES;
+            if !settled && inner.rotated_away() {
                 // Rotated between our open and our lock: take the new file.
+                // (flock is not fair: under load one writer can lose this
+                // race several times in a row.)
                 inner.file = None;
                 continue;
             }
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let result = if size > 0 && size + buf.len() as u64 > inner.max_bytes {
-                // Still holding the lock on the old file (so others wait),
-                // rename the files, then write to the new one; dropping the
-                // old file releases the lock.
+            if !settled && size > 0 && size + buf.len() as u64 > inner.max_bytes {
+                // Still holding the lock on the full file (so the others
+                // wait), rename the files; the next round opens the new one
+                // and appends under its lock, after the same checks: other
+                // writers may have opened it and filled it meanwhile (a
+                // write to it without its lock overfilled it under load).
+                // Closing the full file releases its lock.
                 inner.shift_names();
-                match open(&inner.path) {
-                    Ok(new) => {
-                        let _old = inner.file.replace(new);
-                        inner.file.as_mut().expect("just set").write_all(buf)
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                let mut f = inner.file.as_ref().expect("opened above");
-                f.write_all(buf)
-            };
-            if let Some(f) = &inner.file {
-                // SAFETY: as above; unlocking a file we did not lock is a no-op.
-                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+                inner.file = None;
+                continue;
             }
+            let mut f = file;
+            let result = f.write_all(buf);
+            // SAFETY: as above.
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
             return result;
         }
         unreachable!("the loop returns")
