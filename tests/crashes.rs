@@ -6,7 +6,6 @@
 //! processes, real scripts (`tests/data/crashes/`, `tests/data/promises/`),
 //! a loopback DataKit.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,15 +13,6 @@ use testkit::FakeDataKit;
 
 use crate::fixtures::*;
 use crate::util::*;
-
-fn status(dir: &Path) -> Value {
-    let out = pythond()
-        .args(["status", "--json", "--datakit-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
 
 /// The state of script `class` of input `input`, if it is listed.
 fn state_of(v: &Value, input: &str, class: &str) -> Option<String> {
@@ -85,12 +75,7 @@ fn a_script_that_crashes_its_worker_every_run_is_set_aside_and_the_others_keep_r
         times.len(),
         max_gap(&times) / 1_000_000
     );
-    let le: Vec<String> = dk
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/lasterror")
-        .map(|r| r.text())
-        .collect();
+    let le = lasterrors(&dk);
     assert!(
         le.iter()
             .any(|t| t.contains("run:quitter.Quitter") && t.contains("died 3 times in a row")),

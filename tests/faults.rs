@@ -294,12 +294,7 @@ fn spinning_script_is_interrupted_at_its_timeout_and_runs_again() {
         "RunTimeout is not an Exception"
     );
     assert!(err.contains("exceeded its timeout"), "{err}");
-    let le: Vec<String> = dk
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/lasterror")
-        .map(|r| r.text())
-        .collect();
+    let le = lasterrors(&dk);
     assert!(
         le.iter()
             .any(|t| t.contains("RunTimeout") && t.contains("\"input\":\"spin\"")),
@@ -351,12 +346,7 @@ fn scripts_blocked_in_c_are_declared_hung_and_the_others_keep_their_ticks() {
         err.contains("script=sock") && err.contains("is hung"),
         "{err}"
     );
-    let le: Vec<String> = dk
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/lasterror")
-        .map(|r| r.text())
-        .collect();
+    let le = lasterrors(&dk);
     assert!(
         le.iter()
             .any(|t| t.contains("\"input\":\"sleeper\"") && t.contains("no longer scheduled")),

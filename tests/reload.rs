@@ -13,15 +13,6 @@ use testkit::FakeDataKit;
 use crate::fixtures::*;
 use crate::util::*;
 
-pub(crate) fn status(dk: &Path) -> Value {
-    let out = pythond()
-        .args(["status", "--json", "--datakit-dir"])
-        .arg(dk)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 pub(crate) fn input<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v["inputs"].as_array()?.iter().find(|i| i["name"] == name)
 }
@@ -120,11 +111,7 @@ fn an_edit_restarts_only_its_input_and_a_broken_one_keeps_the_old_version() {
     assert_eq!(input(&v, "edited").unwrap()["restarts"], 0, "{v}");
     // Sent (and logged) after the status shows it: waited for.
     assert!(
-        dk.wait_until(Duration::from_secs(10), |dk| dk.requests().iter().any(
-            |r| r.path == "/v1/lasterror"
-                && r.text().contains("\"input\":\"edited\"")
-                && r.text().contains("SyntaxError")
-        )),
+        lasterror_has(&dk, "edited", "SyntaxError"),
         "the refusal reached DataKit's lasterror"
     );
     eventually(10, "the refusal in the log", || {

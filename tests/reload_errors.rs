@@ -13,7 +13,7 @@ use serde_json::Value;
 use testkit::FakeDataKit;
 
 use crate::fixtures::*;
-use crate::reload::{input, save, status, steady_unaffected, two_inputs, versions};
+use crate::reload::{input, save, steady_unaffected, two_inputs, versions};
 use crate::util::*;
 
 fn pid_of(dir: &Path, name: &str) -> Option<u64> {
@@ -35,18 +35,6 @@ fn reload_error_cleared(dir: &Path, name: &str) {
             .is_null()
             .then_some(())
     });
-}
-
-/// DataKit's `/v1/lasterror` got `what` for `input` (it is sent after the
-/// status shows the error: waited for).
-fn lasterror_has(dk: &FakeDataKit, input: &str, what: &str) -> bool {
-    dk.wait_until(Duration::from_secs(10), |dk| {
-        dk.requests().iter().any(|r| {
-            r.path == "/v1/lasterror"
-                && r.text().contains(&format!("\"input\":\"{input}\""))
-                && r.text().contains(what)
-        })
-    })
 }
 
 /// v1 is still what runs: more of its points arrive.

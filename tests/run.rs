@@ -321,12 +321,7 @@ fn ip_and_port_given_to_init_route_that_instance_and_envs_reach_the_interpreter(
         conf,
     );
     let d = Daemon::start(&dir, &[]);
-    let lasterror = |dk: &FakeDataKit| {
-        dk.requests()
-            .iter()
-            .filter(|r| r.path == "/v1/lasterror")
-            .count()
-    };
+    let lasterror = |dk: &FakeDataKit| lasterrors(dk).len();
     assert!(
         other_dk.wait_until(Duration::from_secs(20), |dk| dk.all_lines().len() >= 3
             && lasterror(dk) >= 1),

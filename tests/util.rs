@@ -312,6 +312,37 @@ pub fn produced(dk: &DataKitDir, dir: &str, class: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// `pythond status --json` of the daemon whose DataKit dir is `dir`
+/// (`Null` when it does not answer).
+pub fn status(dir: &Path) -> serde_json::Value {
+    let out = pythond()
+        .args(["status", "--json", "--datakit-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Bodies (text) of the requests DataKit got on `/v1/lasterror`, in order.
+pub fn lasterrors(dk: &testkit::FakeDataKit) -> Vec<String> {
+    dk.requests()
+        .iter()
+        .filter(|r| r.path == "/v1/lasterror")
+        .map(|r| r.text())
+        .collect()
+}
+
+/// DataKit's `/v1/lasterror` gets `what` for `input` within 10 s (it is
+/// sent after the status shows the error: waited for).
+pub fn lasterror_has(dk: &testkit::FakeDataKit, input: &str, what: &str) -> bool {
+    let input = format!("\"input\":\"{input}\"");
+    dk.wait_until(std::time::Duration::from_secs(10), |dk| {
+        lasterrors(dk)
+            .iter()
+            .any(|t| t.contains(&input) && t.contains(what))
+    })
+}
+
 /// One line of the README's reliability table, printed with `--nocapture`.
 pub fn report_outcome(scenario: &str, what: &str, produced: usize, arrived: usize) {
     eprintln!("RELIABILITY | {scenario} | {what} | {produced} | {arrived} |");

@@ -6,7 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 /// Files under a new temp dir, folders 0755 and files 0644 whatever the
 /// umask: the state the permission check accepts.
 fn tree(files: &[&str]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
+    tree_in(tempfile::tempdir().unwrap(), files)
+}
+
+/// `files` written into `d`, as [`tree`] says.
+fn tree_in(d: tempfile::TempDir, files: &[&str]) -> tempfile::TempDir {
     for f in files {
         let p = d.path().join(f);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -233,21 +237,7 @@ fn a_symlinked_entry_checks_its_real_folder_too() {
 /// [`tree`] under a trusted temp dir, for trees a symlink or `..` leads
 /// out of (those are checked up to `/`).
 fn trusted_tree(files: &[&str]) -> tempfile::TempDir {
-    let d = crate::trust::testing::trusted_tempdir();
-    for f in files {
-        let p = d.path().join(f);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, "").unwrap();
-        chmod(&p, 0o644);
-        for a in p
-            .ancestors()
-            .skip(1)
-            .take_while(|a| a.starts_with(d.path()))
-        {
-            chmod(a, 0o755);
-        }
-    }
-    d
+    tree_in(crate::trust::testing::trusted_tempdir(), files)
 }
 
 /// The one error of `d`, which must name `folder` as writable by others.
