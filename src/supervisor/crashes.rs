@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use pythond_core::spec::Quarantined;
+use pythond_core::status::unix_ms;
 
 /// Crashes in a row, blamed on one import or class, that quarantine it.
 pub const STRIKES: u32 = 3;
@@ -75,12 +76,6 @@ struct OnDisk {
 fn mtime_ns(file: Option<&Path>) -> Option<u128> {
     let t = std::fs::metadata(file?).ok()?.modified().ok()?;
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_nanos())
-}
-
-fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Where the quarantines of `input` are kept in `data_dir` (beside its
@@ -207,7 +202,7 @@ impl Crashes {
             reason,
             mtime_ns: mtime_ns(file.as_deref()),
             file,
-            since_ms: ms(now),
+            since_ms: unix_ms(now),
         };
         let q = e.quarantined();
         self.quarantined.push(e);
@@ -374,7 +369,7 @@ mod tests {
         let active = again.active(t0);
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].id, "run:a.A");
-        assert_eq!(active[0].since_ms, ms(t0));
+        assert_eq!(active[0].since_ms, unix_ms(t0));
         assert_eq!(in_force(&file, t0).len(), 1, "what check lists");
         assert!(in_force(&file, t0 + RETRY_AFTER).is_empty());
         // Over: the file goes.

@@ -67,6 +67,13 @@ pub struct WorkerSpec {
 }
 
 impl WorkerSpec {
+    /// The block's `timeout`. Validated with the config; bounded again here
+    /// so that a hand-made spec cannot panic the worker.
+    pub fn block_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout_secs
+            .and_then(|t| crate::seconds::to_duration(t).ok())
+    }
+
     /// A digest of what this worker would import: module names, paths and
     /// file contents (and what discovery refused). Hot reload restarts a
     /// worker only when it differs from the running version's; reading the

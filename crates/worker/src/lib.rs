@@ -190,9 +190,7 @@ fn test(args: TestArgs) -> Result<i32, CliError> {
         }
         plan.input_tags = spec.tags.clone();
         plan.numbers_as_float |= spec.numbers_as_float;
-        plan.limits.timeout = spec
-            .timeout_secs
-            .and_then(|t| pythond_core::seconds::to_duration(t).ok());
+        plan.limits.timeout = spec.block_timeout();
         let outcome = testmode::run(
             |ctx| runtime::start_python(&spec, ctx),
             &spec.modules,

@@ -68,9 +68,7 @@ pub fn main(spec: WorkerSpec, json: bool) -> i32 {
     let loaded = crate::runtime::load(&spec, &*sink, |name, path| {
         eprintln!("{IMPORTING}{name} ({})", path.display());
     });
-    let block_timeout = spec
-        .timeout_secs
-        .and_then(|t| pythond_core::seconds::to_duration(t).ok());
+    let block_timeout = spec.block_timeout();
     for s in &loaded.scripts {
         let timeout = RunTimeout::resolve(s.timeout, block_timeout, s.interval).limit;
         println!(

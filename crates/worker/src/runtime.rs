@@ -226,11 +226,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
     for s in &loaded.scripts {
         tracing::info!(script = %s.name, module = %s.module, class = %s.class, interval_secs = s.interval.as_secs_f64(), "scheduled");
     }
-    // Validated with the config; bounded again so that a hand-made spec
-    // cannot panic the worker.
-    let block_timeout = spec
-        .timeout_secs
-        .and_then(|t| pythond_core::seconds::to_duration(t).ok());
+    let block_timeout = spec.block_timeout();
     let jobs: Vec<Scheduled<ScriptJob>> = loaded
         .scripts
         .into_iter()

@@ -107,15 +107,23 @@ impl Drop for Keep {
 /// [`Strings::Keep`], the `Keep` outlives those uses.
 #[inline]
 unsafe fn put(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Option<Span> {
-    let s = exact_str(o)?;
-    Some(match mode {
+    Some(put_str(rp, o, exact_str(o)?, mode))
+}
+
+/// [`put`] of `s`, the UTF-8 [`exact_str`] read from `o`.
+///
+/// # Safety
+/// As [`put`].
+#[inline]
+unsafe fn put_str(rp: &mut RawPoints, o: *mut ffi::PyObject, s: &str, mode: Strings) -> Span {
+    match mode {
         Strings::Borrow => rp.str_borrowed(s),
         Strings::Keep(keep) => {
             ffi::Py_INCREF(o);
             (*keep).0.push(o);
             rp.str_borrowed(s)
         }
-    })
+    }
 }
 
 /// One value of an exact scalar type, its string borrowed from the `str`
@@ -163,7 +171,7 @@ unsafe fn scalar(rp: &mut RawPoints, o: *mut ffi::PyObject, mode: Strings) -> Op
         Scalar::Bool(b) => Val::Bool(b),
         Scalar::Int(i) => Val::Int(i),
         Scalar::Float(f) => Val::Float(f),
-        Scalar::Str(_) => Val::Str(put(rp, o, mode)?),
+        Scalar::Str(s) => Val::Str(put_str(rp, o, s, mode)),
     })
 }
 
