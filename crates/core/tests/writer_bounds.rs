@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pythond_core::point::Category;
 use pythond_core::target::Target;
@@ -13,24 +13,6 @@ use pythond_core::writer::{SubmitError, Writer, WriterConfig};
 use testkit::FakeDataKit;
 
 use common::*;
-
-async fn start_datakit() -> FakeDataKit {
-    tokio::task::spawn_blocking(FakeDataKit::start)
-        .await
-        .unwrap()
-}
-
-/// Poll `f` (on the runtime) until it holds or `secs` pass.
-async fn until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_bound_counts_bytes_too() {

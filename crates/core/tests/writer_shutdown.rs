@@ -21,24 +21,6 @@ use testkit::FakeDataKit;
 
 use common::*;
 
-async fn start_datakit() -> FakeDataKit {
-    tokio::task::spawn_blocking(FakeDataKit::start)
-        .await
-        .unwrap()
-}
-
-/// Poll `f` (on the runtime) until it holds or `secs` pass.
-async fn until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_still_in_memory_at_the_deadline_is_counted_as_lost_once() {
     for with_spool in [false, true] {

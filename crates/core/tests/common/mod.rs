@@ -78,3 +78,22 @@ pub fn lines(prefix: &str, from: usize, n: usize) -> Lines {
     }
     l
 }
+
+/// A fake DataKit, started off the runtime (it binds and spawns a thread).
+pub async fn start_datakit() -> testkit::FakeDataKit {
+    tokio::task::spawn_blocking(testkit::FakeDataKit::start)
+        .await
+        .unwrap()
+}
+
+/// Poll `f` (on the runtime) until it holds or `secs` pass.
+pub async fn until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
