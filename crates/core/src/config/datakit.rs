@@ -14,7 +14,6 @@ use toml::de::DeTable;
 
 use super::{line_of, ConfigError, Location};
 use crate::target::Target;
-use crate::trust;
 
 /// DataKit's default `[http_api] listen` (what [`Target::default`] is).
 const DEFAULT_LISTEN: &str = "127.0.0.1:9529";
@@ -56,22 +55,12 @@ impl DataKitConf {
         // The same check as any config file's: the file and its folder
         // (conf.d, or the DataKit dir for the older place).
         let folder = file.parent().unwrap_or(Path::new("/"));
-        let problems = trust::check_all(&trust::guarded_paths(&file, folder));
-        if !problems.is_empty() {
-            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let then = format!(
+            "DataKit's address and git repos are the defaults ({DEFAULT_LISTEN}, none) until that is fixed"
+        );
+        if let Some(refused) = super::untrusted(&file, folder, &then) {
             return Ok(DataKitConf {
-                refused: Some(ConfigError {
-                    at: Location {
-                        file: file.clone(),
-                        line: 0,
-                    },
-                    message: format!(
-                        "not read: someone other than root and the user pythond runs as could change it: {}; \
-                         DataKit's address and git repos are the defaults ({}, none) until that is fixed",
-                        problems.join("; "),
-                        DEFAULT_LISTEN
-                    ),
-                }),
+                refused: Some(refused),
                 ..DataKitConf::default()
             });
         }

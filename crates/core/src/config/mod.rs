@@ -101,20 +101,12 @@ pub fn load(path: &Path) -> ConfigSet {
         path.parent().unwrap_or(Path::new("/")).to_owned()
     };
     for f in files {
-        let problems = trust::check_all(&trust::guarded_paths(&f, &root));
-        if !problems.is_empty() {
-            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            set.errors.push(ConfigError {
-                at: Location {
-                    file: f.clone(),
-                    line: 0,
-                },
-                message: format!(
-                    "not read: someone other than root and the user pythond runs as could change it: {}; \
-                     its [[inputs.pythond]] blocks are ignored until that is fixed",
-                    problems.join("; ")
-                ),
-            });
+        if let Some(e) = untrusted(
+            &f,
+            &root,
+            "its [[inputs.pythond]] blocks are ignored until that is fixed",
+        ) {
+            set.errors.push(e);
             set.files.push(f);
             continue;
         }
@@ -148,6 +140,27 @@ pub fn load(path: &Path) -> ConfigSet {
     }
     set.inputs = kept;
     set
+}
+
+/// The refusal of a config file that someone other than root and the user
+/// pythond runs as could change (the file, or a folder from it up to
+/// `root`); `then` says what follows from it. `None`: trusted.
+pub(crate) fn untrusted(file: &Path, root: &Path, then: &str) -> Option<ConfigError> {
+    let problems = trust::check_all(&trust::guarded_paths(file, root));
+    if problems.is_empty() {
+        return None;
+    }
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Some(ConfigError {
+        at: Location {
+            file: file.to_owned(),
+            line: 0,
+        },
+        message: format!(
+            "not read: someone other than root and the user pythond runs as could change it: {}; {then}",
+            problems.join("; ")
+        ),
+    })
 }
 
 fn collect_conf_files(dir: &Path, out: &mut Vec<PathBuf>) {
