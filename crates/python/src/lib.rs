@@ -4,7 +4,7 @@
 //! data: [`init`] once per process, [`load`] to import script files and
 //! instantiate their plugin classes, [`run`] to call one instance's `run()`,
 //! [`interrupt`] to stop the run it names once it outlived its timeout. Callers run them on
-//! blocking threads (never inside an async task), and nothing here waits on
+//! threads of their own (never inside an async task), and nothing here waits on
 //! the network while attached to Python.
 //!
 //! - `datakit_framework` (`python/datakit_framework.py`, embedded in the

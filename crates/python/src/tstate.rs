@@ -1,7 +1,7 @@
 //! One Python thread state per OS thread, kept from one run to the next.
 //!
 //! `Python::attach` on a thread that has no thread state creates one and
-//! deletes it when it returns. A run on tokio's blocking pool did that every
+//! deletes it when it returns. A run on a pool thread did that every
 //! time: a thread state made and freed, and with it the mmap'd first chunk
 //! of its frame stack, unmapped at the end of the run (which interrupts the
 //! other core to flush its TLB): about a tenth of a worker's CPU with 200

@@ -17,7 +17,7 @@
 //! `ECHILD` and report exit status 0. Linux records the *thread* that forked
 //! a child, and adopts orphans to the process's first live thread, the main
 //! thread, which runs no script once they are loaded (runs are on the
-//! runtime's blocking threads, kept alive for the worker's life so their
+//! scheduler's runner threads, which live as long as the worker, so their
 //! children never move). So the reaper looks only at the main thread's
 //! children, leaves alone those it had when the scripts had been loaded
 //! (a `Popen` at import), and reaps one only after it has been a zombie for

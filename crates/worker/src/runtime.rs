@@ -154,10 +154,12 @@ pub fn main(spec: WorkerSpec) -> i32 {
     let span = tracing::info_span!("input", name = %spec.input);
     let _g = span.enter();
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        // Runs are on blocking threads; one that ended would hand the
-        // processes its runs started to the main thread, where the reaper
-        // would take them for orphans (see `descendants`).
+        .worker_threads(1)
+        // Runs are on the scheduler's own threads, which never end; the
+        // blocking threads (interrupts, gzip) are kept as well: a thread
+        // that ended would hand any process it had started to the main
+        // thread, where the reaper would take it for an orphan (see
+        // `descendants`).
         .thread_keep_alive(Duration::from_secs(100 * 365 * 86_400))
         .enable_all()
         .build()
@@ -314,8 +316,8 @@ pub fn main(spec: WorkerSpec) -> i32 {
             exit::OK
         }
     });
-    // A run hung in C never returns: dropping the runtime would wait for its
-    // blocking thread forever.
+    // An interrupt or a script helper stuck in C never returns: dropping the
+    // runtime would wait for its blocking thread forever.
     rt.shutdown_background();
     code
 }

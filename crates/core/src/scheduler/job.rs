@@ -19,7 +19,7 @@ pub trait Job: Send + Sync + 'static {
         None
     }
     /// Run once as run `run` (numbered from 1, never reused), blocking the
-    /// calling (blocking-pool) thread. An `Err` has already been reported by
+    /// calling (runner) thread. An `Err` has already been reported by
     /// the job itself.
     fn run(&self, run: u64) -> Result<(), RunFailed>;
     /// Ask run `run` to stop (called from another thread). By the time this

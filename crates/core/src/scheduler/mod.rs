@@ -8,9 +8,11 @@
 //! The jobs' first ticks are spread over the first second (at most their
 //! interval), so 200 scripts at 1 s start 5 ms apart instead of all at once. A
 //! run still going when its next tick comes makes that tick *skipped* (and
-//! counted): one job never runs twice at once. Runs execute on tokio's
-//! blocking pool, because they hold Python and may block for their whole
-//! duration; the tick loops themselves are cheap async tasks.
+//! counted): one job never runs twice at once. Runs execute on the
+//! scheduler's own runner threads ([`runner`]), because they hold Python and
+//! may block for their whole duration; the runners keep the plan themselves,
+//! so a run costs one thread wake-up (the alarm's), not a hand-off from an
+//! async task to a blocking thread and back.
 //!
 //! A run longer than its timeout is interrupted ([`Job::interrupt`], naming
 //! the run: one that has ended by then is left alone, and so is the next);
@@ -23,15 +25,17 @@
 
 mod job;
 mod recent;
+mod runner;
 mod tick;
 mod timeout;
-mod watchdog;
+mod timer;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 pub use job::{Job, JobSnapshot, JobStats, RunFailed, Scheduled};
 pub use tick::backoff_delay;
@@ -67,28 +71,28 @@ pub async fn run<J: Job>(
     settings: Settings,
 ) -> Vec<String> {
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(jobs.len());
     let n = jobs.len().max(1) as u32;
-    for (i, s) in jobs.iter().enumerate() {
-        // Spread the jobs' phases over the first second (or their interval,
-        // if shorter) so that many scripts with the same interval do not all
-        // queue for the GIL at the same instant.
-        let spread = s.job.interval().min(Duration::from_secs(1));
-        let phase = spread * i as u32 / n;
-        tasks.push(tokio::spawn(tick::tick_loop(
-            s.clone(),
-            start + phase,
-            settings,
-            shutdown.clone(),
-        )));
-    }
+    // Spread the jobs' phases over the first second (or their interval, if
+    // shorter) so that many scripts with the same interval do not all queue
+    // for the GIL at the same instant.
+    let first = |i: usize| {
+        let spread = jobs[i].job.interval().min(Duration::from_secs(1));
+        start + spread * i as u32 / n
+    };
+    let pool = match runner::Pool::start(&jobs, first, settings) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!("cannot start the threads that run the scripts: {e}");
+            None
+        }
+    };
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
             break;
         }
     }
-    for t in &tasks {
-        t.abort();
+    if let Some(p) = &pool {
+        p.stop();
     }
     let deadline = Instant::now() + settings.shutdown_grace;
     loop {
