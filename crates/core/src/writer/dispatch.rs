@@ -4,7 +4,9 @@
 //! on a flush, and handed to that route's [`lane`](super::lane). A flush (a
 //! script's run ended) seals at once unless the route sealed a batch less
 //! than `flush_gap` ago; then the batch is sealed when that gap is over, so
-//! that hundreds of scripts ending runs every second share requests. A
+//! that hundreds of scripts ending runs every second share requests (and
+//! those flushes do not even wake the dispatcher: it takes them when it
+//! wakes for the gap's end, see [`inbox`](super::inbox)). A
 //! flush that waits ([`Writer::flush_and_wait`](super::Writer::flush_and_wait))
 //! always seals at once. Routes idle for `lane_idle` are retired (checked
 //! when a new route arrives, and on a timer every half `lane_idle`); at most
@@ -39,12 +41,45 @@ struct OpenBatch {
     lane: Arc<LaneState>,
 }
 
-pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
+pub(super) async fn run(shared: Arc<Shared>) {
     let mut open: HashMap<Route, OpenBatch> = HashMap::new();
     let max_delay = shared.cfg.batch_max_delay;
-    let retire_every = (shared.cfg.lane_idle / 2).max(std::time::Duration::from_millis(1));
-    let mut retire_at = Instant::now() + retire_every;
+    let mut retire_at = Instant::now() + retire_every(&shared.cfg);
+    // After a flush sealed a batch: when the flushes that came within the
+    // gap are taken (they did not wake the dispatcher, see `inbox`).
+    let mut flush_tick: Option<Instant> = None;
     loop {
+        // Points in order; the flushes among them once, after them (a
+        // flush seals what has arrived when it is handled: points queued
+        // behind it may join, and within the gap they must, or a flush
+        // taken late would seal the first run's points alone).
+        let mut flush = false;
+        let mut waiters = Vec::new();
+        for msg in shared.inbox.take() {
+            match msg {
+                Msg::Points(route, lines, since) => {
+                    points(&shared, &mut open, &mut retire_at, route, lines, since).await
+                }
+                Msg::Flush(None) => flush = true,
+                Msg::Flush(Some(w)) => waiters.push(w),
+            }
+        }
+        if flush || !waiters.is_empty() {
+            flush_all(&shared, &mut open, &mut flush_tick, waiters).await;
+        }
+        let now = Instant::now();
+        for b in open.values_mut() {
+            if b.points > 0 && b.due(max_delay) <= now {
+                seal(&shared, b).await;
+            }
+        }
+        if flush_tick.is_some_and(|t| t <= now) {
+            flush_tick = None;
+        }
+        if !open.is_empty() && retire_at <= now {
+            retire_idle(&shared, &mut open);
+            retire_at = Instant::now() + retire_every(&shared.cfg);
+        }
         shared
             .counters
             .routes_open
@@ -53,100 +88,114 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
             .values()
             .filter(|b| b.points > 0)
             .map(|b| b.due(max_delay))
+            .chain(flush_tick)
+            .chain((!open.is_empty()).then_some(retire_at))
             .min();
-        let msg = tokio::select! {
-            m = rx.recv() => m,
-            _ = tokio::time::sleep_until(next.unwrap_or(retire_at)), if next.is_some() => {
-                let now = Instant::now();
-                for b in open.values_mut() {
-                    if b.points > 0 && b.due(max_delay) <= now {
-                        seal(&shared, b).await;
-                    }
-                }
+        shared.inbox.sleep(next).await;
+    }
+}
+
+/// One call's (or stage's) points for `route`.
+async fn points(
+    shared: &Arc<Shared>,
+    open: &mut HashMap<Route, OpenBatch>,
+    retire_at: &mut Instant,
+    route: Route,
+    lines: Lines,
+    since: Option<Instant>,
+) {
+    if !open.contains_key(&route) {
+        retire_idle(shared, open);
+        if open.len() >= shared.cfg.max_routes {
+            let n = lines.len() as u64;
+            if shared.counters.settle(n, lines.byte_len() as u64) {
+                shared.counters.dropped_routes.fetch_add(n, Relaxed);
+            }
+            tracing::warn!(
+                target: "pythond::writer",
+                input = shared.input_for(&route),
+                routes = open.len(),
+                "too many distinct routes (input/version/target) in use: {n} points dropped"
+            );
+            return;
+        }
+    }
+    if open.is_empty() {
+        *retire_at = Instant::now() + retire_every(&shared.cfg);
+    }
+    let b = open.entry(route).or_insert_with_key(|route| {
+        let (tx, lrx) = mpsc::channel(4);
+        tokio::spawn(lane::run(shared.clone(), lrx));
+        OpenBatch {
+            buf: Vec::new(),
+            points: 0,
+            since: Instant::now(),
+            last_used: Instant::now(),
+            last_seal: None,
+            flush_due: None,
+            tx,
+            route: Arc::new(route.clone()),
+            lane: Arc::default(),
+        }
+    });
+    let now = Instant::now();
+    // A stage's lines count from when the oldest of them arrived.
+    let arrived = since.unwrap_or(now).min(now);
+    if b.points == 0 || arrived < b.since {
+        b.since = arrived;
+    }
+    b.last_used = now;
+    append(shared, b, lines).await;
+}
+
+/// Flushes: with `waiters`, seal every route at once and answer each once
+/// its lane has sent what was sealed; without, seal each route unless it
+/// sealed within the gap (then when the gap is over).
+async fn flush_all(
+    shared: &Arc<Shared>,
+    open: &mut HashMap<Route, OpenBatch>,
+    flush_tick: &mut Option<Instant>,
+    waiters: Vec<oneshot::Sender<()>>,
+) {
+    let mut acks = Vec::new();
+    let now = Instant::now();
+    let gap = shared.cfg.flush_gap;
+    let waited = !waiters.is_empty();
+    for b in open.values_mut() {
+        match b.last_seal {
+            Some(t) if !waited && b.points > 0 && now < t + gap => {
+                b.flush_due = Some(t + gap);
                 continue;
             }
-            _ = tokio::time::sleep_until(retire_at), if !open.is_empty() => {
-                retire_idle(&shared, &mut open);
-                retire_at = Instant::now() + retire_every;
-                continue;
+            _ => {
+                if !waited && b.points > 0 {
+                    *flush_tick = Some(now + gap);
+                }
+                seal(shared, b).await
             }
-        };
-        let Some(msg) = msg else { break };
-        match msg {
-            Msg::Points(route, lines, since) => {
-                if !open.contains_key(&route) {
-                    retire_idle(&shared, &mut open);
-                    if open.len() >= shared.cfg.max_routes {
-                        let n = lines.len() as u64;
-                        if shared.counters.settle(n, lines.byte_len() as u64) {
-                            shared.counters.dropped_routes.fetch_add(n, Relaxed);
-                        }
-                        tracing::warn!(
-                            target: "pythond::writer",
-                            input = shared.input_for(&route),
-                            routes = open.len(),
-                            "too many distinct routes (input/version/target) in use: {n} points dropped"
-                        );
-                        continue;
-                    }
-                }
-                if open.is_empty() {
-                    retire_at = Instant::now() + retire_every;
-                }
-                let b = open.entry(route).or_insert_with_key(|route| {
-                    let (tx, lrx) = mpsc::channel(4);
-                    tokio::spawn(lane::run(shared.clone(), lrx));
-                    OpenBatch {
-                        buf: Vec::new(),
-                        points: 0,
-                        since: Instant::now(),
-                        last_used: Instant::now(),
-                        last_seal: None,
-                        flush_due: None,
-                        tx,
-                        route: Arc::new(route.clone()),
-                        lane: Arc::default(),
-                    }
-                });
-                let now = Instant::now();
-                // A stage's lines count from when the oldest of them arrived.
-                let arrived = since.unwrap_or(now).min(now);
-                if b.points == 0 || arrived < b.since {
-                    b.since = arrived;
-                }
-                b.last_used = now;
-                append(&shared, b, lines).await;
-            }
-            Msg::Flush(waiter) => {
-                let mut acks = Vec::new();
-                let now = Instant::now();
-                let gap = shared.cfg.flush_gap;
-                for b in open.values_mut() {
-                    match b.last_seal {
-                        Some(t) if waiter.is_none() && b.points > 0 && now < t + gap => {
-                            b.flush_due = Some(t + gap);
-                            continue;
-                        }
-                        _ => seal(&shared, b).await,
-                    }
-                    if waiter.is_some() {
-                        let (tx, rx) = oneshot::channel();
-                        if b.tx.send(LaneMsg::Marker(tx)).await.is_ok() {
-                            acks.push(rx);
-                        }
-                    }
-                }
-                if let Some(w) = waiter {
-                    tokio::spawn(async move {
-                        for a in acks {
-                            let _ = a.await;
-                        }
-                        let _ = w.send(());
-                    });
-                }
+        }
+        if waited {
+            let (tx, rx) = oneshot::channel();
+            if b.tx.send(LaneMsg::Marker(tx)).await.is_ok() {
+                acks.push(rx);
             }
         }
     }
+    if waited {
+        tokio::spawn(async move {
+            for a in acks {
+                let _ = a.await;
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+        });
+    }
+}
+
+/// How often idle routes are looked for.
+fn retire_every(cfg: &WriterConfig) -> std::time::Duration {
+    (cfg.lane_idle / 2).max(std::time::Duration::from_millis(1))
 }
 
 /// Drop the routes with nothing open or in their lane, no use for

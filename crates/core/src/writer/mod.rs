@@ -47,6 +47,7 @@
 mod config;
 mod delivery;
 mod dispatch;
+mod inbox;
 mod lane;
 mod lasterror;
 mod replay;
@@ -58,13 +59,14 @@ mod spooler;
 mod stage;
 pub mod stats;
 pub mod transport;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::lineproto::Lines;
@@ -158,6 +160,10 @@ struct Shared {
     /// Every [`Stage`] handed out (see `stage.rs`), and the timer's wake-up.
     stages: Mutex<Vec<Weak<stage::StageInner>>>,
     stage_notify: Notify,
+    /// When the stages' timer wakes by itself (see `stage.rs`).
+    stage_timer_at: wake::WakeAt,
+    /// Calls and flushes on their way to the dispatcher.
+    inbox: inbox::Inbox,
 }
 
 impl Shared {
@@ -211,7 +217,6 @@ impl Shared {
 #[derive(Clone)]
 pub struct Writer {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Msg>,
 }
 
 impl Writer {
@@ -231,7 +236,11 @@ impl Writer {
                 None
             }
         });
-        let (tx, rx) = mpsc::channel(cfg.queue_max_messages.max(1));
+        let inbox = inbox::Inbox::new(
+            cfg.queue_max_messages,
+            cfg.batch_max_points,
+            cfg.batch_max_bytes,
+        );
         let shared = Arc::new(Shared {
             cfg,
             counters: Arc::new(Counters::default()),
@@ -242,13 +251,15 @@ impl Writer {
             lasterror: lasterror::Pending::default(),
             stages: Mutex::new(Vec::new()),
             stage_notify: Notify::new(),
+            stage_timer_at: wake::WakeAt::default(),
+            inbox,
         });
-        tokio::spawn(dispatch::run(shared.clone(), rx));
+        tokio::spawn(dispatch::run(shared.clone()));
         tokio::spawn(lasterror::run(shared.clone()));
         if shared.spool.is_some() {
             tokio::spawn(replay::run(shared.clone()));
         }
-        let writer = Writer { shared, tx };
+        let writer = Writer { shared };
         tokio::spawn(stage::run(writer.clone()));
         writer
     }
@@ -312,12 +323,15 @@ impl Writer {
                 unit: "bytes",
             })
         } else {
-            match self.tx.try_send(Msg::Points(route, lines, since)) {
+            // Needed when its batch is due by delay (or at once when the
+            // queue holds a full batch: see `inbox`).
+            let due = since.unwrap_or_else(Instant::now) + cfg.batch_max_delay;
+            let msg = Msg::Points(route, lines, since);
+            match self.shared.inbox.push(msg, Some(due), n, bytes) {
                 Ok(()) => None,
-                Err(mpsc::error::TrySendError::Full(_)) => Some(SubmitError::Busy {
+                Err(inbox::Full) => Some(SubmitError::Busy {
                     limit: cfg.queue_max_messages,
                 }),
-                Err(mpsc::error::TrySendError::Closed(_)) => Some(SubmitError::Closed),
             }
         };
         let Some(e) = refused else { return Ok(()) };
@@ -338,16 +352,29 @@ impl Writer {
 
     /// Send what is batched now, without waiting.
     pub fn flush(&self) {
-        // A full queue will be batched anyway (by size or linger).
-        let _ = self.tx.try_send(Msg::Flush(None));
+        // The dispatcher seals a route at most once per `flush_gap`: a flush
+        // may wait for it that long (see `inbox`). A full queue will be
+        // batched anyway (by size or linger).
+        let by = Instant::now() + self.shared.cfg.flush_gap;
+        let _ = self.shared.inbox.push(Msg::Flush(None), Some(by), 0, 0);
     }
 
     /// Resolves once everything submitted before the call is delivered,
     /// spooled, or definitively dropped.
     pub async fn flush_and_wait(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(Some(tx))).await.is_ok() {
-            let _ = rx.await;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            if self
+                .shared
+                .inbox
+                .push(Msg::Flush(Some(tx)), None, 0, 0)
+                .is_ok()
+            {
+                let _ = rx.await;
+                return;
+            }
+            // A full queue drains on its own (the dispatcher has been woken).
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

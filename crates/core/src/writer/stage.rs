@@ -13,7 +13,10 @@
 //! - its oldest line has waited `batch_max_delay` (a timer task watches every
 //!   stage, so a `run()` that feeds one point and then sleeps never holds it
 //!   longer), and the dispatcher seals the batch counting from that line's
-//!   arrival: a point is never held longer than `batch_max_delay` in all;
+//!   arrival: a point is never held longer than `batch_max_delay` in all.
+//!   The timer is woken by a stage's first line only when it would not look
+//!   by the time that line is due (most runs hand their lines over when they
+//!   end, long before);
 //! - the writer shuts down ([`Writer::shutdown`] flushes every stage first).
 //!
 //! Each call's lines are appended whole, checked as they are written (a line
@@ -159,7 +162,14 @@ impl Stage {
             self.inner.send(&self.writer, &mut open);
         } else if first {
             drop(open);
-            self.writer.shared.stage_notify.notify_one();
+            // The timer needs waking only if it would not look at this
+            // stage by the time its first line is due (awake, it may have
+            // looked already).
+            let sh = &self.writer.shared;
+            let due = Instant::now() + sh.cfg.batch_max_delay;
+            if sh.stage_timer_at.is_awake() || sh.stage_timer_at.asleep_past(due) {
+                sh.stage_notify.notify_one();
+            }
         }
         Ok(())
     }
@@ -176,7 +186,9 @@ impl Stage {
 /// waited `batch_max_delay`. Sleeps while every stage is empty.
 pub(super) async fn run(writer: Writer) {
     let delay = writer.shared.cfg.batch_max_delay;
+    let wake_at = &writer.shared.stage_timer_at;
     loop {
+        wake_at.awake();
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         for s in writer.shared.live_stages() {
@@ -190,6 +202,7 @@ pub(super) async fn run(writer: Writer) {
             }
         }
         let notified = writer.shared.stage_notify.notified();
+        wake_at.sleeping_until(next);
         match next {
             Some(at) => {
                 tokio::select! {
