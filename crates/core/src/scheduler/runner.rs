@@ -11,8 +11,8 @@
 //! outcome is taken by the thread that ran it, as soon as it returns, so it
 //! always decides the backoff of the next tick.
 //!
-//! A runner thread is started whenever the one about to run a job would
-//! leave none idle (up to [`MAX_THREADS`]; past that, due jobs wait for a
+//! A runner thread is started whenever the one about to leave the plan (to
+//! run a job, interrupt one or report it hung) would leave none idle (up to [`MAX_THREADS`]; past that, due jobs wait for a
 //! runner to come back). Runner threads never end: the processes a script
 //! starts are the children of the thread that ran it, and must stay where
 //! they are for the process's life (see the worker's `descendants`).
@@ -156,7 +156,16 @@ fn runner<J: Job>(sh: &Arc<Shared<J>>) {
     let mut st = sh.lock();
     st.idle -= 1;
     loop {
-        match sh.next_action(&mut st, Instant::now()) {
+        let action = sh.next_action(&mut st, Instant::now());
+        if !matches!(action, Action::Wait) && st.idle == 0 && st.threads < MAX_THREADS {
+            // This thread may be gone for long (a run, or an interrupt
+            // that waits for a GIL a run blocked in C holds): someone must
+            // be waiting for the next deadline meanwhile.
+            if let Err(e) = spawn_runner(sh, &mut st) {
+                tracing::error!("cannot start a thread to run scripts on: {e}");
+            }
+        }
+        match action {
             Action::Wait => {
                 st.idle += 1;
                 drop(st);
@@ -169,11 +178,6 @@ fn runner<J: Job>(sh: &Arc<Shared<J>>) {
                 tick,
                 generation,
             } => {
-                if st.idle == 0 && st.threads < MAX_THREADS {
-                    if let Err(e) = spawn_runner(sh, &mut st) {
-                        tracing::error!("cannot start a thread to run scripts on: {e}");
-                    }
-                }
                 let s = st.jobs[job].s.clone();
                 drop(st);
                 let result = run_once(&s, tick, generation);
@@ -202,7 +206,17 @@ fn runner<J: Job>(sh: &Arc<Shared<J>>) {
 fn run_once<J: Job>(s: &Scheduled<J>, tick: Instant, generation: u64) -> Result<(), RunFailed> {
     let began = Instant::now();
     s.stats.record_start(began.saturating_duration_since(tick));
-    let result = s.job.run(generation);
+    // A job that panics fails this run; the runner and the plan go on.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.job.run(generation)))
+        .unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(script = s.job.name(), "run panicked: {why}");
+            Err(RunFailed(format!("run panicked: {why}")))
+        });
     s.stats.record_end(generation, began.elapsed(), &result);
     s.stats.runs.fetch_add(1, Ordering::Relaxed);
     if result.is_ok() {

@@ -509,3 +509,88 @@ async fn a_run_is_timed_out_from_the_moment_its_timeout_fires() {
     tx.send(true).unwrap();
     h.await.unwrap();
 }
+
+/// Jobs of one pool that misbehave in the ways a runner must survive.
+enum Kind {
+    /// Returns at once.
+    Quick,
+    /// Never returns, and its interrupt never returns either (as when a
+    /// run blocked in C holds the GIL the interrupt needs).
+    Wedged,
+    /// Panics in `run`.
+    Panics,
+}
+
+struct Mixed {
+    name: &'static str,
+    kind: Kind,
+    runs: AtomicUsize,
+}
+
+impl Job for Mixed {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+    fn timeout(&self) -> Option<RunTimeout> {
+        Some(RunTimeout::new(
+            Duration::from_millis(100),
+            TimeoutSource::Class,
+        ))
+    }
+    fn run(&self, _run: u64) -> Result<(), RunFailed> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        match self.kind {
+            Kind::Quick => Ok(()),
+            Kind::Wedged => loop {
+                std::thread::park();
+            },
+            Kind::Panics => panic!("a bug in the job"),
+        }
+    }
+    fn interrupt(&self, _run: u64) {
+        if let Kind::Wedged = self.kind {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+fn mixed(name: &'static str, kind: Kind) -> Scheduled<Mixed> {
+    Scheduled::new(Arc::new(Mixed {
+        name,
+        kind,
+        runs: AtomicUsize::new(0),
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_run_and_its_wedged_interrupt_neither_stop_the_others_nor_its_hung_verdict() {
+    let wedged = mixed("wedged", Kind::Wedged);
+    let panics = mixed("panics", Kind::Panics);
+    let quick = mixed("quick", Kind::Quick);
+    let (tx, rx) = watch::channel(false);
+    let jobs = vec![wedged.clone(), panics.clone(), quick.clone()];
+    let h = tokio::spawn(run(jobs, rx, settings(50)));
+    // The wedged run times out at 100 ms, its interrupt never returns, it is
+    // hung 200 ms later; meanwhile and after, the others keep their ticks.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(wedged.stats.hung.load(Ordering::SeqCst), "declared hung");
+    assert_eq!(wedged.stats.timeouts.load(Ordering::SeqCst), 1);
+    let ran = quick.stats.runs.load(Ordering::SeqCst);
+    // 15 ticks in 1.5 s; most of them, on a loaded machine.
+    assert!(ran >= 8, "the quick job ran {ran} times");
+    // A panicking run is a failure (and backs off), not a lost runner.
+    let failed = panics.stats.failures.load(Ordering::SeqCst);
+    assert!(failed >= 2, "panicking job failed {failed} times");
+    assert_eq!(panics.stats.runs.load(Ordering::SeqCst), failed);
+    assert!(!panics.is_running());
+    tx.send(true).unwrap();
+    assert!(
+        h.await.unwrap().is_empty(),
+        "a hung job does not hold up shutdown"
+    );
+}
