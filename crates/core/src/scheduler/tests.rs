@@ -41,6 +41,14 @@ fn sleepy(interval_ms: u64, work_ms: u64, fail: bool) -> Scheduled<Sleepy> {
     }))
 }
 
+/// The timeout a job's class sets.
+fn class_timeout(ms: u64) -> Option<RunTimeout> {
+    Some(RunTimeout::new(
+        Duration::from_millis(ms),
+        TimeoutSource::Class,
+    ))
+}
+
 fn settings(shutdown_ms: u64) -> Settings {
     Settings {
         hang_grace: Duration::from_millis(200),
@@ -120,10 +128,7 @@ impl Job for Stubborn {
         self.interval
     }
     fn timeout(&self) -> Option<RunTimeout> {
-        Some(RunTimeout::new(
-            Duration::from_millis(100),
-            TimeoutSource::Class,
-        ))
+        class_timeout(100)
     }
     fn run(&self, _run: u64) -> Result<(), RunFailed> {
         self.runs.fetch_add(1, Ordering::SeqCst);
@@ -457,10 +462,7 @@ impl Job for SlowToStop {
         Duration::from_secs(10)
     }
     fn timeout(&self) -> Option<RunTimeout> {
-        Some(RunTimeout::new(
-            Duration::from_millis(100),
-            TimeoutSource::Class,
-        ))
+        class_timeout(100)
     }
     fn run(&self, _run: u64) -> Result<(), RunFailed> {
         while !self.interrupted.load(Ordering::SeqCst) {
@@ -535,10 +537,7 @@ impl Job for Mixed {
         Duration::from_millis(100)
     }
     fn timeout(&self) -> Option<RunTimeout> {
-        Some(RunTimeout::new(
-            Duration::from_millis(100),
-            TimeoutSource::Class,
-        ))
+        class_timeout(100)
     }
     fn run(&self, _run: u64) -> Result<(), RunFailed> {
         self.runs.fetch_add(1, Ordering::SeqCst);
