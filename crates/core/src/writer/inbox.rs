@@ -87,9 +87,8 @@ impl Inbox {
         };
         // Awake, the dispatcher looks at the queue before it sleeps again.
         let wake = match need_by {
-            _ if full => !self.wake_at.is_awake(),
-            None => !self.wake_at.is_awake(),
-            Some(by) => self.wake_at.asleep_past(by),
+            Some(by) if !full => self.wake_at.asleep_past(by),
+            _ => !self.wake_at.is_awake(),
         };
         if wake {
             self.notify.notify_one();
