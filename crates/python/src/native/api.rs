@@ -1,13 +1,12 @@
 //! The input's API object ([`Api`], `_pythond.api`): it owns the
-//! [`Context`] and serves the framework's Python methods; the native class
-//! holds it in its own dict, where the native methods find it ([`api`]).
+//! [`Context`] and serves the framework's Python methods; the native
+//! methods find it in a process-wide cell ([`api`]).
 //! And the typed target of a script's instance ([`PyTarget`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::PyRuntimeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 
 use pythond_core::sink::{Payload, Sink};
@@ -23,33 +22,25 @@ pub struct Context {
     pub numbers_as_float: bool,
 }
 
-/// The attribute of the native class that holds the [`Api`] object.
-const API_ATTR: &str = "__pythond_api__";
+/// The input's [`Api`] (see [`install_api`]). A worker's one interpreter
+/// serves one input, so the object lives as long as the process: the
+/// native methods read it from here on every call, without a lookup.
+static API: OnceLock<Py<Api>> = OnceLock::new();
 
-/// The input's [`Api`], from the native class's dict (see [`install_api`]).
-pub(crate) fn api(py: Python<'_>) -> PyResult<Bound<'_, Api>> {
-    let ty = py.get_type::<Framework>();
-    let key = pyo3::intern!(py, API_ATTR);
-    // SAFETY: a live heap type's own dict, read attached; the value is
-    // borrowed from the dict, which the type keeps alive.
-    let v = unsafe {
-        let dict = (*ty.as_type_ptr()).tp_dict;
-        ffi::PyDict_GetItemWithError(dict, key.as_ptr())
-    };
-    if v.is_null() {
-        return Err(PyErr::take(py)
-            .unwrap_or_else(|| PyRuntimeError::new_err("pythond's API object is not installed")));
+/// The input's [`Api`], once [`install_api`] put it in place.
+pub(crate) fn api(_py: Python<'_>) -> PyResult<&'static Api> {
+    match API.get() {
+        Some(api) => Ok(api.get()),
+        None => Err(PyRuntimeError::new_err(
+            "pythond's API object is not installed",
+        )),
     }
-    // SAFETY: a live object borrowed from the dict (see above).
-    Ok(unsafe { Borrowed::from_ptr(py, v) }
-        .cast::<Api>()?
-        .to_owned())
 }
 
 /// A stage for the script `label`'s one-point calls (run mode), once the
 /// interpreter serves an input.
 pub(crate) fn stage(py: Python<'_>, label: Arc<str>) -> Option<pythond_core::writer::Stage> {
-    api(py).ok()?.get().ctx.sink.stage(label)
+    api(py).ok()?.ctx.sink.stage(label)
 }
 
 /// The target the instance chose (`ip`/`port` given to `__init__`).
@@ -169,8 +160,7 @@ impl Api {
 /// Put the API object for `ctx` where `datakit_framework` finds it
 /// (`_pythond.api`) and where the native methods do (the native class).
 pub(crate) fn install_api(py: Python<'_>, ctx: Context) -> PyResult<()> {
-    let ty = py.get_type::<Framework>();
-    if api(py).is_ok() {
+    if API.get().is_some() {
         return Err(PyRuntimeError::new_err(
             "the interpreter of a worker serves one input",
         ));
@@ -184,8 +174,9 @@ pub(crate) fn install_api(py: Python<'_>, ctx: Context) -> PyResult<()> {
             any_target: AtomicBool::new(false),
         },
     )?;
-    ty.setattr(API_ATTR, &api)?;
-    py.import("_pythond")?.setattr("api", api)
+    py.import("_pythond")?.setattr("api", &api)?;
+    API.set(api.unbind())
+        .map_err(|_| PyRuntimeError::new_err("the interpreter of a worker serves one input"))
 }
 
 /// `(ip, port)` given to `DataKitFramework.__init__` → its [`Target`], or
@@ -202,6 +193,6 @@ pub(super) fn target(
     let Some(t) = Target::from_ip_port(&host, &port) else {
         return Ok(None);
     };
-    api(py)?.get().any_target.store(true, Ordering::Relaxed);
+    api(py)?.any_target.store(true, Ordering::Relaxed);
     Ok(Some(PyTarget(t)))
 }

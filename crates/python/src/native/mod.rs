@@ -11,10 +11,10 @@
 //!   (`__init__(ip=, port=)`, the event methods, `checkArgEmpty`,
 //!   `construct_url`, `http_post_*`, `set_lasterror`).
 //! - [`Api`] (`_pythond.api`) serves the Python methods: events, lasterror,
-//!   the blocking posts. It owns the input's [`Context`] (where points go),
-//!   and the native class carries it: [`install_api`] puts the one `Api`
-//!   object in the class's own dict, where each native method finds it with
-//!   one dict lookup ([`api`]). No static holds the context.
+//!   the blocking posts. It owns the input's [`Context`] (where points go):
+//!   [`install_api`] puts the one `Api` object in `_pythond.api` and in a
+//!   process-wide cell, where each native method reads it ([`api`]); a
+//!   worker's one interpreter serves one input.
 //! - A script's own target (`__init__(ip=, port=)`) is a [`PyTarget`] in the
 //!   instance's `_pythond_target`: the typed [`Target`], never re-parsed.
 //!
@@ -82,8 +82,8 @@ impl Framework {
     ) -> PyResult<Bound<'py, PyString>> {
         too_many(args, "report", "takes 2 positional arguments", 2)?;
         let api = api(slf.py())?;
-        let target = instance_target(slf, api.get())?;
-        report::report(api.get(), target, data)?;
+        let target = instance_target(slf, api)?;
+        report::report(api, target, data)?;
         Ok(empty(slf.py()))
     }
 }
@@ -106,8 +106,8 @@ pub(super) fn feed_metric<'py>(
     let measurement = measurement.expect("checked non-empty");
     let api = api(slf.py())?;
     feed::feed(
-        api.get(),
-        instance_target(slf, api.get())?,
+        api,
+        instance_target(slf, api)?,
         "M",
         feed::FeedArgs {
             input,
@@ -138,8 +138,8 @@ pub(super) fn feed_logging<'py>(
     let kwargs = kwargs.filter(|k| !k.is_empty());
     let api = api(py)?;
     feed::feed(
-        api.get(),
-        instance_target(slf, api.get())?,
+        api,
+        instance_target(slf, api)?,
         "L",
         feed::FeedArgs {
             input,
@@ -200,8 +200,8 @@ pub(super) fn feed_object<'py>(
     };
     let api = api(py)?;
     feed::feed(
-        api.get(),
-        instance_target(slf, api.get())?,
+        api,
+        instance_target(slf, api)?,
         "O",
         feed::FeedArgs {
             input,
@@ -236,10 +236,20 @@ fn too_many(args: &Bound<'_, PyTuple>, method: &str, takes: &str, max: usize) ->
 
 /// Python's `not v` negated (`None`: false); what `__bool__`/`__len__` raise is passed on.
 fn truthy(v: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
-    match v {
-        None => Ok(false),
-        Some(v) => v.is_truthy(),
+    let Some(v) = v else { return Ok(false) };
+    let o = v.as_ptr();
+    // The arguments of nearly every call: an exact str or dict, whose truth
+    // is its length, read in place (no `__bool__`/`__len__` to call).
+    // SAFETY: a live object, attached; plain reads of exact built-ins.
+    unsafe {
+        if pyo3::ffi::PyUnicode_CheckExact(o) != 0 {
+            return Ok(pyo3::ffi::PyUnicode_GET_LENGTH(o) != 0);
+        }
+        if pyo3::ffi::PyDict_CheckExact(o) != 0 {
+            return Ok((*(o as *mut pyo3::ffi::PyDictObject)).ma_used != 0);
+        }
     }
+    v.is_truthy()
 }
 
 /// `self.checkArgEmpty(name, value)`: the framework's check, or the
