@@ -2,7 +2,9 @@
 //! line protocol, the point rules (`RawPoint::into_point`) for the same, and
 //! the fast path the runtime takes (`encode_fast`: rules and encoding in
 //! one pass from the arena the reader fills), against the reference path
-//! (`into_point` + `Lines::push`) in the same run.
+//! (`into_point` + `Lines::push`) in the same run. And the clock a point
+//! without a time is stamped with (`clock::now_ns`) against
+//! `SystemTime::now()`.
 //!
 //! `cargo bench --bench encode`
 
@@ -131,5 +133,40 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clock");
+    g.throughput(Throughput::Elements(1000));
+    // Past the calibration, as in a running worker.
+    let end = pythond_core::clock::realtime_ns() + 2 * pythond_core::clock::CALIBRATION_NS;
+    while pythond_core::clock::realtime_ns() < end {
+        pythond_core::clock::now_ns();
+    }
+    g.bench_function(
+        format!("now_ns_x1k ({})", pythond_core::clock::source()),
+        |b| {
+            b.iter(|| {
+                let mut s = 0i64;
+                for _ in 0..1000 {
+                    s = s.wrapping_add(pythond_core::clock::now_ns());
+                }
+                std::hint::black_box(s)
+            })
+        },
+    );
+    g.bench_function("system_time_x1k", |b| {
+        b.iter(|| {
+            let mut s = 0i64;
+            for _ in 0..1000 {
+                let d = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                s = s.wrapping_add(d.as_nanos() as i64);
+            }
+            std::hint::black_box(s)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, clock);
 criterion_main!(benches);

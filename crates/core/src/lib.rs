@@ -20,11 +20,13 @@
 //! - [`target`], [`route`]: where a point goes and in which request.
 //! - [`spec`]: what the supervisor tells a worker; [`logs`]: log files.
 //! - [`seconds`]: intervals and timeouts users give, within bounds.
+//! - [`clock`]: the wall clock points without a time are stamped with.
 //! - [`script_stats`]: points each script handed over, per category.
 //!
 //! `docs/design.md` describes the process model and the writer's design;
 //! `docs/compat.md` the compatibility contract the code follows.
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod discover;

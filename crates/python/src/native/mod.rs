@@ -36,8 +36,6 @@ mod output;
 mod read;
 mod report;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -428,10 +426,7 @@ fn hand_over_direct(ctx: &Context, route: Route, points: Payload) {
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    pythond_core::clock::now_ns()
 }
 
 #[pymodule]
