@@ -308,17 +308,19 @@ impl Writer {
             }
         };
         let (hard_points, hard_bytes) = (twice(cfg.queue_max_points), twice(cfg.queue_max_bytes));
-        let held = c.held_points.fetch_add(n, Relaxed) + n;
-        let held_bytes = c.held_bytes.fetch_add(bytes, Relaxed) + bytes;
-        let refused = if held > hard_points as u64 {
+        let held = c.hold(n, bytes);
+        let refused = if held.after_final {
+            // Shutdown's final count ran: nothing held is delivered now.
+            Some(SubmitError::Closed)
+        } else if held.points > hard_points as u64 {
             Some(SubmitError::QueueFull {
-                held: held & !stats::FINAL,
+                held: held.points,
                 limit: hard_points,
                 unit: "points",
             })
-        } else if held_bytes > hard_bytes as u64 {
+        } else if held.bytes > hard_bytes as u64 {
             Some(SubmitError::QueueFull {
-                held: held_bytes,
+                held: held.bytes,
                 limit: hard_bytes,
                 unit: "bytes",
             })
@@ -335,14 +337,11 @@ impl Writer {
             }
         };
         let Some(e) = refused else { return Ok(()) };
-        // Undo this call's own addition (shutdown's final count may have
-        // taken it already, racing; FINAL stays set).
-        let _ = c.held_points.fetch_update(Relaxed, Relaxed, |h| {
-            Some(if h & !stats::FINAL >= n { h - n } else { h })
-        });
-        let _ = c
-            .held_bytes
-            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(bytes)));
+        // Shutdown's final count may have run since the hold, counting
+        // these points as lost already.
+        if !c.take_back(&held, n, bytes) {
+            return Err(e);
+        }
         match e {
             SubmitError::Closed => c.dropped_shutdown.fetch_add(n, Relaxed),
             _ => c.dropped_queue_full.fetch_add(n, Relaxed),

@@ -83,6 +83,14 @@ impl Stats {
     }
 }
 
+/// What [`Counters::hold`] found held, the caller's points included.
+pub(super) struct Hold {
+    pub points: u64,
+    pub bytes: u64,
+    /// Shutdown's final count had run already.
+    pub after_final: bool,
+}
+
 /// The bit of [`Counters::held_points`] that shutdown's final count sets.
 pub(super) const FINAL: u64 = 1 << 63;
 
@@ -104,6 +112,36 @@ impl Counters {
                 .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(bytes)));
         }
         taken
+    }
+
+    /// Hold `points` (of `bytes`) in memory: what is held now, counting
+    /// them, for the caller to check against the bounds.
+    pub(super) fn hold(&self, points: u64, bytes: u64) -> Hold {
+        let before = self.held_points.fetch_add(points, Relaxed);
+        Hold {
+            points: (before & !FINAL) + points,
+            bytes: self.held_bytes.fetch_add(bytes, Relaxed) + bytes,
+            after_final: before & FINAL != 0,
+        }
+    }
+
+    /// Undo a [`Counters::hold`] whose points were refused: true when the
+    /// caller counts them as dropped, false when shutdown's final count ran
+    /// in between and counted them as lost already (so no point is counted
+    /// twice).
+    pub(super) fn take_back(&self, hold: &Hold, points: u64, bytes: u64) -> bool {
+        let _ = self
+            .held_bytes
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(bytes)));
+        if hold.after_final {
+            // The final count ran before the hold: it never saw them.
+            return true;
+        }
+        self.held_points
+            .fetch_update(Relaxed, Relaxed, |h| {
+                (h & FINAL == 0).then(|| h.saturating_sub(points))
+            })
+            .is_ok()
     }
 
     /// Shutdown's final count: every point still held is lost, counted as
@@ -184,5 +222,47 @@ impl Counters {
             held_bytes: self.held_bytes.load(Relaxed),
             routes_open: self.routes_open.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_hold_is_taken_back_and_counted_by_the_caller() {
+        let c = Counters::default();
+        c.hold(5, 50);
+        let h = c.hold(3, 30);
+        assert_eq!((h.points, h.bytes, h.after_final), (8, 80, false));
+        assert!(c.take_back(&h, 3, 30));
+        assert_eq!(c.snapshot().held_points, 5);
+        assert_eq!(c.snapshot().held_bytes, 50);
+    }
+
+    /// Shutdown's final count between a hold and its take-back counted the
+    /// points as lost: the caller must not count them again.
+    #[test]
+    fn the_final_count_between_hold_and_take_back_counts_the_points_once() {
+        let c = Counters::default();
+        let h = c.hold(3, 30);
+        assert_eq!(c.finish(), 3);
+        assert!(!c.take_back(&h, 3, 30));
+        assert_eq!(c.snapshot().dropped_shutdown, 3);
+    }
+
+    /// A hold after the final count was never counted by it: the caller
+    /// counts it.
+    #[test]
+    fn a_hold_after_the_final_count_is_the_callers_to_count() {
+        let c = Counters::default();
+        c.hold(2, 20);
+        assert_eq!(c.finish(), 2);
+        let h = c.hold(3, 30);
+        assert!(h.after_final);
+        assert_eq!(h.points, 3);
+        assert!(c.take_back(&h, 3, 30));
+        // And a batch settled after the final count is not counted either.
+        assert!(!c.settle(2, 20));
     }
 }
