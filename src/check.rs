@@ -24,7 +24,7 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 const IMPORTING: &str = "importing module ";
 
 pub fn main(at: &Where, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<i32> {
-    let data_dir = data_dir.unwrap_or_else(|| at.datakit_dir.join("cache/pythond"));
+    let data_dir = data_dir.unwrap_or_else(|| crate::data_dir_in(&at.datakit_dir));
     let _guard = logs::init(LogOptions {
         level: "warn".into(),
         cli_log: None,

@@ -48,6 +48,13 @@ pub struct Where {
     run_datakit_blocks: bool,
 }
 
+/// `<datakit-dir>/cache/pythond`, pythond's data dir unless `--data-dir`
+/// says otherwise: spools, quarantines, status sockets (and the logs, where
+/// there is no `$HOME`).
+pub fn data_dir_in(datakit_dir: &std::path::Path) -> PathBuf {
+    datakit_dir.join("cache/pythond")
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// The daemon: one worker process per [[inputs.pythond]] block.

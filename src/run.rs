@@ -344,7 +344,7 @@ pub fn main(at: &Where, args: RunArgs, log_level: String) -> anyhow::Result<i32>
     let data_dir = args
         .data_dir
         .clone()
-        .unwrap_or_else(|| at.datakit_dir.join("cache/pythond"));
+        .unwrap_or_else(|| crate::data_dir_in(&at.datakit_dir));
     // A local output cannot fail: no spool needed.
     let spool_root = (!force).then(|| data_dir.clone());
     tracing::info!(

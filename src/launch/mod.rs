@@ -129,7 +129,7 @@ fn without_whitespace(s: &str) -> String {
 /// Where the logs go without a usable `$HOME`: beside the spools, under
 /// DataKit's cache folder.
 fn log_dir_for(datakit_dir: &Path) -> PathBuf {
-    datakit_dir.join("cache/pythond")
+    crate::data_dir_in(datakit_dir)
 }
 
 /// `$HOME`, where the original's runner wrote its logs, when set.
@@ -284,7 +284,7 @@ fn serve(
         force_target: false,
         grace_secs: 5.0,
         hang_grace_secs: 5.0,
-        spool_root: Some(datakit_dir.join("cache/pythond")),
+        spool_root: Some(crate::data_dir_in(&datakit_dir)),
         spool_max_bytes: 512 << 20,
         log_dir: log_dir.clone(),
         log_level: log_level.to_owned(),
@@ -366,7 +366,7 @@ fn serve(
     let opts = run::ServeOptions {
         status: crate::status::server::Listen {
             socket: Some(crate::status::server::input_socket_path(
-                &datakit_dir.join("cache/pythond"),
+                &crate::data_dir_in(&datakit_dir),
                 name,
             )),
             tcp: None,
@@ -385,7 +385,7 @@ fn serve(
             lasterror: None,
         }),
         lasterror_target: Some(dk.listen.clone()),
-        data_dir: Some(datakit_dir.join("cache/pythond")),
+        data_dir: Some(crate::data_dir_in(&datakit_dir)),
     };
     let outcomes = run::serve(
         vec![launch],

@@ -82,7 +82,7 @@ async fn fetch(args: &StatusArgs) -> anyhow::Result<Status> {
     let data_dir = args
         .data_dir
         .clone()
-        .unwrap_or_else(|| args.datakit_dir.join("cache/pythond"));
+        .unwrap_or_else(|| crate::data_dir_in(&args.datakit_dir));
     let mut merged: Option<Status> = None;
     for sock in super::server::sockets_in(&data_dir) {
         // A socket nobody answers on is a pythond that was killed.
