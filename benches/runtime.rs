@@ -91,10 +91,17 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs per script and p99 start delays from the worker's summary lines.
-fn summaries(stderr: &str) -> (Vec<u64>, Vec<u64>) {
+/// Runs per script and p99 start delays from the worker's summary lines,
+/// and how many runs, at most, started `LATE_US` or later after their tick.
+///
+/// A script's p99 over ~30 runs is its latest start, so the worst script's
+/// p99 is the worst of all 60 000 runs (one host stall decides it). The p99
+/// over all runs is bounded instead: a script whose latest start was earlier
+/// than `LATE_US` had no late run, any other at most all its runs.
+fn summaries(stderr: &str) -> (Vec<u64>, Vec<u64>, u64) {
     let mut runs = Vec::new();
     let mut p99s = Vec::new();
+    let mut late = 0;
     for l in stderr.lines().filter(|l| l.contains("script summary")) {
         let get = |k: &str| -> u64 {
             l.split_whitespace()
@@ -104,11 +111,17 @@ fn summaries(stderr: &str) -> (Vec<u64>, Vec<u64>) {
         };
         runs.push(get("runs"));
         p99s.push(get("jitter_p99_us"));
+        if get("jitter_max_us") >= LATE_US {
+            late += get("runs");
+        }
     }
     runs.sort();
     p99s.sort();
-    (runs, p99s)
+    (runs, p99s, late)
 }
+
+/// The start delay the 2 000-script target's p99 must stay below.
+const LATE_US: u64 = 10_000;
 
 /// The scale script with `count` classes.
 /// PSS and RSS (KiB) of supervisor and worker running the seed demo with
@@ -164,6 +177,8 @@ fn many(count: usize) -> String {
 struct Scale {
     runs: Vec<u64>,
     p99s: Vec<u64>,
+    /// At most this many runs started `LATE_US` or later after their tick.
+    late: u64,
     /// CPU seconds of supervisor + worker.
     cpu: f64,
     /// CPU seconds of what the status costs: the worker's `report` thread
@@ -194,10 +209,11 @@ fn scale(count: usize) -> Scale {
     let stderr_path = root.path().join("stderr.txt");
     drop(d);
     let text = std::fs::read_to_string(stderr_path).unwrap();
-    let (runs, p99s) = summaries(&text);
+    let (runs, p99s, late) = summaries(&text);
     Scale {
         runs,
         p99s,
+        late,
         cpu,
         status_cpu,
         wall,
@@ -382,19 +398,25 @@ fn main() {
         let Scale {
             runs,
             p99s,
+            late,
             cpu,
             status_cpu,
             wall,
             lines,
         } = scale(2000);
+        let all: u64 = runs.iter().sum();
         rows.push(Row {
             what: "2 000 scripts × 1 s × 10 points, 30 s, 2 cores".into(),
             target: "30/30 runs each, p99 start delay < 10 ms".into(),
             limit: "30 ticks in 30 s".into(),
             ours: format!(
-                "runs per script min **{}** / max {}; p99 tick→start delay: worst script **{:.2} ms**, median script {:.2} ms; {:.0} % of one core, of which the status report {:.2} %; {lines} points arrived",
+                "runs per script min **{}** / max {}; runs started ≥ {} ms after the tick: at most **{late} of {all}** ({:.3} %, so the p99 over all runs is {} {} ms); p99 tick→start delay: worst script {:.2} ms, median script {:.2} ms; {:.0} % of one core, of which the status report {:.2} %; {lines} points arrived",
                 runs.first().unwrap_or(&0),
                 runs.last().unwrap_or(&0),
+                LATE_US / 1000,
+                100.0 * late as f64 / all.max(1) as f64,
+                if late * 100 < all { "<" } else { "≥ (possibly)" },
+                LATE_US / 1000,
                 *p99s.last().unwrap_or(&0) as f64 / 1000.0,
                 p99s.get(p99s.len() / 2).copied().unwrap_or(0) as f64 / 1000.0,
                 100.0 * cpu / wall,
