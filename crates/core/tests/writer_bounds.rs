@@ -70,9 +70,11 @@ async fn the_queue_to_the_dispatcher_is_bounded_in_calls() {
         tokio::task::yield_now().await;
     }
     let st = w.stats();
-    // 8 calls queued, a lane's 4 batches, one being sent and one being
-    // handed over: about 14 held, never the 1000.
-    assert!(st.held_points <= 20, "{st:?}");
+    // 8 calls queued, up to 8 more the dispatcher took off the queue in one
+    // go (the inbox hands over all it holds) and is still handing on, a
+    // lane's 4 batches, one being sent and one being handed over: at most
+    // 22 held (21 seen), never the 1000.
+    assert!(st.held_points <= 2 * 8 + 4 + 2, "{st:?}");
     assert_eq!(st.dropped_queue_full, busy, "{st:?}");
     assert!(busy >= 980, "{busy} refused");
 }
