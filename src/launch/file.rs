@@ -42,10 +42,32 @@ pub struct LaunchFile {
     pub modules: Vec<String>,
 }
 
+/// Why a file given as DataKit's runner file cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerFileError {
+    /// Calls every runner DataKit renders makes are not in it.
+    #[error(
+        "{}: not the runner file DataKit renders for an [[inputs.pythond]] block: {}. \
+         pythond takes that file when it is the block's cmd (README: \"Install into DataKit\"); \
+         to run scripts yourself, use `pythond run` or `pythond test`",
+        .path.display(),
+        .missing.join(", and ")
+    )]
+    NotARunner { path: PathBuf, missing: Vec<String> },
+    /// DataKit renders `main("")` when the block's dirs hold no script.
+    #[error(
+        "{}: DataKit's runner file for the block, with no script to run: its main() call \
+         names no module, so DataKit found no .py script in the block's dirs (check `dirs` \
+         and the scripts in <datakit>/python.d or the git repos' python.d)",
+        .path.display()
+    )]
+    NoScript { path: PathBuf },
+}
+
 /// Read and interpret the runner file at `path`.
 pub fn read(path: &Path) -> anyhow::Result<LaunchFile> {
     let calls = parse_with_worker(path)?;
-    interpret(path, calls).map_err(anyhow::Error::msg)
+    Ok(interpret(path, calls)?)
 }
 
 /// `pythond-worker parse-launch FILE`.
@@ -96,7 +118,7 @@ fn is_core(p: &str) -> bool {
 }
 
 /// What the calls found in `path` mean; the error says what was not found.
-pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, String> {
+pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, RunnerFileError> {
     let core = calls.path_appends.iter().find(|p| is_core(p));
     let mut missing = Vec::new();
     if core.is_none() {
@@ -123,22 +145,15 @@ pub fn interpret(path: &Path, calls: LaunchFileCalls) -> Result<LaunchFile, Stri
         missing.push("no main(\"module\", ...) call naming the scripts' modules".to_owned());
     }
     let Some(core) = core.filter(|_| missing.is_empty()) else {
-        return Err(format!(
-            "{}: not the runner file DataKit renders for an [[inputs.pythond]] block: {}. \
-             pythond takes that file when it is the block's cmd (README: \"Install into DataKit\"); \
-             to run scripts yourself, use `pythond run` or `pythond test`",
-            path.display(),
-            missing.join(", and ")
-        ));
+        return Err(RunnerFileError::NotARunner {
+            path: path.to_owned(),
+            missing,
+        });
     };
     if modules.is_empty() {
-        // DataKit renders `main("")` when the block's dirs hold no script.
-        return Err(format!(
-            "{}: DataKit's runner file for the block, with no script to run: its main() call \
-             names no module, so DataKit found no .py script in the block's dirs (check `dirs` \
-             and the scripts in <datakit>/python.d or the git repos' python.d)",
-            path.display()
-        ));
+        return Err(RunnerFileError::NoScript {
+            path: path.to_owned(),
+        });
     }
     let core = Path::new(core.trim_end_matches('/'));
     let datakit_dir = core
@@ -316,6 +331,8 @@ mod tests {
     #[test]
     fn what_is_missing_is_named_with_the_file() {
         let e = interpret(Path::new("/tmp/x.py"), calls(&[], &[], None)).unwrap_err();
+        assert!(matches!(&e, RunnerFileError::NotARunner { missing, .. } if missing.len() == 2));
+        let e = e.to_string();
         assert!(
             e.starts_with("/tmp/x.py: not the runner file DataKit renders"),
             "{e}"
@@ -325,8 +342,9 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("no main(\"module\", ...) call"), "{e}");
-        let e =
-            interpret(Path::new("/tmp/y"), calls(&["/opt/lib"], &[], Some(&["m"]))).unwrap_err();
+        let e = interpret(Path::new("/tmp/y"), calls(&["/opt/lib"], &[], Some(&["m"])))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("(it appends [\"/opt/lib\"])"), "{e}");
         assert!(!e.contains("main("), "{e}");
         for main in [&[][..], &[""]] {
@@ -335,6 +353,8 @@ mod tests {
                 calls(&["/dk/python.d/core/"], &[], Some(main)),
             )
             .unwrap_err();
+            assert!(matches!(e, RunnerFileError::NoScript { .. }), "{e}");
+            let e = e.to_string();
             assert!(
                 e.starts_with("/tmp/z: DataKit's runner file for the block, with no script to run"),
                 "{e}"
