@@ -65,27 +65,20 @@ impl Accounts for Nss {
     }
 
     fn members(&self, gid: u32) -> Option<Vec<String>> {
-        let mut buf = vec![0u8; 16 << 10];
-        // SAFETY: a zeroed group is a valid out-parameter.
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `user`. A group too big for `buf` (ERANGE) is None:
-        // shared.
-        let rc =
-            unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
-        if rc != 0 || res.is_null() {
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut p = gr.gr_mem;
-        // SAFETY: gr_mem is a NULL-terminated array of NUL-terminated strings in `buf`.
-        unsafe {
-            while !p.is_null() && !(*p).is_null() {
-                out.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
-                p = p.add(1);
+        // A group past `with_group`'s largest buffer is None: shared.
+        with_group(gid, |gr| {
+            let mut out = Vec::new();
+            let mut p = gr.gr_mem;
+            // SAFETY: gr_mem is a NULL-terminated array of NUL-terminated
+            // strings in the buffer, alive during the closure.
+            unsafe {
+                while !p.is_null() && !(*p).is_null() {
+                    out.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
+                    p = p.add(1);
+                }
             }
-        }
-        Some(out)
+            out
+        })
     }
 
     fn everyone(&self) -> Option<Vec<(String, u32)>> {
@@ -165,20 +158,43 @@ pub fn private_group(uid: u32, gid: u32) -> bool {
 
 /// The group's name, else the gid.
 pub fn group_name(gid: u32) -> String {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: a zeroed group is a valid out-parameter.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut res: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; `buf` outlives the use of
-    // the strings it holds.
-    let rc =
-        unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
-    if rc == 0 && !res.is_null() && !gr.gr_name.is_null() {
-        // SAFETY: getgrgid_r succeeded.
-        let name = unsafe { CStr::from_ptr(gr.gr_name) };
-        return name.to_string_lossy().into_owned();
+    with_group(gid, |gr| {
+        // SAFETY: gr_name is NULL or a NUL-terminated string in the buffer,
+        // alive during the closure.
+        (!gr.gr_name.is_null()).then(|| {
+            unsafe { CStr::from_ptr(gr.gr_name) }
+                .to_string_lossy()
+                .into_owned()
+        })
+    })
+    .flatten()
+    .unwrap_or_else(|| format!("gid {gid}"))
+}
+
+/// `f` of NSS's entry for group `gid`, read while the strings it points to
+/// are alive; `None` if NSS has no such group or it fills more than 1 MiB
+/// (the buffer starts at 4 KiB and grows while `getgrgid_r` says ERANGE: a
+/// group with thousands of members).
+fn with_group<T>(gid: u32, f: impl FnOnce(&libc::group) -> T) -> Option<T> {
+    let mut len = 4 << 10;
+    loop {
+        let mut buf = vec![0u8; len];
+        // SAFETY: a zeroed group is a valid out-parameter.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut res: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` outlives `f`'s
+        // use of the strings it holds.
+        let rc =
+            unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut res) };
+        if rc == libc::ERANGE && len < 1 << 20 {
+            len *= 4;
+            continue;
+        }
+        if rc != 0 || res.is_null() {
+            return None;
+        }
+        return Some(f(&gr));
     }
-    format!("gid {gid}")
 }
 
 #[cfg(test)]
@@ -296,5 +312,8 @@ mod tests {
             assert!(all.iter().any(|(n, g)| n == "root" && *g == 0), "{all:?}");
         }
         assert!(!private_group(0, 4_000_000), "no such group");
+        assert!(Nss.members(0).is_some(), "root's group, members or none");
+        assert_eq!(Nss.members(4_000_000), None);
+        assert_eq!(group_name(4_000_000), "gid 4000000");
     }
 }
