@@ -12,17 +12,21 @@ pub const PYTHOND_PYTHON: &str = "PYTHOND_PYTHON";
 /// The `cmd` to give workers, from `lookup` (the environment DataKit gave
 /// us, or a block's `envs`); empty for the embedded default.
 pub fn python_cmd(lookup: impl Fn(&str) -> Option<String>) -> String {
+    python_choice(lookup)
+        .map(|(cmd, _)| cmd)
+        .unwrap_or_default()
+}
+
+/// [`python_cmd`] and the variable it came from (`PYTHOND_PYTHON` or
+/// `VIRTUAL_ENV`); `None` for the embedded default.
+pub fn python_choice(lookup: impl Fn(&str) -> Option<String>) -> Option<(String, &'static str)> {
     let set = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
     if let Some(p) = set(PYTHOND_PYTHON) {
-        return p.trim().to_owned();
+        return Some((p.trim().to_owned(), PYTHOND_PYTHON));
     }
-    if let Some(venv) = set("VIRTUAL_ENV") {
-        return Path::new(venv.trim())
-            .join("bin/python")
-            .to_string_lossy()
-            .into_owned();
-    }
-    String::new()
+    let venv = set("VIRTUAL_ENV")?;
+    let cmd = Path::new(venv.trim()).join("bin/python");
+    Some((cmd.to_string_lossy().into_owned(), "VIRTUAL_ENV"))
 }
 
 /// Where the variable naming the scripts' Python came from, for the hint
@@ -87,6 +91,20 @@ mod tests {
             "/opt/v/bin/python"
         );
         assert_eq!(python_cmd(env(&[])), "");
+    }
+
+    #[test]
+    fn the_choice_names_the_variable_it_was_taken_from() {
+        // A blank PYTHOND_PYTHON is not set: the hint must not name it.
+        assert_eq!(
+            python_choice(env(&[("PYTHOND_PYTHON", " "), ("VIRTUAL_ENV", "/opt/v")])),
+            Some(("/opt/v/bin/python".to_owned(), "VIRTUAL_ENV"))
+        );
+        assert_eq!(
+            python_choice(env(&[("PYTHOND_PYTHON", "/p"), ("VIRTUAL_ENV", "/opt/v")])),
+            Some(("/p".to_owned(), "PYTHOND_PYTHON"))
+        );
+        assert_eq!(python_choice(env(&[("VIRTUAL_ENV", "")])), None);
     }
 
     #[test]

@@ -248,13 +248,9 @@ fn serve(
         .map(|r| datakit_dir.join("gitrepos").join(r))
         .collect();
     let block = find_block(&datakit_dir, &gitrepos, name);
-    let python = crate::cmd::python_cmd(|k| std::env::var(k).ok());
-    let python_from = if python.is_empty() {
-        None
-    } else if std::env::var_os(crate::cmd::PYTHOND_PYTHON).is_some_and(|v| !v.is_empty()) {
-        Some(crate::cmd::PYTHOND_PYTHON)
-    } else {
-        Some("VIRTUAL_ENV")
+    let (python, python_from) = match crate::cmd::python_choice(|k| std::env::var(k).ok()) {
+        Some((cmd, from)) => (cmd, Some(from)),
+        None => (String::new(), None),
     };
     tracing::info!(
         input = %name,
