@@ -26,6 +26,7 @@
 //!   imported by name and is reported, not silently skipped; an entry that
 //!   does not exist is reported.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::trust::{self, TrustError};
@@ -262,6 +263,10 @@ pub fn discover(
     // Every name listed or refused: a refused module keeps its name, so a
     // later file of that name is not imported in its place.
     let mut taken: Vec<(String, PathBuf)> = Vec::new();
+    // Paths that passed the trust check in this discovery: the folders
+    // above a root's scripts are the same for every one of them (and a
+    // group-writable one may walk every account to be judged).
+    let mut trusted: HashSet<PathBuf> = HashSet::new();
     for entry in entries {
         let found = match resolve(entry, python_d, gitrepos) {
             Ok(f) => f,
@@ -334,7 +339,18 @@ pub fn discover(
                     guarded.push(g.clone());
                 }
             }
-            let problems = trust::check_all(&guarded);
+            let mut problems = Vec::new();
+            for g in guarded {
+                if trusted.contains(&g) {
+                    continue;
+                }
+                match trust::check(&g) {
+                    Ok(()) => {
+                        trusted.insert(g);
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
             if !problems.is_empty() {
                 match policy {
                     PathPolicy::Refuse => {
