@@ -148,6 +148,54 @@ fn an_edit_restarts_only_its_input_and_a_broken_one_keeps_the_old_version() {
 }
 
 #[test]
+fn a_module_starting_a_process_at_import_reloads_and_the_dry_loads_process_ends() {
+    let dk = FakeDataKit::start();
+    let dir = two_inputs(&dk);
+    let d = Daemon::start(&dir, &[]);
+    eventually(30, "v1 reporting", || {
+        versions(&dk).contains(&1).then_some(())
+    });
+    let script = dir.path().join("python.d/edited/edited.py");
+    // The dry load imports it first (its `sleep` holds the dry load's pipes
+    // open after it exits), then the new worker.
+    save(&script, &fixture("reload/v2_starts_a_process.py"));
+    eventually(30, "v2 reporting", || {
+        versions(&dk).contains(&2).then_some(())
+    });
+    let v = status(dir.path());
+    assert!(
+        input(&v, "edited").unwrap()["reload_error"].is_null(),
+        "{v}"
+    );
+    let pids: Vec<i32> = std::fs::read_to_string(dir.path().join("pids.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "the dry load's import, the worker's: {pids:?}"
+    );
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    eventually(5, "the dry load's process ended with it", || {
+        (!alive(pids[0])).then_some(())
+    });
+    assert!(alive(pids[1]), "the running worker's process lives with it");
+    let (code, err) = d.stop();
+    assert!(code.success(), "{err}");
+    eventually(5, "the worker's process ended with it", || {
+        (!alive(pids[1])).then_some(())
+    });
+}
+
+#[test]
 fn adding_and_removing_a_block_starts_and_stops_just_that_input() {
     let dk = FakeDataKit::start();
     let dir = two_inputs(&dk);

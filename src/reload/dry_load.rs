@@ -104,32 +104,47 @@ pub(super) async fn dry_load(
     None
 }
 
-/// Read `pipe` to its end on a task of its own.
-fn read_all(
-    pipe: Option<impl tokio::io::AsyncRead + Send + Unpin + 'static>,
-) -> tokio::task::JoinHandle<Vec<u8>> {
-    use tokio::io::AsyncReadExt as _;
-    tokio::spawn(async move {
-        let mut v = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut v).await;
-        }
-        v
-    })
+/// A pipe read to its end on a task of its own; what it read so far can be
+/// taken at any time.
+struct Reader {
+    task: tokio::task::JoinHandle<()>,
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
-/// What [`read_all`] read, once its pipe ended or at `deadline` (then
-/// nothing: the reader is stopped).
-async fn taken(t: tokio::task::JoinHandle<Vec<u8>>, deadline: tokio::time::Instant) -> Vec<u8> {
-    let abort = t.abort_handle();
-    match tokio::time::timeout_at(deadline, t).await {
-        Ok(Ok(v)) => v,
-        _ => {
-            abort.abort();
-            Vec::new()
+/// Read `pipe` to its end on a task of its own.
+fn read_all(pipe: Option<impl tokio::io::AsyncRead + Send + Unpin + 'static>) -> Reader {
+    use tokio::io::AsyncReadExt as _;
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let task = tokio::spawn(async move {
+        let Some(mut p) = pipe else { return };
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = p.read(&mut chunk).await {
+            b.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&chunk[..n]);
         }
+    });
+    Reader { task, buf }
+}
+
+impl Reader {
+    fn abort(&self) {
+        self.task.abort();
     }
 }
+
+/// What `r` read, once its pipe ended or at `deadline` (then what came so
+/// far: a process a module started at import may hold the pipe open long
+/// after the dry load wrote its report).
+async fn taken(r: Reader, deadline: tokio::time::Instant) -> Vec<u8> {
+    let abort = r.task.abort_handle();
+    if tokio::time::timeout_at(deadline, r.task).await.is_err() {
+        abort.abort();
+    }
+    std::mem::take(&mut *r.buf.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// The line of a traceback that says what went wrong.
 fn last_line(e: &str) -> &str {
     e.lines()

@@ -7,7 +7,8 @@
 //! - `run`: the input's scripts on their intervals, points through the
 //!   writer ([`runtime`]); the processes they start end with it
 //!   ([`descendants`]).
-//! - `list`: load the scripts and print what would run (`pythond check`).
+//! - `list`: load the scripts and print what would run (`pythond check`, a
+//!   reload's dry load); what they started at import ends with it.
 //! - `test PATH...`: run each script once, with the daemon's timeouts, and
 //!   print its points (`pythond test`, which hands its arguments over
 //!   unchanged).
@@ -154,7 +155,12 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 cli_log: None,
                 framework_log: None,
             });
-            Ok(list::main(spec, json))
+            // A process a module starts at import ends with the dry load or
+            // `pythond check` that imported it, as with a running worker.
+            descendants::adopt_orphans();
+            let code = list::main(spec, json);
+            descendants::end_all();
+            Ok(code)
         }
         Cmd::ParseLaunch { file } => {
             let calls = pythond_python::read_launch_file(&file)?;
