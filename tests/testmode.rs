@@ -268,6 +268,29 @@ fn times_runs_every_script_again_after_the_pause_so_deltas_show() {
 }
 
 #[test]
+fn a_process_a_script_started_ends_with_pythond_test() {
+    let dir = fixture_tree("testmode/starts_process");
+    let out = pythond().arg("test").arg(dir.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = std::fs::read_to_string(dir.path().join("pid.txt")).unwrap();
+    // Gone, or a zombie left to init to reap: not running.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+    let running = stat.as_ref().is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    });
+    assert!(
+        !running,
+        "the script's `sleep` outlived pythond test: {stat:?}"
+    );
+}
+
+#[test]
 fn the_status_block_shows_each_script_with_its_runs_points_and_error() {
     let dir = fixture_tree("testmode/broken");
     let out = pythond().arg("test").arg(dir.path()).output().unwrap();

@@ -11,7 +11,7 @@
 //!   reload's dry load); what they started at import ends with it.
 //! - `test PATH...`: run each script once, with the daemon's timeouts, and
 //!   print its points (`pythond test`, which hands its arguments over
-//!   unchanged).
+//!   unchanged); what they started ends with it.
 //! - `parse-launch FILE`: print, as JSON, what the runner file DataKit
 //!   rendered for a block names (`pythond FILE --logname=NAME`, launch mode,
 //!   has no interpreter to parse it with).
@@ -174,7 +174,10 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 cli_log: None,
                 framework_log: None,
             });
-            test(args)
+            descendants::adopt_orphans();
+            let code = test(args);
+            descendants::end_all();
+            code
         }
     }
 }
