@@ -58,6 +58,10 @@ pub(super) struct Helper {
     done: mpsc::Receiver<(Lines, Result<(), usize>)>,
     /// Lines handed back by the helper, reused for its next job.
     spare: Option<Lines>,
+    /// The helper's half of the chunk being encoded, kept while the caller
+    /// takes a point of the first half through the reference path: its
+    /// start, its lines and its result.
+    pending: Option<(usize, Lines, Result<(), usize>)>,
 }
 
 impl Helper {
@@ -89,13 +93,21 @@ impl Helper {
             jobs,
             done,
             spare: Some(Lines::new()),
+            pending: None,
         })
     }
 
     /// Encode points `from..` of `raw` into `lines`, the second half on the
     /// helper when the range is big enough; `Err(j)` as [`encode_range`].
+    ///
+    /// After `Err(j)` the caller takes point `j` through the reference path
+    /// and calls again from `j + 1` with the same `raw`, until `Ok`: a
+    /// point of the first half that fails keeps the helper's half for the
+    /// next call, which encodes the rest of the first half and appends it,
+    /// instead of encoding it again (a chunk with a few such points cost up
+    /// to one half-chunk each, waited for).
     pub(super) fn encode(
-        helper: Option<&mut Helper>,
+        mut helper: Option<&mut Helper>,
         raw: &RawPoints,
         from: usize,
         opts: &ConvertOptions,
@@ -103,6 +115,18 @@ impl Helper {
         lines: &mut Lines,
     ) -> Result<(), usize> {
         let to = raw.len();
+        if let Some(h) = helper.as_deref_mut() {
+            if let Some((mid, part, r)) = h.pending.take() {
+                debug_assert!(from <= mid, "the same chunk, before the helper's half");
+                if let Err(j) = encode_range(raw, from, mid, opts, input_tags, lines) {
+                    h.pending = Some((mid, part, r));
+                    return Err(j);
+                }
+                lines.append(&part);
+                h.spare = Some(part);
+                return r;
+            }
+        }
         let Some(h) = helper.filter(|_| to.saturating_sub(from) >= SPLIT_POINTS) else {
             return encode_range(raw, from, to, opts, input_tags, lines);
         };
@@ -117,15 +141,19 @@ impl Helper {
         let first = encode_range(raw, from, mid, opts, input_tags, lines);
         // Always wait for the helper's answer: it reads `raw`.
         let second = if sent { h.done.recv().ok() } else { None };
-        first?;
-        match second {
-            Some((part, r)) => {
+        match (first, second) {
+            (Ok(()), Some((part, r))) => {
                 lines.append(&part);
                 h.spare = Some(part);
                 r
             }
+            (Err(j), Some((part, r))) => {
+                h.pending = Some((mid, part, r));
+                Err(j)
+            }
+            (Err(j), None) => Err(j),
             // The helper is gone (it panicked): this thread does its half.
-            None => encode_range(raw, mid, to, opts, input_tags, lines),
+            (Ok(()), None) => encode_range(raw, mid, to, opts, input_tags, lines),
         }
     }
 }
@@ -135,9 +163,15 @@ mod tests {
     use super::*;
 
     fn arena(n: usize, bad: Option<usize>) -> RawPoints {
+        arena_bad(n, bad.as_slice())
+    }
+
+    /// `n` points, those at `bad` with an empty measurement (the fast path
+    /// refuses them).
+    fn arena_bad(n: usize, bad: &[usize]) -> RawPoints {
         let mut rp = RawPoints::new();
         for i in 0..n {
-            let m = rp.str(if Some(i) == bad { "" } else { "m" });
+            let m = rp.str(if bad.contains(&i) { "" } else { "m" });
             rp.begin_point(m);
             rp.fields();
             let k = rp.str("i");
@@ -153,6 +187,42 @@ mod tests {
         now_ns: 0,
     };
 
+    /// What `encode_chunks` does with a chunk: encode, and after `Err(j)`
+    /// put a marker line for the reference path's point and go on.
+    fn drive(mut helper: Option<&mut Helper>, raw: &RawPoints) -> (Lines, Vec<usize>) {
+        let mut lines = Lines::new();
+        let mut fell_back = Vec::new();
+        let mut from = 0;
+        while let Err(j) = Helper::encode(helper.as_deref_mut(), raw, from, &OPTS, &[], &mut lines)
+        {
+            fell_back.push(j);
+            let marker = arena(1, None);
+            let _ = encode_range(&marker, 0, 1, &OPTS, &[], &mut lines);
+            from = j + 1;
+        }
+        (lines, fell_back)
+    }
+
+    #[test]
+    fn points_that_fall_back_in_either_half_keep_one_threads_order() {
+        std::thread::scope(|s| {
+            let mut h = Helper::spawn(s, &OPTS, &[]).expect("a thread");
+            for bad in [
+                vec![],
+                vec![3, 10, 2000],
+                vec![2600, 4000],
+                vec![1, 2501, 2502, 4999],
+            ] {
+                let raw = arena_bad(5000, &bad);
+                let two = drive(Some(&mut h), &raw);
+                let one = drive(None, &raw);
+                assert_eq!(two.1, bad, "every bad point, in order");
+                assert_eq!(two, one, "{bad:?}");
+                assert!(h.pending.is_none(), "nothing left over after the chunk");
+            }
+        });
+    }
+
     fn alone(raw: &RawPoints, from: usize) -> (Lines, Result<(), usize>) {
         let mut lines = Lines::new();
         let r = encode_range(raw, from, raw.len(), &OPTS, &[], &mut lines);
@@ -162,7 +232,6 @@ mod tests {
     #[test]
     fn two_threads_give_the_lines_and_the_first_fallback_of_one() {
         std::thread::scope(|s| {
-            let mut h = Helper::spawn(s, &OPTS, &[]).expect("a thread");
             for (n, bad, from) in [
                 (5000, None, 0),
                 (5000, Some(4000), 0),
@@ -170,6 +239,9 @@ mod tests {
                 (5000, Some(2600), 2601),
                 (100, Some(50), 0),
             ] {
+                // One helper per case: after an `Err` the caller owes it the
+                // rest of the chunk (see `points_that_fall_back_...`).
+                let mut h = Helper::spawn(s, &OPTS, &[]).expect("a thread");
                 let raw = arena(n, bad);
                 let mut lines = Lines::new();
                 let r = Helper::encode(Some(&mut h), &raw, from, &OPTS, &[], &mut lines);
