@@ -177,21 +177,17 @@ fn a_module_starting_a_process_at_import_reloads_and_the_dry_loads_process_ends(
         2,
         "the dry load's import, the worker's: {pids:?}"
     );
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| !r.trim_start().starts_with('Z'))
-        })
-    };
     eventually(5, "the dry load's process ended with it", || {
-        (!alive(pids[0])).then_some(())
+        (!running(pids[0])).then_some(())
     });
-    assert!(alive(pids[1]), "the running worker's process lives with it");
+    assert!(
+        running(pids[1]),
+        "the running worker's process lives with it"
+    );
     let (code, err) = d.stop();
     assert!(code.success(), "{err}");
     eventually(5, "the worker's process ended with it", || {
-        (!alive(pids[1])).then_some(())
+        (!running(pids[1])).then_some(())
     });
 }
 

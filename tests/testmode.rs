@@ -276,17 +276,14 @@ fn a_process_a_script_started_ends_with_pythond_test() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pid = std::fs::read_to_string(dir.path().join("pid.txt")).unwrap();
-    // Gone, or a zombie left to init to reap: not running.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-    let running = stat.as_ref().is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    });
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
-        !running,
-        "the script's `sleep` outlived pythond test: {stat:?}"
+        !running(pid),
+        "the script's `sleep` {pid} outlived pythond test"
     );
 }
 

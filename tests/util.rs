@@ -419,3 +419,13 @@ pub fn assert_kept_ticking(
         panic!("the script did not keep its schedule: {e}");
     }
 }
+
+/// Whether process `pid` runs: it exists and is not a zombie (an ended
+/// process its parent, or init, has not reaped yet).
+pub fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
