@@ -136,6 +136,37 @@ async fn the_replayer_probes_a_hung_datakit_every_second() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datakit_slower_than_the_probe_takes_each_spooled_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dk = start_datakit().await;
+    let spool = open_spool(&dir.path().join("spool"), SpoolLimits::default()).unwrap();
+    let w = Writer::spawn_with_spool(
+        WriterConfig {
+            spill_after: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(8),
+            ..cfg(Target::Http(dk.url()))
+        },
+        Some(spool),
+    );
+    dk.freeze(true);
+    w.submit(route(Category::Metric, None), pts("m", 10))
+        .unwrap();
+    w.flush();
+    assert!(until(5, || w.stats().points_spooled == 10).await);
+    // Back, but answering each write 1.5 s after taking it: longer than
+    // the probe's second.
+    dk.take_then_answer_after(Some(Duration::from_millis(1500)));
+    dk.freeze(false);
+    assert!(until(10, || w.stats().points_replayed == 10).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        seqs(&dk.all_lines()),
+        (0..10).collect::<Vec<_>>(),
+        "each point once"
+    );
+}
+
 /// The real file system, whose segment `fsync` takes `delay` while `slow`.
 struct SlowSync {
     slow: Arc<AtomicBool>,

@@ -89,6 +89,9 @@ struct State {
     /// Every request answers with this status while set.
     always: Mutex<Option<u16>>,
     delay: Mutex<Option<Duration>>,
+    /// Writes are taken (recorded as accepted) at once and answered this
+    /// much later: a DataKit that is slow to answer, not to take data.
+    slow: Mutex<Option<Duration>>,
     /// While set, requests are read but never answered (a hung DataKit).
     frozen: AtomicBool,
     /// Wakes the requests held by a freeze when it ends.
@@ -290,6 +293,10 @@ async fn handle(
     if state.drop_bodies.load(Ordering::Relaxed) {
         body = Vec::new();
     }
+    let slow = path
+        .starts_with("/v1/write/")
+        .then(|| *state.slow.lock().unwrap())
+        .flatten();
     state.received.lock().unwrap().push(Received {
         method,
         path,
@@ -302,6 +309,10 @@ async fn handle(
         line_count,
         at,
     });
+    if let Some(d) = slow {
+        // Taken already: a client that gives up now has delivered.
+        tokio::time::sleep(d).await;
+    }
     Ok(Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -442,6 +453,13 @@ impl FakeDataKit {
     /// Wait this long before answering each request.
     pub fn delay_answers(&self, d: Option<Duration>) {
         *self.state.delay.lock().unwrap() = d;
+    }
+
+    /// Take every write at once (its lines count as arrived) but answer it
+    /// `d` later, as a busy DataKit does; a client that gives up before the
+    /// answer has delivered all the same. Pings are answered at once.
+    pub fn take_then_answer_after(&self, d: Option<Duration>) {
+        *self.state.slow.lock().unwrap() = d;
     }
 
     pub fn requests(&self) -> Vec<Received> {

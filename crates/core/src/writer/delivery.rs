@@ -159,6 +159,15 @@ impl Shared {
         }
     }
 
+    /// Whether DataKit answers a `GET /v1/ping` for `route`'s target
+    /// (the error says why not).
+    pub(super) async fn ping(&self, route: &Route) -> Result<(), String> {
+        self.transport
+            .ping(self.target_for(route))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// One attempt of a `/v1/write` request.
     pub(super) async fn attempt(&self, route: &Route, raw: Bytes) -> Verdict {
         let target = self.target_for(route);

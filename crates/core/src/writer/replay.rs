@@ -3,13 +3,14 @@
 //! DataKit answered it: success, or a definitive refusal.
 //!
 //! While DataKit is not known to take data (at start, and after any failed
-//! attempt) each attempt is a probe: it waits at most `probe_timeout` (1 s)
-//! for an answer, and the next one starts at most a second later, so DataKit
-//! coming back, even from a hang, is noticed within about a second. Every
-//! tenth probe in a row waits the full `request_timeout` instead, so that a
-//! DataKit that is only slow still takes a large record. Once an attempt
-//! succeeds, records follow one another with the normal request timeout.
-//! Spool I/O runs on the spool's thread.
+//! attempt) a record is sent only after a `GET /v1/ping` was answered
+//! within `probe_timeout` (1 s), and the next ping starts at most a second
+//! after a failed one, so DataKit coming back, even from a hang, is noticed
+//! within about a second. The record itself always gets the full
+//! `request_timeout`: a record sent to find out whether DataKit is back,
+//! and given up after a second, would be taken (and sent again) by a
+//! DataKit that is alive but slower than that. Spool I/O runs on the
+//! spool's thread.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -20,9 +21,6 @@ use super::spill::decode_record;
 use super::spool::{Popped, RecordId};
 use super::spooler::{SpoolOpError, SpoolState};
 use super::Shared;
-
-/// One probe in this many waits the full request timeout.
-const LONG_PROBE_EVERY: u32 = 10;
 
 async fn pop(s: &SpoolState, id: RecordId) -> Option<Popped> {
     match s.pop(id).await {
@@ -82,23 +80,48 @@ pub(super) async fn run(shared: Arc<Shared>) {
         };
         let body = bytes::Bytes::copy_from_slice(body);
         let len = body.len();
-        let wait_for = if probing && attempt % LONG_PROBE_EVERY != LONG_PROBE_EVERY - 1 {
-            cfg.probe_timeout.min(cfg.request_timeout)
-        } else {
-            cfg.request_timeout
-        };
         let this = s.attempts.fetch_add(1, Relaxed) + 1;
-        let (verdict, timed_out) = tokio::select! {
-            v = tokio::time::timeout(wait_for, shared.attempt(&route, body)) => match v {
-                Ok(v) => (v, false),
-                Err(_) => {
-                    let reason = format!("no answer within {wait_for:?}");
-                    shared.counters.requests_failed.fetch_add(1, Relaxed);
-                    shared.counters.note_error(&reason);
-                    (Verdict::Retry(reason), true)
+        // While probing: why DataKit is not there, if it is not.
+        let (unanswered, timed_out) = if probing {
+            let wait_for = cfg.probe_timeout.min(cfg.request_timeout);
+            tokio::select! {
+                v = tokio::time::timeout(wait_for, shared.ping(&route)) => match v {
+                    Ok(Ok(())) => (None, false),
+                    Ok(Err(e)) => (Some(format!("ping: {e}")), false),
+                    Err(_) => (Some(format!("no answer to a ping within {wait_for:?}")), true),
+                },
+                _ = shared.aborted() => return,
+            }
+        } else {
+            (None, false)
+        };
+        let (verdict, timed_out) = match unanswered {
+            // DataKit does not answer: the record stays where it is.
+            Some(reason) => {
+                shared.counters.note_error(&reason);
+                (None, timed_out)
+            }
+            None => {
+                let wait_for = cfg.request_timeout;
+                tokio::select! {
+                    v = tokio::time::timeout(wait_for, shared.attempt(&route, body)) => match v {
+                        Ok(v) => (Some(v), false),
+                        Err(_) => {
+                            let reason = format!("no answer within {wait_for:?}");
+                            shared.counters.requests_failed.fetch_add(1, Relaxed);
+                            shared.counters.note_error(&reason);
+                            (Some(Verdict::Retry(reason)), true)
+                        }
+                    },
+                    _ = shared.aborted() => return,
                 }
-            },
-            _ = shared.aborted() => return,
+            }
+        };
+        let Some(verdict) = verdict else {
+            attempt = attempt.saturating_add(1);
+            s.last_failed.store(this, Relaxed);
+            wait_to_retry(&shared, &s, attempt, timed_out).await;
+            continue;
         };
         match verdict {
             Verdict::Success => {
@@ -122,25 +145,31 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 s.last_failed.store(this, Relaxed);
                 shared.counters.requests_retried.fetch_add(1, Relaxed);
                 tracing::debug!(target: "pythond::writer", "spool replay waiting for DataKit: {reason}");
-                // A probe that timed out has waited already; otherwise back
-                // off, at most a second: data waits on disk, and DataKit
-                // coming back should be noticed quickly.
-                let wait = if timed_out {
-                    Duration::ZERO
-                } else {
-                    retry::backoff(
-                        attempt.min(30),
-                        cfg.retry_initial,
-                        cfg.retry_max.min(Duration::from_secs(1)),
-                    )
-                    .max(cfg.retry_initial)
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = s.probe_now.notified() => {}
-                    _ = shared.aborted() => {}
-                }
+                wait_to_retry(&shared, &s, attempt, timed_out).await;
             }
         }
+    }
+}
+
+/// The pause after the `attempt`-th failure in a row: none after a wait
+/// that timed out (it has waited already), else a backoff of at most a
+/// second (data waits on disk, and DataKit coming back should be noticed
+/// quickly); cut short by shutdown wanting the spool drained.
+async fn wait_to_retry(shared: &Shared, s: &SpoolState, attempt: u32, timed_out: bool) {
+    let cfg = &shared.cfg;
+    let wait = if timed_out {
+        Duration::ZERO
+    } else {
+        retry::backoff(
+            attempt.min(30),
+            cfg.retry_initial,
+            cfg.retry_max.min(Duration::from_secs(1)),
+        )
+        .max(cfg.retry_initial)
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = s.probe_now.notified() => {}
+        _ = shared.aborted() => {}
     }
 }

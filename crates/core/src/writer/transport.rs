@@ -113,6 +113,30 @@ impl Transport {
         self.send(client, &url, body).await
     }
 
+    /// `GET /v1/ping` on `target`: whether DataKit answers at all (any
+    /// status counts: something is there and responding). Local sinks are
+    /// always there.
+    pub async fn ping(&self, target: &Target) -> Result<(), TransportError> {
+        let (client, url) = match target {
+            Target::Http(base) => (self.tcp.clone(), format!("{base}/v1/ping")),
+            Target::Unix(path) => (
+                self.unix_client(path)?,
+                "http://localhost/v1/ping".to_owned(),
+            ),
+            Target::Stdout | Target::File(_) => return Ok(()),
+        };
+        let resp = client.get(&url).send().await.map_err(|e| {
+            if e.is_builder() {
+                TransportError::Invalid(error_chain(&e))
+            } else {
+                TransportError::Http(error_chain(&e))
+            }
+        })?;
+        // Read the answer to its end so the connection can be reused.
+        let _ = resp.bytes().await;
+        Ok(())
+    }
+
     /// POST to an absolute `http://` URL (the script helpers).
     pub async fn post_url(&self, url: &str, body: Body) -> Result<Answer, TransportError> {
         self.send(self.tcp.clone(), url, body).await
