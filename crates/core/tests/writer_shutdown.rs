@@ -98,15 +98,15 @@ async fn shutdown_drains_the_spool_to_a_datakit_that_answers_again() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_replayer_probes_a_hung_datakit_every_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let dk = start_datakit().await;
-    let spool = open_spool(&dir.path().join("spool"), SpoolLimits::default()).unwrap();
+/// A writer with a spool in `dir` whose 10 points, submitted to `dk` while
+/// it is frozen, have been spooled behind the attempt that hangs (with a
+/// request timeout far longer than the tests' windows): the replayer is
+/// probing.
+async fn spooled_behind_a_hung_datakit(dir: &Path, dk: &FakeDataKit) -> Writer {
+    let spool = open_spool(&dir.join("spool"), SpoolLimits::default()).unwrap();
     let w = Writer::spawn_with_spool(
         WriterConfig {
             spill_after: Duration::from_millis(200),
-            // Far longer than the window below.
             request_timeout: Duration::from_secs(8),
             ..cfg(Target::Http(dk.url()))
         },
@@ -116,9 +116,15 @@ async fn the_replayer_probes_a_hung_datakit_every_second() {
     w.submit(route(Category::Metric, None), pts("m", 10))
         .unwrap();
     w.flush();
-    // The attempt hangs; 200 ms later its batch is spooled, and the
-    // replayer starts probing.
     assert!(until(5, || w.stats().points_spooled == 10).await);
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replayer_probes_a_hung_datakit_every_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let dk = start_datakit().await;
+    let _w = spooled_behind_a_hung_datakit(dir.path(), &dk).await;
     let before = dk.unanswered();
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let probes = dk.unanswered() - before;
@@ -140,20 +146,7 @@ async fn the_replayer_probes_a_hung_datakit_every_second() {
 async fn a_datakit_slower_than_the_probe_takes_each_spooled_record_once() {
     let dir = tempfile::tempdir().unwrap();
     let dk = start_datakit().await;
-    let spool = open_spool(&dir.path().join("spool"), SpoolLimits::default()).unwrap();
-    let w = Writer::spawn_with_spool(
-        WriterConfig {
-            spill_after: Duration::from_millis(200),
-            request_timeout: Duration::from_secs(8),
-            ..cfg(Target::Http(dk.url()))
-        },
-        Some(spool),
-    );
-    dk.freeze(true);
-    w.submit(route(Category::Metric, None), pts("m", 10))
-        .unwrap();
-    w.flush();
-    assert!(until(5, || w.stats().points_spooled == 10).await);
+    let w = spooled_behind_a_hung_datakit(dir.path(), &dk).await;
     // Back, but answering each write 1.5 s after taking it: longer than
     // the probe's second.
     dk.take_then_answer_after(Some(Duration::from_millis(1500)));
