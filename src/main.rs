@@ -8,6 +8,7 @@
 //! - `pythond FILE --logname=NAME`: launch mode, DataKit starting pythond as
 //!   the `cmd` of an `[[inputs.pythond]]` block ([`launch`]).
 
+mod bounded;
 mod check;
 mod cmd;
 mod launch;
