@@ -73,10 +73,12 @@ async fn the_queue_to_the_dispatcher_is_bounded_in_calls() {
     // 8 calls queued, up to 8 more the dispatcher took off the queue in one
     // go (the inbox hands over all it holds) and is still handing on, a
     // lane's 4 batches, one being sent and one being handed over: at most
-    // 22 held (21 seen), never the 1000.
-    assert!(st.held_points <= 2 * 8 + 4 + 2, "{st:?}");
+    // 22 held (21 seen), never the 1000; nothing is delivered, so every
+    // call not held was refused.
+    let bound = 2 * 8 + 4 + 2;
+    assert!(st.held_points <= bound, "{st:?}");
     assert_eq!(st.dropped_queue_full, busy, "{st:?}");
-    assert!(busy >= 980, "{busy} refused");
+    assert!(busy >= 1000 - bound, "{busy} refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
