@@ -78,50 +78,40 @@ pub(super) async fn run(shared: Arc<Shared>) {
             pop(&s, rec.id).await;
             continue;
         };
-        let body = bytes::Bytes::copy_from_slice(body);
-        let len = body.len();
         let this = s.attempts.fetch_add(1, Relaxed) + 1;
-        // While probing: why DataKit is not there, if it is not.
-        let (unanswered, timed_out) = if probing {
+        if probing {
             let wait_for = cfg.probe_timeout.min(cfg.request_timeout);
-            tokio::select! {
+            let unanswered = tokio::select! {
                 v = tokio::time::timeout(wait_for, shared.ping(&route)) => match v {
-                    Ok(Ok(())) => (None, false),
-                    Ok(Err(e)) => (Some(format!("ping: {e}")), false),
-                    Err(_) => (Some(format!("no answer to a ping within {wait_for:?}")), true),
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some((format!("ping: {e}"), false)),
+                    Err(_) => Some((format!("no answer to a ping within {wait_for:?}"), true)),
                 },
                 _ = shared.aborted() => return,
-            }
-        } else {
-            (None, false)
-        };
-        let (verdict, timed_out) = match unanswered {
-            // DataKit does not answer: the record stays where it is.
-            Some(reason) => {
+            };
+            if let Some((reason, timed_out)) = unanswered {
+                // DataKit does not answer: the record stays where it is.
                 shared.counters.note_error(&reason);
-                (None, timed_out)
+                attempt = attempt.saturating_add(1);
+                s.last_failed.store(this, Relaxed);
+                wait_to_retry(&shared, &s, attempt, timed_out).await;
+                continue;
             }
-            None => {
-                let wait_for = cfg.request_timeout;
-                tokio::select! {
-                    v = tokio::time::timeout(wait_for, shared.attempt(&route, body)) => match v {
-                        Ok(v) => (Some(v), false),
-                        Err(_) => {
-                            let reason = format!("no answer within {wait_for:?}");
-                            shared.counters.requests_failed.fetch_add(1, Relaxed);
-                            shared.counters.note_error(&reason);
-                            (Some(Verdict::Retry(reason)), true)
-                        }
-                    },
-                    _ = shared.aborted() => return,
+        }
+        let body = bytes::Bytes::copy_from_slice(body);
+        let len = body.len();
+        let wait_for = cfg.request_timeout;
+        let (verdict, timed_out) = tokio::select! {
+            v = tokio::time::timeout(wait_for, shared.attempt(&route, body)) => match v {
+                Ok(v) => (v, false),
+                Err(_) => {
+                    let reason = format!("no answer within {wait_for:?}");
+                    shared.counters.requests_failed.fetch_add(1, Relaxed);
+                    shared.counters.note_error(&reason);
+                    (Verdict::Retry(reason), true)
                 }
-            }
-        };
-        let Some(verdict) = verdict else {
-            attempt = attempt.saturating_add(1);
-            s.last_failed.store(this, Relaxed);
-            wait_to_retry(&shared, &s, attempt, timed_out).await;
-            continue;
+            },
+            _ = shared.aborted() => return,
         };
         match verdict {
             Verdict::Success => {

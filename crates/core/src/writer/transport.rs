@@ -91,24 +91,15 @@ impl Transport {
         path_and_query: &str,
         body: Body,
     ) -> Result<Answer, TransportError> {
-        let (client, url) = match target {
-            Target::Http(base) => (self.tcp.clone(), format!("{base}{path_and_query}")),
-            Target::Unix(path) => (
-                self.unix_client(path)?,
-                format!("http://localhost{path_and_query}"),
-            ),
-            Target::Stdout | Target::File(_) => {
-                let (sinks, target, pq) = (
-                    self.local.clone(),
-                    target.clone(),
-                    path_and_query.to_owned(),
-                );
-                return tokio::task::spawn_blocking(move || {
-                    write_local(&sinks, &target, &pq, body)
-                })
+        let Some((client, url)) = self.remote(target, path_and_query)? else {
+            let (sinks, target, pq) = (
+                self.local.clone(),
+                target.clone(),
+                path_and_query.to_owned(),
+            );
+            return tokio::task::spawn_blocking(move || write_local(&sinks, &target, &pq, body))
                 .await
                 .unwrap_or_else(|e| Err(TransportError::Build(e.to_string())));
-            }
         };
         self.send(client, &url, body).await
     }
@@ -117,24 +108,30 @@ impl Transport {
     /// status counts: something is there and responding). Local sinks are
     /// always there.
     pub async fn ping(&self, target: &Target) -> Result<(), TransportError> {
-        let (client, url) = match target {
-            Target::Http(base) => (self.tcp.clone(), format!("{base}/v1/ping")),
-            Target::Unix(path) => (
-                self.unix_client(path)?,
-                "http://localhost/v1/ping".to_owned(),
-            ),
-            Target::Stdout | Target::File(_) => return Ok(()),
+        let Some((client, url)) = self.remote(target, "/v1/ping")? else {
+            return Ok(());
         };
-        let resp = client.get(&url).send().await.map_err(|e| {
-            if e.is_builder() {
-                TransportError::Invalid(error_chain(&e))
-            } else {
-                TransportError::Http(error_chain(&e))
-            }
-        })?;
+        let resp = client.get(&url).send().await.map_err(request_error)?;
         // Read the answer to its end so the connection can be reused.
         let _ = resp.bytes().await;
         Ok(())
+    }
+
+    /// The client and URL of `path_and_query` on `target`; `None` for a
+    /// local sink.
+    fn remote(
+        &self,
+        target: &Target,
+        path_and_query: &str,
+    ) -> Result<Option<(reqwest::Client, String)>, TransportError> {
+        Ok(match target {
+            Target::Http(base) => Some((self.tcp.clone(), format!("{base}{path_and_query}"))),
+            Target::Unix(path) => Some((
+                self.unix_client(path)?,
+                format!("http://localhost{path_and_query}"),
+            )),
+            Target::Stdout | Target::File(_) => None,
+        })
     }
 
     /// POST to an absolute `http://` URL (the script helpers).
@@ -154,19 +151,23 @@ impl Transport {
         if body.gzip {
             req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        let resp = req.body(body.bytes).send().await.map_err(|e| {
-            if e.is_builder() {
-                TransportError::Invalid(error_chain(&e))
-            } else {
-                TransportError::Http(error_chain(&e))
-            }
-        })?;
+        let resp = req.body(body.bytes).send().await.map_err(request_error)?;
         let status = resp.status().as_u16();
         let body = resp
             .text()
             .await
             .map_err(|e| TransportError::Http(error_chain(&e)))?;
         Ok(Answer { status, body })
+    }
+}
+
+/// A request that could not be built is [`TransportError::Invalid`] (it
+/// never will be); any other failure is [`TransportError::Http`].
+fn request_error(e: reqwest::Error) -> TransportError {
+    if e.is_builder() {
+        TransportError::Invalid(error_chain(&e))
+    } else {
+        TransportError::Http(error_chain(&e))
     }
 }
 
