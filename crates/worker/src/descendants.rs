@@ -45,6 +45,15 @@ pub fn adopt_orphans() {
     }
 }
 
+/// `f`, with every process it starts (and what those start) ended when it
+/// returns: [`adopt_orphans`] before, [`end_all`] after.
+pub fn ended_after<T>(f: impl FnOnce() -> T) -> T {
+    adopt_orphans();
+    let v = f();
+    end_all();
+    v
+}
+
 /// `(state, ppid, process group)` of `pid` from `/proc/<pid>/stat`.
 fn stat(pid: i32) -> Option<(char, i32, i32)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

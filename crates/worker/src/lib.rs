@@ -142,9 +142,7 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 cli_log: None,
                 framework_log: Some(framework_log),
             });
-            descendants::adopt_orphans();
-            let code = runtime::main(spec);
-            descendants::end_all();
+            let code = descendants::ended_after(|| runtime::main(spec));
             drop(guard); // flush the last lines before the process exits
             Ok(code)
         }
@@ -157,10 +155,7 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
             });
             // A process a module starts at import ends with the dry load or
             // `pythond check` that imported it, as with a running worker.
-            descendants::adopt_orphans();
-            let code = list::main(spec, json);
-            descendants::end_all();
-            Ok(code)
+            Ok(descendants::ended_after(|| list::main(spec, json)))
         }
         Cmd::ParseLaunch { file } => {
             let calls = pythond_python::read_launch_file(&file)?;
@@ -174,10 +169,7 @@ fn run_cli(cli: Cli) -> Result<i32, CliError> {
                 cli_log: None,
                 framework_log: None,
             });
-            descendants::adopt_orphans();
-            let code = test(args);
-            descendants::end_all();
-            code
+            descendants::ended_after(|| test(args))
         }
     }
 }
