@@ -123,7 +123,6 @@ fn summaries(stderr: &str) -> (Vec<u64>, Vec<u64>, u64) {
 /// The start delay the 2 000-script target's p99 must stay below.
 const LATE_US: u64 = 10_000;
 
-/// The scale script with `count` classes.
 /// PSS and RSS (KiB) of supervisor and worker running the seed demo with
 /// `cmd`, after 12 s.
 fn idle_memory(cmd: &str) -> (u64, u64, u64, u64) {
@@ -169,6 +168,7 @@ fn python_idle_pss_kib(cmd: &str) -> u64 {
     pss
 }
 
+/// The scale script with `count` classes.
 fn many(count: usize) -> String {
     script("many.py").replace("COUNT = 200", &format!("COUNT = {count}"))
 }

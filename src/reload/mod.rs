@@ -124,6 +124,7 @@ pub async fn run(
                     .collect();
                 if !scripts.is_empty() {
                     reload(sup, &reloader, false, &scripts).await;
+                    crate::run::page_out_own_code_soon();
                 }
             } else {
                 watcher = Some(w);
@@ -155,6 +156,9 @@ pub async fn run(
             tracing::info!("SIGHUP: reloading the configuration and every input's scripts");
         }
         reload(sup, &reloader, everything, &paths).await;
+        // Reading the configuration, discovering, dry loads: start-up's
+        // code again.
+        crate::run::page_out_own_code_soon();
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`seconds`]: intervals and timeouts users give, within bounds.
 //! - [`clock`]: the wall clock points without a time are stamped with.
 //! - [`script_stats`]: points each script handed over, per category.
+//! - [`pageout`]: giving back the code pages start-up used.
 //!
 //! `docs/design.md` describes the process model and the writer's design;
 //! `docs/compat.md` the compatibility contract the code follows.
@@ -33,6 +34,7 @@ pub mod discover;
 pub mod lineproto;
 pub mod logs;
 pub mod names;
+pub mod pageout;
 pub mod payload;
 pub mod point;
 pub mod route;

@@ -243,9 +243,14 @@ pub fn main(spec: WorkerSpec) -> i32 {
         .collect();
     // Starting the interpreter and importing the scripts freed more than it
     // kept (compiled code, the spec, temporary buffers): give the free
-    // pages back now, before the worker settles into its runs.
+    // pages back now, before the worker settles into its runs; the same for
+    // the code that did it (what the runs use comes back as they start).
     // SAFETY: plain libc call.
     unsafe { libc::malloc_trim(0) };
+    match pythond_core::pageout::own_code() {
+        Ok(n) => tracing::debug!(kib = n >> 10, "own code paged out"),
+        Err(e) => tracing::debug!("own code not paged out: {e}"),
+    }
     let reporter = crate::report::Reporter {
         scripts: jobs
             .iter()
