@@ -470,7 +470,7 @@ pub fn serve(
         for l in launches {
             sup.start(l);
         }
-        page_out_own_code_soon();
+        supervisor::page_out_own_code_soon();
         match opts.reload.take() {
             Some(mut reloader) => {
                 if let Some(t) = opts.lasterror_target.take() {
@@ -513,22 +513,6 @@ pub fn serve(
     }
     tracing::info!("stopped");
     Ok(outcomes)
-}
-
-/// Once start-up or a reload is over (workers started, their first events
-/// read, folders watched): page out the code it ran, which an idle
-/// supervisor does not run again ([`pythond_core::pageout`]).
-pub fn page_out_own_code_soon() {
-    /// Long enough for the workers' start and the watcher's first sync.
-    const SETTLE: Duration = Duration::from_secs(5);
-    tokio::spawn(async {
-        tokio::time::sleep(SETTLE).await;
-        let _ = tokio::task::spawn_blocking(|| match pythond_core::pageout::own_code() {
-            Ok(n) => tracing::debug!(kib = n >> 10, "own code paged out"),
-            Err(e) => tracing::debug!("own code not paged out: {e}"),
-        })
-        .await;
-    });
 }
 
 /// `pythond`'s exit code: [`exit::CONFIG`] when an input was stopped on a

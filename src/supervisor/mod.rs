@@ -519,3 +519,19 @@ async fn keep_running(
 fn lock_crashes(c: &Mutex<crashes::Crashes>) -> std::sync::MutexGuard<'_, crashes::Crashes> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Once start-up or a reload is over (workers started, their first events
+/// read, folders watched): page out the code it ran, which an idle
+/// supervisor does not run again ([`pythond_core::pageout`]).
+pub fn page_out_own_code_soon() {
+    /// Long enough for the workers' start and the watcher's first sync.
+    const SETTLE: Duration = Duration::from_secs(5);
+    tokio::spawn(async {
+        tokio::time::sleep(SETTLE).await;
+        let _ = tokio::task::spawn_blocking(|| match pythond_core::pageout::own_code() {
+            Ok(n) => tracing::debug!(kib = n >> 10, "own code paged out"),
+            Err(e) => tracing::debug!("own code not paged out: {e}"),
+        })
+        .await;
+    });
+}
