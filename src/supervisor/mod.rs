@@ -526,12 +526,5 @@ fn lock_crashes(c: &Mutex<crashes::Crashes>) -> std::sync::MutexGuard<'_, crashe
 pub fn page_out_own_code_soon() {
     /// Long enough for the workers' start and the watcher's first sync.
     const SETTLE: Duration = Duration::from_secs(5);
-    tokio::spawn(async {
-        tokio::time::sleep(SETTLE).await;
-        let _ = tokio::task::spawn_blocking(|| match pythond_core::pageout::own_code() {
-            Ok(n) => tracing::debug!(kib = n >> 10, "own code paged out"),
-            Err(e) => tracing::debug!("own code not paged out: {e}"),
-        })
-        .await;
-    });
+    pythond_core::pageout::after(SETTLE);
 }

@@ -243,14 +243,9 @@ pub fn main(spec: WorkerSpec) -> i32 {
         .collect();
     // Starting the interpreter and importing the scripts freed more than it
     // kept (compiled code, the spec, temporary buffers): give the free
-    // pages back now, before the worker settles into its runs; the same for
-    // the code that did it (what the runs use comes back as they start).
+    // pages back now, before the worker settles into its runs.
     // SAFETY: plain libc call.
     unsafe { libc::malloc_trim(0) };
-    match pythond_core::pageout::own_code() {
-        Ok(n) => tracing::debug!(kib = n >> 10, "own code paged out"),
-        Err(e) => tracing::debug!("own code not paged out: {e}"),
-    }
     let reporter = crate::report::Reporter {
         scripts: jobs
             .iter()
@@ -289,6 +284,11 @@ pub fn main(spec: WorkerSpec) -> i32 {
             let _ = stop_at2.set(tokio::time::Instant::now());
             let _ = tx.send(true);
         });
+        // The code that started the interpreter and imported the scripts
+        // (ours and libpython's): paged out once the first runs are done,
+        // not before them, so that the first points do not wait for it to
+        // come back; what the runs use comes back as they start.
+        pythond_core::pageout::after(PAGEOUT_SETTLE);
         let stats: Vec<_> = jobs
             .iter()
             .map(|j| (j.job.script.name.clone(), j.stats.clone()))
@@ -326,6 +326,9 @@ pub fn main(spec: WorkerSpec) -> i32 {
     rt.shutdown_background();
     code
 }
+
+/// How long after the first runs start the worker pages out its code.
+const PAGEOUT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Launch mode's linger: what a batch may wait for before it is sent.
 /// Measured (BENCHMARKS.md, "SIGKILL in launch mode"): with the default
