@@ -125,6 +125,7 @@ fn summaries(stderr: &str) -> (Vec<u64>, Vec<u64>, u64) {
 /// The start delay the 2 000-script target's p99 must stay below.
 const LATE_US: u64 = 10_000;
 
+/// When scenario 3 measures: see [`idle_memory`].
 const IDLE_AFTER: Duration = Duration::from_secs(25);
 
 /// How many daemons scenario 3 starts per `cmd`, one after the other.

@@ -470,7 +470,9 @@ pub fn serve(
         for l in launches {
             sup.start(l);
         }
-        supervisor::page_out_own_code_soon();
+        // Start-up's code (configuration, discovery, launching) is not run
+        // again by an idle supervisor.
+        pythond_core::pageout::soon();
         match opts.reload.take() {
             Some(mut reloader) => {
                 if let Some(t) = opts.lasterror_target.take() {

@@ -124,7 +124,7 @@ pub async fn run(
                     .collect();
                 if !scripts.is_empty() {
                     reload(sup, &reloader, false, &scripts).await;
-                    crate::supervisor::page_out_own_code_soon();
+                    pythond_core::pageout::soon();
                 }
             } else {
                 watcher = Some(w);
@@ -158,7 +158,7 @@ pub async fn run(
         reload(sup, &reloader, everything, &paths).await;
         // Reading the configuration, discovering, dry loads: start-up's
         // code again.
-        crate::supervisor::page_out_own_code_soon();
+        pythond_core::pageout::soon();
     }
 }
 

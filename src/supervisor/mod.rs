@@ -519,12 +519,3 @@ async fn keep_running(
 fn lock_crashes(c: &Mutex<crashes::Crashes>) -> std::sync::MutexGuard<'_, crashes::Crashes> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// Once start-up or a reload is over (workers started, their first events
-/// read, folders watched): page out the code it ran, which an idle
-/// supervisor does not run again ([`pythond_core::pageout`]).
-pub fn page_out_own_code_soon() {
-    /// Long enough for the workers' start and the watcher's first sync.
-    const SETTLE: Duration = Duration::from_secs(5);
-    pythond_core::pageout::after(SETTLE);
-}

@@ -8,9 +8,9 @@
 //! of the supervisor's 2.7 MB of code, idle, and most of libpython's 4 MB in
 //! a worker. [`code`] asks the kernel to page out the read-only segments of
 //! the program and of the shared objects the loader mapped for it
-//! (`MADV_PAGEOUT`, Linux 5.4+): their pages are unmapped and dropped from
-//! the page cache. What runs afterwards faults its pages back from the file
-//! (BENCHMARKS.md, "Idle memory").
+//! (`MADV_PAGEOUT`, Linux 5.4+): their pages are unmapped, and dropped from
+//! the page cache where the kernel can. What runs afterwards faults its
+//! pages back (BENCHMARKS.md, "Idle memory").
 //!
 //! The kernel pages out only pages no other process maps (libc, or a
 //! libpython another Python is running, stay as they are), and only for a
@@ -25,12 +25,16 @@ use std::ops::Range;
 /// The environment variable that turns [`code`] off (`off`).
 pub const ENV: &str = "PYTHOND_PAGEOUT";
 
-/// Once `settle` has passed (start-up or a reload is over: scripts loaded,
-/// their first runs done, folders watched), [`code`] on a blocking thread;
-/// the outcome is logged at debug. Needs a tokio runtime.
-pub fn after(settle: std::time::Duration) {
-    tokio::spawn(async move {
-        tokio::time::sleep(settle).await;
+/// How long [`soon`] waits: for the supervisor, long enough for its
+/// workers' start and the folder watcher's first sync; for a worker, for its
+/// first runs, so that the first points never wait for code to come back.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// [`code`] on a blocking thread once [`SETTLE`] has passed (start-up or a
+/// reload is over); the outcome is logged at debug. Needs a tokio runtime.
+pub fn soon() {
+    tokio::spawn(async {
+        tokio::time::sleep(SETTLE).await;
         let _ = tokio::task::spawn_blocking(|| match code() {
             Ok(n) => tracing::debug!(kib = n >> 10, "code paged out"),
             Err(e) => tracing::debug!("code not (all) paged out: {e}"),

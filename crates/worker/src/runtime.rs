@@ -288,7 +288,7 @@ pub fn main(spec: WorkerSpec) -> i32 {
         // (ours and libpython's): paged out once the first runs are done,
         // not before them, so that the first points do not wait for it to
         // come back; what the runs use comes back as they start.
-        pythond_core::pageout::after(PAGEOUT_SETTLE);
+        pythond_core::pageout::soon();
         let stats: Vec<_> = jobs
             .iter()
             .map(|j| (j.job.script.name.clone(), j.stats.clone()))
@@ -326,9 +326,6 @@ pub fn main(spec: WorkerSpec) -> i32 {
     rt.shutdown_background();
     code
 }
-
-/// How long after the first runs start the worker pages out its code.
-const PAGEOUT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Launch mode's linger: what a batch may wait for before it is sent.
 /// Measured (BENCHMARKS.md, "SIGKILL in launch mode"): with the default
