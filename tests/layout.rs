@@ -206,3 +206,36 @@ fn the_cycle_check_sees_a_cycle() {
     );
     assert_eq!(cycle_from(&g, "d"), None);
 }
+
+/// What build.rs hands lld (`--symbol-ordering-file`): one symbol per line
+/// as `scripts/idle-order.sh` writes it, comments starting with `#`. A
+/// malformed line is not an error to the linker, only a name it never finds.
+#[test]
+fn the_idle_code_lists_hold_one_symbol_per_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/idle-order");
+    for bin in ["pythond", "pythond-worker"] {
+        let path = dir.join(format!("{bin}.txt"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut seen = std::collections::BTreeSet::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let at = format!("{}:{}", path.display(), n + 1);
+            assert!(
+                !line.is_empty() && !line.contains(char::is_whitespace),
+                "{at}: not one symbol: {line:?}"
+            );
+            // callgrind's recursion marks (`name'2`) are not symbol names.
+            assert!(!line.contains('\''), "{at}: {line}");
+            assert!(seen.insert(line), "{at}: listed twice: {line}");
+        }
+        assert!(
+            seen.len() > 50,
+            "{}: only {} symbols",
+            path.display(),
+            seen.len()
+        );
+    }
+}
