@@ -19,7 +19,7 @@
 # of Rust toolchain or of Cargo.lock (symbol names carry hashes of both): a
 # stale list only loses the grouping, never breaks the build (names the
 # binary lacks are skipped). `--check` says how much of each list the
-# current release binaries still have.
+# binaries in target/release (a release or a bench build) have.
 #
 # Needs valgrind (Debian: valgrind) and python3. Usage:
 #   scripts/idle-order.sh          # build and record twice (the release and
@@ -30,13 +30,21 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/scripts/idle-order"
 bins=(pythond pythond-worker)
 
+# check: how many names of each part of each list (the release build's,
+# the bench build's) the binary in target/release has; the part of the
+# build that is there should be found nearly in full.
 check() {
   for b in "${bins[@]}"; do
-    local have listed
-    have=$(nm "$root/target/release/$b" | awk '{print $NF}' | sort -u \
-      | grep -cxFf - <(grep -v '^#' "$out/$b.txt") || true)
-    listed=$(grep -cv '^#' "$out/$b.txt")
-    echo "$b: $have of $listed listed functions are in target/release/$b"
+    nm "$root/target/release/$b" | awk '{print $NF}' | sort -u > "$out/.have"
+    awk -v have="$out/.have" -v b="$b" '
+      BEGIN { while ((getline n < have) > 0) h[n] = 1 }
+      /^# bench:/ { part = "bench"; next }
+      /^#/ { next }
+      { part = part ? part : "release"; all[part]++; if ($0 in h) found[part]++ }
+      END { printf "%s: release part %d of %d found in target/release/%s, bench part %d of %d\n",
+              b, found["release"], all["release"], b, found["bench"], all["bench"] }
+    ' "$out/$b.txt"
+    rm -f "$out/.have"
   done
 }
 if [ "${1:-}" = "--check" ]; then
@@ -140,6 +148,7 @@ for b in "${bins[@]}"; do
     echo "# ($(rustc -V), $(date -u +%F)); read by build.rs. First as"
     echo "# \`cargo build --release\` names them, then what \`cargo bench\` names otherwise."
     cat "$dir/$b.release"
+    echo "# bench: the same functions as a \`cargo bench\` build names them"
     grep -vxFf "$dir/$b.release" "$dir/$b.bench" || true
   } > "$out/$b.txt"
 done
