@@ -44,8 +44,10 @@ fn main() {
 /// has and the binary lacks (a stale list) are skipped without a warning.
 ///
 /// Only where the linker is known to be lld: Rust 1.90+ links
-/// x86_64-unknown-linux-gnu with its own lld unless RUSTFLAGS choose another
-/// linker. `PYTHOND_IDLE_ORDER=off` leaves the order to the linker.
+/// x86_64-unknown-linux-gnu with its own lld unless a linker is chosen
+/// (`linker` in `.cargo/config.toml`, which cargo passes as `RUSTC_LINKER`,
+/// or `-C linker...` in RUSTFLAGS). `PYTHOND_IDLE_ORDER=off` leaves the
+/// order to the linker.
 fn order_idle_code() {
     println!("cargo:rerun-if-env-changed=PYTHOND_IDLE_ORDER");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
@@ -54,6 +56,7 @@ fn order_idle_code() {
         || env("TARGET") != "x86_64-unknown-linux-gnu"
         || env("PYTHOND_IDLE_ORDER") == "off"
         || rustflags.contains("linker")
+        || std::env::var_os("RUSTC_LINKER").is_some()
         || !rustc_links_with_lld()
     {
         return;

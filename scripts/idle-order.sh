@@ -35,16 +35,14 @@ bins=(pythond pythond-worker)
 # build that is there should be found nearly in full.
 check() {
   for b in "${bins[@]}"; do
-    nm "$root/target/release/$b" | awk '{print $NF}' | sort -u > "$out/.have"
-    awk -v have="$out/.have" -v b="$b" '
-      BEGIN { while ((getline n < have) > 0) h[n] = 1 }
+    nm "$root/target/release/$b" | awk -v b="$b" '
+      NR == FNR { have[$NF] = 1; next }
       /^# bench:/ { part = "bench"; next }
       /^#/ { next }
-      { part = part ? part : "release"; all[part]++; if ($0 in h) found[part]++ }
+      { all[part]++; if ($0 in have) found[part]++ }
       END { printf "%s: release part %d of %d found in target/release/%s, bench part %d of %d\n",
               b, found["release"], all["release"], b, found["bench"], all["bench"] }
-    ' "$out/$b.txt"
-    rm -f "$out/.have"
+    ' - part=release "$out/$b.txt"
   done
 }
 if [ "${1:-}" = "--check" ]; then

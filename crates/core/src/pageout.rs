@@ -71,16 +71,18 @@ pub fn code() -> std::io::Result<usize> {
     }
 }
 
-/// The loaded segments without write permission of the program and of the
-/// shared objects mapped from files (not the vDSO), shrunk to whole pages (a
-/// page a segment shares with its writable neighbour is left alone).
-pub fn read_only_segments() -> Vec<Range<usize>> {
+/// The segments [`each_read_only_segment`] finds, collected (for the tests).
+#[cfg(test)]
+fn read_only_segments() -> Vec<Range<usize>> {
     let mut out = Vec::new();
     each_read_only_segment(&mut |r| out.push(r));
     out
 }
 
-/// [`read_only_segments`], each handed to `f` while the loader's walk is on.
+/// The loaded segments without write permission of the program and of the
+/// shared objects mapped from files (not the vDSO), shrunk to whole pages (a
+/// page a segment shares with its writable neighbour is left alone), each
+/// handed to `f` while the loader's walk is on.
 fn each_read_only_segment(f: &mut dyn FnMut(Range<usize>)) {
     unsafe extern "C" fn each_object(
         info: *mut libc::dl_phdr_info,
